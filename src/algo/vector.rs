@@ -1,0 +1,69 @@
+//! Element-wise operations on flat parameter vectors, the only arithmetic the cores need.
+
+use super::Real;
+
+/// `y += a * x`, element-wise. Panics in debug builds if the lengths differ.
+pub fn axpy<T: Real>(y: &mut [T], a: T, x: &[T]) {
+    debug_assert_eq!(y.len(), x.len());
+    for (yi, &xi) in y.iter_mut().zip(x) {
+        *yi = *yi + a * xi;
+    }
+}
+
+/// `y *= a`, element-wise.
+pub fn scale<T: Real>(y: &mut [T], a: T) {
+    for yi in y.iter_mut() {
+        *yi = *yi * a;
+    }
+}
+
+/// `y = a * y + b * x`, element-wise.
+pub fn axpby<T: Real>(y: &mut [T], a: T, b: T, x: &[T]) {
+    debug_assert_eq!(y.len(), x.len());
+    for (yi, &xi) in y.iter_mut().zip(x) {
+        *yi = a * *yi + b * xi;
+    }
+}
+
+/// True when every element is finite (no NaN, no infinity).
+pub fn all_finite<T: Real>(x: &[T]) -> bool {
+    x.iter().all(|v| v.is_finite())
+}
+
+/// `β^n` with `0^0 = 1`, exact for small integer `n` and saturating for huge `n`.
+pub fn pow_n<T: Real>(beta: T, n: u64) -> T {
+    let n = i32::try_from(n).unwrap_or(i32::MAX);
+    beta.powi(n)
+}
+
+/// `c(n) = 1 + β + … + β^n = (1 − β^{n+1}) / (1 − β)`, with the `β = 1` case giving `n + 1`.
+pub fn geometric_sum<T: Real>(beta: T, n: u64) -> T {
+    if beta == T::one() {
+        return T::of(n as f64 + 1.0);
+    }
+    let next = n.saturating_add(1);
+    (T::one() - pow_n(beta, next)) / (T::one() - beta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometric_sum_matches_the_explicit_series() {
+        for &beta in &[0.0f64, 0.5, 0.9, 1.0] {
+            for n in 0..20u64 {
+                let series: f64 = (0..=n).map(|l| pow_n(beta, l)).sum();
+                assert!((geometric_sum(beta, n) - series).abs() < 1e-12, "β={beta} n={n}");
+            }
+        }
+        assert_eq!(pow_n(0.0f64, 0), 1.0);
+    }
+
+    #[test]
+    fn axpby_combines_both_terms() {
+        let mut y = vec![1.0f64, 2.0];
+        axpby(&mut y, 0.5, 2.0, &[1.0, -1.0]);
+        assert_eq!(y, vec![2.5, -1.0]);
+    }
+}

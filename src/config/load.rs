@@ -1,0 +1,303 @@
+//! Layering: defaults < `--config FILE` (must exist) < `LAGOM_*` environment (`__` nests) <
+//! command-line flags. Every unknown key or wrong type is reported with its source.
+
+use std::path::{Path, PathBuf};
+
+use figment::error::Kind;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider, Source};
+
+use super::{Config, ConfigError};
+use crate::algo::AlgorithmName;
+
+/// The prefix of configuration environment variables.
+pub const ENV_PREFIX: &str = "LAGOM_";
+
+/// Command-line flags that choose the configuration file and override keys.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct CliOverrides {
+    /// TOML configuration file (must exist).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Run directory for metrics.jsonl and summary.json (`run.dir`).
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+    /// Run seed (`run.seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Number of workers (`cluster.workers`).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Algorithm (`algorithm.name`).
+    #[arg(long, value_enum)]
+    pub algorithm: Option<AlgorithmName>,
+    /// Learning rate (`algorithm.lr`).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Any key, e.g. `--set algorithm.momentum=0.5` (repeatable; values parse like env values).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+/// Where the configuration came from, for `lagom config` and logs.
+#[derive(Debug, Clone)]
+pub struct ConfigSources {
+    /// The figment that produced the configuration (answers "which source set key X").
+    pub figment: Figment,
+}
+
+impl ConfigSources {
+    /// Names the source that supplied `key` (dotted path), e.g. `file config/x.toml`.
+    pub fn source_of(&self, key: &str) -> String {
+        self.figment
+            .find_metadata(key)
+            .map(|md| describe_source(md, key))
+            .unwrap_or_else(|| "defaults".to_string())
+    }
+}
+
+/// One command-line override, as a figment provider named after the flag.
+struct FlagProvider {
+    flag: String,
+    key: String,
+    value: Value,
+}
+
+impl Provider for FlagProvider {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(format!("command-line flag {}", self.flag))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        match figment::util::nest(&self.key, self.value.clone()) {
+            Value::Dict(_, dict) => Ok(Profile::Default.collect(dict)),
+            _ => Err(figment::Error::from(format!("`{}` is not a key path", self.key))),
+        }
+    }
+}
+
+fn flag(flag: &str, key: &str, value: Value) -> FlagProvider {
+    FlagProvider {
+        flag: flag.to_string(),
+        key: key.to_string(),
+        value,
+    }
+}
+
+/// Loads the configuration from the defaults, the file, the environment and the flags, then
+/// checks value ranges.
+pub fn load(cli: &CliOverrides) -> Result<(Config, ConfigSources), ConfigError> {
+    let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    if let Some(path) = &cli.config {
+        check_readable(path)?;
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+    for provider in flag_providers(cli)? {
+        figment = figment.merge(provider);
+    }
+    let config: Config = figment
+        .extract()
+        .map_err(|e| ConfigError::Invalid(describe_errors(&figment, e)))?;
+    let sources = ConfigSources { figment };
+    let problems = config.validate();
+    if !problems.is_empty() {
+        let lines = problems
+            .into_iter()
+            .map(|p| {
+                let key = p.split_whitespace().next().unwrap_or_default().to_string();
+                format!("{p} (set by {})", sources.source_of(&key))
+            })
+            .collect();
+        return Err(ConfigError::Invalid(lines));
+    }
+    Ok((config, sources))
+}
+
+fn check_readable(path: &Path) -> Result<(), ConfigError> {
+    std::fs::metadata(path)
+        .map_err(|e| e.to_string())
+        .and_then(|m| {
+            if m.is_file() {
+                Ok(())
+            } else {
+                Err("not a regular file".to_string())
+            }
+        })
+        .map_err(|reason| ConfigError::FileUnreadable {
+            path: path.to_path_buf(),
+            reason,
+        })
+}
+
+fn flag_providers(cli: &CliOverrides) -> Result<Vec<FlagProvider>, ConfigError> {
+    let mut providers = Vec::new();
+    for entry in &cli.set {
+        let (key, value) = entry
+            .split_once('=')
+            .ok_or_else(|| ConfigError::BadSetFlag(entry.clone()))?;
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(ConfigError::BadSetFlag(entry.clone()));
+        }
+        let value: Value = value.parse().unwrap_or_else(|never| match never {});
+        providers.push(flag(&format!("--set {key}"), key, value));
+    }
+    if let Some(dir) = &cli.run_dir {
+        providers.push(flag("--run-dir", "run.dir", Value::from(dir.display().to_string())));
+    }
+    if let Some(seed) = cli.seed {
+        providers.push(flag("--seed", "run.seed", Value::from(seed)));
+    }
+    if let Some(workers) = cli.workers {
+        providers.push(flag("--workers", "cluster.workers", Value::from(workers as u64)));
+    }
+    if let Some(name) = cli.algorithm {
+        providers.push(flag("--algorithm", "algorithm.name", Value::from(name.as_str())));
+    }
+    if let Some(lr) = cli.lr {
+        providers.push(flag("--lr", "algorithm.lr", Value::from(lr)));
+    }
+    Ok(providers)
+}
+
+/// Names a provider for a message: the file path, the exact environment variable, or the flag.
+fn describe_source(md: &Metadata, key: &str) -> String {
+    match &md.source {
+        Some(Source::File(path)) => format!("file {}", path.display()),
+        _ if md.name.contains("environment") => {
+            let var: Vec<String> = key.split('.').map(|k| k.to_ascii_uppercase()).collect();
+            format!("environment variable {ENV_PREFIX}{}", var.join("__"))
+        }
+        _ => md.name.to_string(),
+    }
+}
+
+/// One line per problem: `key: what is wrong (from source)`.
+fn describe_errors(figment: &Figment, error: figment::Error) -> Vec<String> {
+    error
+        .into_iter()
+        .map(|e| {
+            let mut path = e.path.clone();
+            let what = match &e.kind {
+                Kind::UnknownField(field, expected) => {
+                    if path.last() != Some(field) {
+                        path.push(field.clone());
+                    }
+                    format!("unknown key (known keys here: {})", expected.join(", "))
+                }
+                Kind::UnknownVariant(variant, expected) => {
+                    format!("unknown value `{variant}` (expected one of: {})", expected.join(", "))
+                }
+                other => other.to_string(),
+            };
+            let key = path.join(".");
+            let source = figment
+                .find_metadata(&key)
+                .or(e.metadata.as_ref())
+                .map(|md| describe_source(md, &key))
+                .unwrap_or_else(|| "defaults".to_string());
+            if key.is_empty() {
+                format!("{what} (in {source})")
+            } else {
+                format!("{key}: {what} (from {source})")
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_in_jail(cli: CliOverrides) -> Result<Config, ConfigError> {
+        load(&cli).map(|(c, _)| c)
+    }
+
+    #[test]
+    fn environment_overrides_file_and_flags_override_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[algorithm]\nlr = 0.05\nmomentum = 0.5\n[cluster]\nworkers = 8\n")?;
+            jail.set_env("LAGOM_ALGORITHM__LR", "0.2");
+            jail.set_env("LAGOM_HETEROGENEITY__SLOW_FRACTION", "0.25");
+            let cli = CliOverrides {
+                config: Some("c.toml".into()),
+                ..Default::default()
+            };
+            let c = load_in_jail(cli.clone()).map_err(|e| e.to_string())?;
+            assert_eq!(c.algorithm.lr, 0.2, "env beats file");
+            assert_eq!(c.algorithm.momentum, 0.5, "file beats defaults");
+            assert_eq!(c.cluster.workers, 8);
+            assert_eq!(c.heterogeneity.slow_fraction, 0.25, "underscored keys survive `__` nesting");
+            let c = load_in_jail(CliOverrides {
+                lr: Some(0.3),
+                set: vec!["algorithm.momentum=0.7".into()],
+                ..cli
+            })
+            .map_err(|e| e.to_string())?;
+            assert_eq!(c.algorithm.lr, 0.3, "flag beats env");
+            assert_eq!(c.algorithm.momentum, 0.7, "--set beats file");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_the_source() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[algorithm]\nlearning_rate = 0.05\n")?;
+            let err = load_in_jail(CliOverrides {
+                config: Some("c.toml".into()),
+                ..Default::default()
+            })
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+            assert!(err.contains("algorithm.learning_rate"), "{err}");
+            assert!(err.contains("c.toml"), "{err}");
+
+            jail.set_env("LAGOM_SIM__UPDATEZ", "5");
+            let err = load_in_jail(CliOverrides::default())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("sim.updatez"), "{err}");
+            assert!(err.contains("environment variable LAGOM_SIM__UPDATEZ"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn wrong_types_and_bad_values_are_reported_with_their_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LAGOM_CLUSTER__WORKERS", "many");
+            let err = load_in_jail(CliOverrides::default())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("cluster.workers"), "{err}");
+            assert!(err.contains("LAGOM_CLUSTER__WORKERS"), "{err}");
+            jail.set_env("LAGOM_CLUSTER__WORKERS", "4");
+            jail.set_env("LAGOM_ALGORITHM__MOMENTUM", "1.5");
+            let err = load_in_jail(CliOverrides::default())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("algorithm.momentum must be in [0, 1)"), "{err}");
+            assert!(err.contains("LAGOM_ALGORITHM__MOMENTUM"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_config_file_is_an_error() {
+        figment::Jail::expect_with(|_| {
+            let err = load_in_jail(CliOverrides {
+                config: Some("nope.toml".into()),
+                ..Default::default()
+            });
+            assert!(matches!(err, Err(ConfigError::FileUnreadable { .. })));
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,10 @@
+//! lagom's configuration: the sections every role and tool shares, and how they are layered
+//! (defaults < TOML file < `LAGOM_` environment < command-line flags).
+
+mod error;
+mod load;
+mod sections;
+
+pub use error::ConfigError;
+pub use load::{load, ConfigSources, CliOverrides};
+pub use sections::{ClusterConfig, Config, RunConfig};

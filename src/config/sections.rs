@@ -1,0 +1,80 @@
+//! The top-level configuration and the small sections that have no module of their own.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::algo::AlgorithmConfig;
+use crate::heterogeneity::HeterogeneityConfig;
+use crate::sim::SimConfig;
+
+/// The whole configuration. Every section rejects keys it does not know.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[algorithm]`: the server's update rule.
+    pub algorithm: AlgorithmConfig,
+    /// `[cluster]`: how many workers.
+    pub cluster: ClusterConfig,
+    /// `[heterogeneity]`: slow workers and jitter.
+    pub heterogeneity: HeterogeneityConfig,
+    /// `[sim]`: the virtual-clock simulator.
+    pub sim: SimConfig,
+    /// `[run]`: output directory and seed.
+    pub run: RunConfig,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// The number of worker slots K.
+    pub workers: usize,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig { workers: 4 }
+    }
+}
+
+/// `[run]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Where `metrics.jsonl` and `summary.json` go.
+    pub dir: PathBuf,
+    /// The run's seed: initial parameters, data, noise, heterogeneity.
+    pub seed: u64,
+    /// A loss above this (or non-finite) marks the run diverged and stops it.
+    pub divergence_loss: f64,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            dir: PathBuf::from("runs/latest"),
+            seed: 0,
+            divergence_loss: 1e6,
+        }
+    }
+}
+
+impl Config {
+    /// Checks every value range; returns all problems, each naming its key.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = self.algorithm.validate();
+        if self.cluster.workers == 0 {
+            problems.push("cluster.workers must be ≥ 1, got 0".to_string());
+        }
+        problems.extend(self.heterogeneity.validate(self.cluster.workers));
+        problems.extend(self.sim.validate());
+        if !(self.run.divergence_loss > 0.0) {
+            problems.push(format!(
+                "run.divergence_loss must be > 0, got {}",
+                self.run.divergence_loss
+            ));
+        }
+        problems
+    }
+}

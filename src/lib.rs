@@ -1,0 +1,12 @@
+//! lagom: distributed training for heterogeneous clusters.
+//!
+//! Layers, from the bottom: [`algo`] (pure update rules), [`server`] (the parameter server's pure
+//! core), [`heterogeneity`] (worker speed model), [`sim`] (virtual-clock driver of the cores),
+//! [`run`] (outputs), [`config`] (layered configuration), and the command line in `main.rs`.
+
+pub mod algo;
+pub mod config;
+pub mod heterogeneity;
+pub mod run;
+pub mod server;
+pub mod sim;

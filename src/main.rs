@@ -1,0 +1,114 @@
+//! The `lagom` command line: a thin layer that loads the configuration and starts a tool or role.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use lagom::config::{self, CliOverrides, Config, ConfigError};
+use lagom::run::RunDir;
+
+/// Distributed training for heterogeneous clusters.
+#[derive(Parser, Debug)]
+#[command(name = "lagom", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Simulate K workers against the parameter server on an analytic objective (virtual clock).
+    Sim(SimArgs),
+    /// Print the merged configuration (defaults < file < LAGOM_* environment < flags) as TOML.
+    Config(ConfigArgs),
+}
+
+#[derive(Args, Debug)]
+struct SimArgs {
+    #[command(flatten)]
+    overrides: CliOverrides,
+    /// Never draw a progress bar or progress log lines.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct ConfigArgs {
+    #[command(flatten)]
+    overrides: CliOverrides,
+}
+
+/// Exit code for a configuration that cannot be used.
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Sim(args) => with_config(&args.overrides, |c| run_sim(c, args.quiet)),
+        Command::Config(args) => with_config(&args.overrides, print_config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Config(e)) => {
+            eprintln!("lagom: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(Failure::Run(e)) => {
+            eprintln!("lagom: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+enum Failure {
+    Config(ConfigError),
+    Run(anyhow::Error),
+}
+
+fn with_config(overrides: &CliOverrides, f: impl FnOnce(&Config) -> Result<()>) -> Result<(), Failure> {
+    let (config, _sources) = config::load(overrides).map_err(Failure::Config)?;
+    f(&config).map_err(Failure::Run)
+}
+
+fn print_config(config: &Config) -> Result<()> {
+    let text = toml::to_string(config).context("cannot encode the configuration as TOML")?;
+    print!("{text}");
+    Ok(())
+}
+
+fn run_sim(config: &Config, quiet: bool) -> Result<()> {
+    let dir = RunDir::create(&config.run.dir)?;
+    let effective = toml::to_string(config).context("cannot encode the configuration as TOML")?;
+    dir.write_atomically("config.toml", effective.as_bytes())?;
+    let mut metrics = dir.metrics()?;
+    let started = std::time::Instant::now();
+    let result = lagom::sim::run(config, &mut metrics, !quiet)?;
+    dir.write_summary(&result.summary)?;
+    let s = &result.summary;
+    println!(
+        "{} ({}, {} workers): {} updates in {:.1} virtual s, final loss {}, staleness mean {:.2} max {}{} — {} ({:.2} s)",
+        s.algorithm,
+        s.scheduler,
+        s.workers,
+        s.updates,
+        s.wall_s,
+        s.final_loss.map_or("non-finite".to_string(), |l| format!("{l:.4e}")),
+        s.staleness.mean,
+        s.staleness.max,
+        if s.diverged { ", DIVERGED" } else { "" },
+        dir.path().display(),
+        started.elapsed().as_secs_f64(),
+    );
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! The run directory and the writers of its files.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::Summary;
+
+/// A run directory: created on open; files are replaced, never appended to across runs.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    path: PathBuf,
+}
+
+/// Appends one JSON object per line to `metrics.jsonl`.
+pub struct MetricsWriter {
+    out: BufWriter<File>,
+    path: PathBuf,
+}
+
+impl RunDir {
+    /// Creates `path` (and parents) if needed.
+    pub fn create(path: &Path) -> Result<Self> {
+        fs::create_dir_all(path)
+            .with_context(|| format!("cannot create run directory {}", path.display()))?;
+        Ok(RunDir {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Starts a fresh `metrics.jsonl`.
+    pub fn metrics(&self) -> Result<MetricsWriter> {
+        let path = self.path.join("metrics.jsonl");
+        let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(MetricsWriter {
+            out: BufWriter::new(file),
+            path,
+        })
+    }
+
+    /// Writes `summary.json` atomically (temporary file, fsync, rename).
+    pub fn write_summary(&self, summary: &Summary) -> Result<()> {
+        let mut text = serde_json::to_string_pretty(summary).context("cannot encode summary")?;
+        text.push('\n');
+        self.write_atomically("summary.json", text.as_bytes())
+    }
+
+    /// Writes `name` atomically: a reader sees the old file or the complete new one.
+    pub fn write_atomically(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let target = self.path.join(name);
+        let tmp = self.path.join(format!(".{name}.tmp"));
+        let mut file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        file.write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        fs::rename(&tmp, &target)
+            .with_context(|| format!("cannot rename {} to {}", tmp.display(), target.display()))?;
+        Ok(())
+    }
+}
+
+impl MetricsWriter {
+    /// Writes one event as a JSON line.
+    pub fn write<E: Serialize>(&mut self, event: &E) -> Result<()> {
+        serde_json::to_writer(&mut self.out, event)
+            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        self.out
+            .write_all(b"\n")
+            .with_context(|| format!("cannot write {}", self.path.display()))
+    }
+
+    /// Flushes buffered lines to the file.
+    pub fn flush(&mut self) -> Result<()> {
+        self.out
+            .flush()
+            .with_context(|| format!("cannot write {}", self.path.display()))
+    }
+}

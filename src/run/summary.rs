@@ -1,0 +1,52 @@
+//! `summary.json`: the fields every run kind writes, plus kind-specific extras.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::server::StalenessSummary;
+
+/// One worker's line in `per_worker`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PerWorker {
+    /// Worker slot id.
+    pub id: usize,
+    /// Gradients applied from it, over all incarnations.
+    pub gradients: u64,
+    /// Mean staleness of those gradients.
+    pub mean_staleness: f64,
+    /// Its configured relative speed (1 = nominal, 0.25 = four times slower).
+    pub speed: f64,
+}
+
+/// The run summary. Field order is fixed, so equal runs give byte-identical files.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// What produced it: `sim`, `train`, `server`, …
+    pub kind: String,
+    /// The algorithm's configuration name.
+    pub algorithm: String,
+    /// `async` or `sync`.
+    pub scheduler: String,
+    /// K.
+    pub workers: usize,
+    /// Applied server updates.
+    pub updates: u64,
+    /// Elapsed time of the run in seconds (virtual for `sim`, wall-clock otherwise).
+    pub wall_s: f64,
+    /// The last evaluated loss (`null` when it was not finite).
+    pub final_loss: Option<f64>,
+    /// True when the loss became non-finite or exceeded `run.divergence_loss`.
+    pub diverged: bool,
+    /// Staleness over all applied gradients.
+    pub staleness: StalenessSummary,
+    /// Per worker.
+    pub per_worker: Vec<PerWorker>,
+    /// Rejected gradients by reason.
+    pub gradients_rejected: BTreeMap<String, u64>,
+    /// The run seed.
+    pub seed: u64,
+    /// Kind-specific fields (e.g. `objective` for `sim`).
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}

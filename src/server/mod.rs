@@ -1,0 +1,10 @@
+//! The parameter server's core: iteration counter, waiting set, the two schedulers, per-worker
+//! bookkeeping and membership, as a pure state machine (events in, actions out, no I/O).
+
+mod core;
+mod membership;
+mod staleness;
+
+pub use self::core::{Action, Event, GradientIn, RejectReason, ServerCore, ServerCoreConfig};
+pub use membership::WorkerRecord;
+pub use staleness::{StalenessHistogram, StalenessSummary};

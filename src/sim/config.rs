@@ -1,0 +1,141 @@
+//! The `[sim]` configuration section.
+
+use serde::{Deserialize, Serialize};
+
+/// Which analytic objective the virtual workers compute gradients of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ObjectiveName {
+    /// `½ Σ h_j w_j²` with chosen curvatures plus Gaussian gradient noise.
+    #[default]
+    Quadratic,
+    /// Mean logistic loss on a generated, seeded data set, mini-batch gradients.
+    Logistic,
+}
+
+/// `[sim.quadratic]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuadraticParams {
+    /// Dimension (ignored when `curvatures` is given).
+    pub dim: usize,
+    /// Explicit curvatures `h_j`; empty means log-spaced from 1 down to `1/condition`.
+    pub curvatures: Vec<f64>,
+    /// Condition number of the generated curvatures.
+    pub condition: f64,
+    /// Standard deviation of the Gaussian noise added to each gradient element.
+    pub noise: f64,
+    /// Every coordinate of the initial point.
+    pub init: f64,
+}
+
+impl Default for QuadraticParams {
+    fn default() -> Self {
+        QuadraticParams {
+            dim: 16,
+            curvatures: Vec::new(),
+            condition: 10.0,
+            noise: 0.1,
+            init: 1.0,
+        }
+    }
+}
+
+/// `[sim.logistic]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogisticParams {
+    /// Number of generated examples.
+    pub samples: usize,
+    /// Number of features (a bias feature is added).
+    pub features: usize,
+    /// Mini-batch size of one gradient.
+    pub batch_size: usize,
+}
+
+impl Default for LogisticParams {
+    fn default() -> Self {
+        LogisticParams {
+            samples: 2000,
+            features: 20,
+            batch_size: 16,
+        }
+    }
+}
+
+/// `[sim]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimConfig {
+    /// The objective.
+    pub objective: ObjectiveName,
+    /// Stop after this many server updates.
+    pub updates: u64,
+    /// Also stop when the virtual clock passes this many seconds (absent: no time limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_budget_s: Option<f64>,
+    /// Virtual seconds one gradient takes on a worker of speed 1.
+    pub step_time_s: f64,
+    /// Evaluate the loss (and write a metrics line) every this many updates.
+    pub eval_every: u64,
+    /// Parameters of the quadratic objective.
+    pub quadratic: QuadraticParams,
+    /// Parameters of the logistic-regression objective.
+    pub logistic: LogisticParams,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            objective: ObjectiveName::Quadratic,
+            updates: 2000,
+            time_budget_s: None,
+            step_time_s: 1.0,
+            eval_every: 50,
+            quadratic: QuadraticParams::default(),
+            logistic: LogisticParams::default(),
+        }
+    }
+}
+
+impl SimConfig {
+    /// Checks value ranges; returns every problem, each naming its key first.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.updates == 0 {
+            problems.push("sim.updates must be ≥ 1, got 0".to_string());
+        }
+        if let Some(b) = self.time_budget_s {
+            if !(b > 0.0) {
+                problems.push(format!("sim.time_budget_s must be > 0, got {b}"));
+            }
+        }
+        if !(self.step_time_s.is_finite() && self.step_time_s > 0.0) {
+            problems.push(format!("sim.step_time_s must be > 0, got {}", self.step_time_s));
+        }
+        if self.eval_every == 0 {
+            problems.push("sim.eval_every must be ≥ 1, got 0".to_string());
+        }
+        let q = &self.quadratic;
+        if q.curvatures.is_empty() && q.dim == 0 {
+            problems.push("sim.quadratic.dim must be ≥ 1, got 0".to_string());
+        }
+        if let Some(bad) = q.curvatures.iter().find(|h| !(h.is_finite() && **h >= 0.0)) {
+            problems.push(format!("sim.quadratic.curvatures must be finite and ≥ 0, got {bad}"));
+        }
+        if !(q.condition.is_finite() && q.condition >= 1.0) {
+            problems.push(format!("sim.quadratic.condition must be ≥ 1, got {}", q.condition));
+        }
+        if !(q.noise.is_finite() && q.noise >= 0.0) {
+            problems.push(format!("sim.quadratic.noise must be ≥ 0, got {}", q.noise));
+        }
+        let l = &self.logistic;
+        if l.samples == 0 || l.features == 0 || l.batch_size == 0 {
+            problems.push(format!(
+                "sim.logistic.samples, features and batch_size must be ≥ 1, got {}, {}, {}",
+                l.samples, l.features, l.batch_size
+            ));
+        }
+        problems
+    }
+}

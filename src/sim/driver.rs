@@ -1,0 +1,215 @@
+//! The simulation loop: workers take the parameters the server core sends, finish after a
+//! modelled compute time, and hand back a noisy gradient computed on exactly those parameters.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+
+use super::{build_objective, VirtualClock};
+use crate::algo::{self, vector::axpy, Real};
+use crate::config::Config;
+use crate::heterogeneity::jitter_factor;
+use crate::run::{MetricsWriter, PerWorker, Progress, Summary};
+use crate::server::{Action, Event, GradientIn, ServerCore, ServerCoreConfig};
+
+/// What a simulation produced besides its files.
+#[derive(Debug, Clone)]
+pub struct SimResult {
+    /// The run summary (also written as `summary.json` by the caller).
+    pub summary: Summary,
+    /// The final server parameters.
+    pub params: Vec<f32>,
+}
+
+/// One virtual worker: the parameters it holds and its private random streams.
+struct VirtualWorker {
+    held: Vec<f32>,
+    index: u64,
+    seq: u64,
+    speed: f64,
+    noise_rng: ChaCha8Rng,
+    time_rng: ChaCha8Rng,
+}
+
+/// Runs the simulation described by `config`, writing events to `metrics`.
+pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) -> Result<SimResult> {
+    let k = config.cluster.workers;
+    let seed = config.run.seed;
+    let objective = build_objective(&config.sim, seed);
+    let speeds = config.heterogeneity.speeds(k, seed);
+    let jitter = config.heterogeneity.jitter_distribution();
+    let het_seed = config.heterogeneity.seed.unwrap_or(seed);
+    let scheduler = config.algorithm.scheduler();
+
+    let algorithm = algo::build::<f32>(&config.algorithm, k, objective.initial());
+    let mut core = ServerCore::new(
+        ServerCoreConfig {
+            workers: k,
+            scheduler,
+            max_updates: Some(config.sim.updates),
+            lr: config.algorithm.lr_schedule(),
+        },
+        algorithm,
+    );
+    let wd = f32::of(core.worker_weight_decay());
+    let mut workers: Vec<VirtualWorker> = (0..k)
+        .map(|id| VirtualWorker {
+            held: Vec::new(),
+            index: 0,
+            seq: 0,
+            speed: speeds[id],
+            noise_rng: ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(id as u64)),
+            time_rng: ChaCha8Rng::seed_from_u64(het_seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(id as u64 + 1))),
+        })
+        .collect();
+
+    metrics.write(&json!({
+        "event": "start", "t_s": 0.0, "updates": 0, "kind": "sim",
+        "algorithm": config.algorithm.name.as_str(), "scheduler": scheduler.as_str(),
+        "workers": k, "speeds": speeds, "objective": config.sim.objective,
+        "dim": objective.dim(), "seed": seed,
+    }))?;
+
+    let mut clock = VirtualClock::default();
+    let mut progress = show_progress.then(|| Progress::new("sim", config.sim.updates));
+    let mut diverged = false;
+    let mut grad = Vec::with_capacity(objective.dim());
+    let step_time = config.sim.step_time_s;
+
+    let mut pending: Vec<Action<f32>> = Vec::new();
+    for id in 0..k {
+        pending.extend(core.handle(Event::Join {
+            worker: id,
+            incarnation: 0,
+        }));
+    }
+    loop {
+        // Carry out the core's actions in order.
+        let mut stop = false;
+        for action in pending.drain(..) {
+            match action {
+                Action::SendParams {
+                    worker,
+                    index,
+                    params,
+                } => {
+                    let w = &mut workers[worker];
+                    w.held = params;
+                    w.index = index;
+                    let duration = step_time / w.speed * jitter_factor(jitter.as_ref(), &mut w.time_rng);
+                    clock.schedule(worker, duration);
+                }
+                Action::Applied { t, lr, .. } => {
+                    let updates = t + 1;
+                    if updates % config.sim.eval_every == 0 {
+                        let loss = objective.loss(core.params());
+                        metrics.write(&json!({
+                            "event": "eval", "t_s": clock.now(), "updates": updates,
+                            "loss": finite(loss), "lr": lr,
+                        }))?;
+                        if let Some(p) = progress.as_mut() {
+                            p.update(updates, &format!("loss {loss:.4e}"));
+                        }
+                        if !loss.is_finite() || loss > config.run.divergence_loss {
+                            diverged = true;
+                            stop = true;
+                        }
+                    }
+                }
+                Action::Rejected { worker, reason } => {
+                    metrics.write(&json!({
+                        "event": "rejected", "t_s": clock.now(), "updates": core.updates(),
+                        "worker": worker, "reason": reason.code(), "detail": reason.to_string(),
+                    }))?;
+                }
+                Action::Stop => stop = true,
+            }
+        }
+        if stop {
+            break;
+        }
+        if config.sim.time_budget_s.is_some_and(|b| clock.now() >= b) {
+            break;
+        }
+        let Some(worker) = clock.next() else {
+            anyhow::bail!("simulation stalled: no worker is computing at update {}", core.updates());
+        };
+        let w = &mut workers[worker];
+        objective.gradient(&w.held, &mut w.noise_rng, &mut grad);
+        if wd != 0.0 {
+            axpy(&mut grad, wd, &w.held);
+        }
+        w.seq += 1;
+        pending = core.handle(Event::Gradient(GradientIn {
+            worker,
+            incarnation: 0,
+            seq: w.seq,
+            ite: w.index,
+            grad: grad.clone(),
+        }));
+    }
+    core.stop();
+    let final_params = core.params().to_vec();
+    let last_loss = objective.loss(&final_params);
+    if !last_loss.is_finite() || last_loss > config.run.divergence_loss {
+        diverged = true;
+    }
+    if let Some(p) = &progress {
+        p.finish();
+    }
+    if diverged {
+        metrics.write(&json!({
+            "event": "diverged", "t_s": clock.now(), "updates": core.updates(), "loss": finite(last_loss),
+        }))?;
+    }
+    metrics.write(&json!({
+        "event": "end", "t_s": clock.now(), "updates": core.updates(), "loss": finite(last_loss),
+    }))?;
+    metrics.flush()?;
+
+    let per_worker = core
+        .workers()
+        .iter()
+        .enumerate()
+        .map(|(id, r)| PerWorker {
+            id,
+            gradients: r.applied,
+            mean_staleness: r.mean_staleness(),
+            speed: speeds[id],
+        })
+        .collect();
+    let mut extra = BTreeMap::new();
+    extra.insert("objective".to_string(), json!(config.sim.objective));
+    extra.insert("dim".to_string(), json!(objective.dim()));
+    let summary = Summary {
+        kind: "sim".to_string(),
+        algorithm: config.algorithm.name.as_str().to_string(),
+        scheduler: scheduler.as_str().to_string(),
+        workers: k,
+        updates: core.updates(),
+        wall_s: clock.now(),
+        final_loss: finite(last_loss),
+        diverged,
+        staleness: core.staleness().summary(),
+        per_worker,
+        gradients_rejected: core
+            .rejections()
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
+        seed,
+        extra,
+    };
+    Ok(SimResult {
+        summary,
+        params: final_params,
+    })
+}
+
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
+
