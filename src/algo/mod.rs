@@ -10,7 +10,7 @@ mod dcasgd;
 mod delay_rule;
 mod lr_schedule;
 mod naive_asgdm;
-mod ormo;
+pub mod ormo;
 mod params;
 mod real;
 mod sgd;
@@ -46,8 +46,8 @@ pub struct Update<'a, T> {
     /// The mini-batch gradient, already including the worker's weight decay where the algorithm
     /// puts weight decay on the worker (see [`ServerAlgorithm::worker_weight_decay`]).
     pub grad: &'a [T],
-    /// True when the waiting set is empty at the start of this iteration: always under the
-    /// asynchronous scheduler, only at a round's first gradient under the synchronous one.
+    /// True at a round's first applied gradient (the spec's "waiting set C is empty"): always
+    /// under the asynchronous scheduler, once per broadcast under the synchronous one.
     pub round_start: bool,
     /// The scheduled learning rate of this iteration (warm-up and decay applied).
     pub lr: T,

@@ -175,6 +175,9 @@ pub struct ServerCore<T: Real> {
     dim: usize,
     t: u64,
     waiting: BTreeSet<usize>,
+    /// No gradient has been applied since the last broadcast (the spec's "C is empty" at a
+    /// round's first gradient; a worker that joins mid-round waits in C without closing it).
+    round_fresh: bool,
     started: bool,
     stopped: bool,
     workers: Vec<WorkerRecord>,
@@ -193,6 +196,7 @@ impl<T: Real> ServerCore<T> {
             dim,
             t: 0,
             waiting: BTreeSet::new(),
+            round_fresh: true,
             started: false,
             stopped: false,
             workers,
@@ -349,7 +353,10 @@ impl<T: Real> ServerCore<T> {
         } else if !all_finite(&g.grad) {
             Err(RejectReason::NonFinite)
         } else {
-            let round_start = self.waiting.is_empty();
+            let round_start = match self.config.scheduler {
+                Scheduler::Async => true,
+                Scheduler::Sync => self.round_fresh,
+            };
             let update = Update {
                 worker,
                 t: self.t,
@@ -368,6 +375,7 @@ impl<T: Real> ServerCore<T> {
             Ok((staleness, lr)) => {
                 let t = self.t;
                 self.t += 1;
+                self.round_fresh = false;
                 self.staleness.record(staleness);
                 let record = &mut self.workers[worker];
                 record.applied += 1;
@@ -452,6 +460,7 @@ impl<T: Real> ServerCore<T> {
     /// Sends `w_t` (index `t`) to every waiting worker and empties the waiting set.
     fn release_round(&mut self, actions: &mut Vec<Action<T>>) {
         self.started = true;
+        self.round_fresh = true;
         let index = self.t;
         for worker in std::mem::take(&mut self.waiting) {
             let mut params = Vec::with_capacity(self.dim);

@@ -1,0 +1,160 @@
+//! The server core's bookkeeping: a gradient is applied at most once, bad gradients change
+//! nothing, membership changes never hang a synchronous round.
+
+use lagom::algo::{self, AlgorithmConfig, AlgorithmName, LrSchedule, Scheduler};
+use lagom::server::{Action, Event, GradientIn, RejectReason, ServerCore, ServerCoreConfig};
+
+fn core(k: usize, scheduler: Scheduler, max_updates: Option<u64>) -> ServerCore<f32> {
+    let cfg = AlgorithmConfig {
+        name: AlgorithmName::Ormo,
+        lr: 0.1,
+        ..Default::default()
+    };
+    ServerCore::new(
+        ServerCoreConfig {
+            workers: k,
+            scheduler,
+            max_updates,
+            lr: LrSchedule::constant(0.1),
+        },
+        algo::build(&cfg, k, vec![1.0, 2.0]),
+    )
+}
+
+fn join(c: &mut ServerCore<f32>, worker: usize, incarnation: u64) -> Vec<Action<f32>> {
+    c.handle(Event::Join { worker, incarnation })
+}
+
+fn grad(c: &mut ServerCore<f32>, worker: usize, incarnation: u64, seq: u64, ite: u64, g: Vec<f32>) -> Vec<Action<f32>> {
+    c.handle(Event::Gradient(GradientIn { worker, incarnation, seq, ite, grad: g }))
+}
+
+fn sends(actions: &[Action<f32>]) -> Vec<(usize, u64)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SendParams { worker, index, .. } => Some((*worker, *index)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn rejection(actions: &[Action<f32>]) -> Option<&RejectReason> {
+    actions.iter().find_map(|a| match a {
+        Action::Rejected { reason, .. } => Some(reason),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_resent_gradient_is_never_applied_twice() {
+    let mut c = core(2, Scheduler::Async, None);
+    join(&mut c, 0, 0);
+    join(&mut c, 1, 0);
+    let first = grad(&mut c, 0, 0, 1, 0, vec![1.0, 1.0]);
+    assert!(matches!(first[0], Action::Applied { t: 0, .. }));
+    let after_first = c.params().to_vec();
+    let again = grad(&mut c, 0, 0, 1, 0, vec![1.0, 1.0]);
+    assert!(matches!(rejection(&again), Some(RejectReason::Duplicate { seq: 1, last: 1 })));
+    assert!(sends(&again).is_empty(), "a duplicate gets no new parameters");
+    assert_eq!(c.params(), after_first.as_slice());
+    assert_eq!(c.updates(), 1);
+    assert_eq!(c.workers()[0].applied, 1);
+    assert_eq!(c.rejections().get("duplicate"), Some(&1));
+}
+
+#[test]
+fn nan_and_wrong_size_gradients_change_nothing_and_the_worker_keeps_working() {
+    let mut c = core(1, Scheduler::Async, None);
+    join(&mut c, 0, 0);
+    let before = c.params().to_vec();
+    let a = grad(&mut c, 0, 0, 1, 0, vec![f32::NAN, 1.0]);
+    assert_eq!(rejection(&a), Some(&RejectReason::NonFinite));
+    assert_eq!(sends(&a), vec![(0, 0)], "fresh parameters so the worker is not stranded");
+    let b = grad(&mut c, 0, 0, 2, 0, vec![1.0, 1.0, 1.0]);
+    assert_eq!(rejection(&b), Some(&RejectReason::WrongSize { got: 3, expected: 2 }));
+    let inf = grad(&mut c, 0, 0, 3, 0, vec![f32::INFINITY, 0.0]);
+    assert_eq!(rejection(&inf), Some(&RejectReason::NonFinite));
+    assert_eq!(c.params(), before.as_slice(), "nothing learned is lost");
+    assert_eq!(c.updates(), 0);
+    let ok = grad(&mut c, 0, 0, 4, 0, vec![1.0, 1.0]);
+    assert!(matches!(ok[0], Action::Applied { .. }));
+}
+
+#[test]
+fn gradients_on_parameters_the_worker_does_not_hold_are_refused() {
+    let mut c = core(2, Scheduler::Async, None);
+    join(&mut c, 0, 0);
+    join(&mut c, 1, 0);
+    let a = grad(&mut c, 0, 0, 1, 5, vec![1.0, 1.0]);
+    assert!(matches!(rejection(&a), Some(RejectReason::UnexpectedIndex { got: 5, expected: Some(0) })));
+    let unknown = grad(&mut c, 7, 0, 1, 0, vec![1.0, 1.0]);
+    assert!(matches!(rejection(&unknown), Some(RejectReason::UnknownWorker { worker: 7, workers: 2 })));
+    assert!(matches!(
+        rejection(&join(&mut c, 9, 0)),
+        Some(RejectReason::UnknownWorker { .. })
+    ));
+}
+
+#[test]
+fn a_restarted_worker_gets_fresh_parameters_and_its_old_incarnation_is_refused() {
+    let mut c = core(2, Scheduler::Async, None);
+    join(&mut c, 0, 0);
+    join(&mut c, 1, 0);
+    grad(&mut c, 1, 0, 1, 0, vec![1.0, 1.0]);
+    // Worker 0 crashes while computing on index 0 and comes back as incarnation 1.
+    let rejoin = join(&mut c, 0, 1);
+    assert_eq!(sends(&rejoin), vec![(0, 1)], "fresh parameters w_1");
+    let stale = grad(&mut c, 0, 0, 1, 0, vec![1.0, 1.0]);
+    assert_eq!(rejection(&stale), Some(&RejectReason::WrongIncarnation { got: 0, current: 1 }));
+    // Sequence numbers restart with the new incarnation.
+    let fresh = grad(&mut c, 0, 1, 1, 1, vec![1.0, 1.0]);
+    assert!(matches!(fresh[0], Action::Applied { t: 1, .. }));
+    assert_eq!(c.workers()[0].joins, 2);
+    let older = join(&mut c, 0, 0);
+    assert!(matches!(rejection(&older), Some(RejectReason::WrongIncarnation { .. })));
+}
+
+#[test]
+fn a_synchronous_round_completes_without_a_worker_that_left_and_it_rejoins_the_next() {
+    let mut c = core(3, Scheduler::Sync, None);
+    assert!(sends(&join(&mut c, 0, 0)).is_empty(), "sync waits for all K before round 0");
+    join(&mut c, 1, 0);
+    let start = join(&mut c, 2, 0);
+    assert_eq!(sends(&start), vec![(0, 0), (1, 0), (2, 0)]);
+    grad(&mut c, 0, 0, 1, 0, vec![1.0, 1.0]);
+    grad(&mut c, 1, 0, 1, 0, vec![1.0, 1.0]);
+    // Worker 2 dies: the round completes with the two live workers.
+    let released = c.handle(Event::Leave { worker: 2 });
+    assert_eq!(sends(&released), vec![(0, 2), (1, 2)]);
+    // It comes back mid-round and waits for the next broadcast.
+    assert!(sends(&join(&mut c, 2, 1)).is_empty());
+    grad(&mut c, 0, 0, 2, 2, vec![1.0, 1.0]);
+    let next = grad(&mut c, 1, 0, 2, 2, vec![1.0, 1.0]);
+    assert_eq!(sends(&next), vec![(0, 4), (1, 4), (2, 4)]);
+    // The mid-round joiner did not hide the round's start from OrMo: nothing was refused.
+    assert!(c.rejections().is_empty(), "{:?}", c.rejections());
+}
+
+#[test]
+fn start_with_present_begins_a_synchronous_run_without_the_missing_workers() {
+    let mut c = core(3, Scheduler::Sync, None);
+    join(&mut c, 0, 0);
+    join(&mut c, 1, 0);
+    let start = c.handle(Event::StartWithPresent);
+    assert_eq!(sends(&start), vec![(0, 0), (1, 0)]);
+}
+
+#[test]
+fn the_update_budget_stops_training_and_refuses_later_gradients() {
+    let mut c = core(2, Scheduler::Async, Some(2));
+    join(&mut c, 0, 0);
+    join(&mut c, 1, 0);
+    grad(&mut c, 0, 0, 1, 0, vec![1.0, 1.0]);
+    let last = grad(&mut c, 1, 0, 1, 0, vec![1.0, 1.0]);
+    assert!(last.contains(&Action::Stop));
+    assert!(c.stopped());
+    let late = grad(&mut c, 0, 0, 2, 1, vec![1.0, 1.0]);
+    assert_eq!(rejection(&late), Some(&RejectReason::Stopped));
+    assert_eq!(c.updates(), 2);
+}
