@@ -49,7 +49,10 @@ impl HeterogeneityConfig {
             ));
         }
         if !(self.slowdown.is_finite() && self.slowdown >= 1.0) {
-            problems.push(format!("heterogeneity.slowdown must be ≥ 1, got {}", self.slowdown));
+            problems.push(format!(
+                "heterogeneity.slowdown must be ≥ 1, got {}",
+                self.slowdown
+            ));
         }
         if !self.speeds.is_empty() && self.speeds.len() != workers {
             problems.push(format!(
@@ -61,7 +64,10 @@ impl HeterogeneityConfig {
             problems.push(format!("heterogeneity.speeds must all be > 0, got {bad}"));
         }
         if !(self.jitter.is_finite() && self.jitter >= 0.0) {
-            problems.push(format!("heterogeneity.jitter must be ≥ 0, got {}", self.jitter));
+            problems.push(format!(
+                "heterogeneity.jitter must be ≥ 0, got {}",
+                self.jitter
+            ));
         }
         problems
     }
@@ -123,7 +129,9 @@ mod tests {
         };
         let dist = h.jitter_distribution();
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let xs: Vec<f64> = (0..20000).map(|_| jitter_factor(dist.as_ref(), &mut rng)).collect();
+        let xs: Vec<f64> = (0..20000)
+            .map(|_| jitter_factor(dist.as_ref(), &mut rng))
+            .collect();
         let mean = xs.iter().sum::<f64>() / xs.len() as f64;
         let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / xs.len() as f64;
         assert!((mean - 1.0).abs() < 0.01, "mean {mean}");

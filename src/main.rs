@@ -76,7 +76,10 @@ enum Failure {
     Run(anyhow::Error),
 }
 
-fn with_config(overrides: &CliOverrides, f: impl FnOnce(&Config) -> Result<()>) -> Result<(), Failure> {
+fn with_config(
+    overrides: &CliOverrides,
+    f: impl FnOnce(&Config) -> Result<()>,
+) -> Result<(), Failure> {
     let (config, _sources) = config::load(overrides).map_err(Failure::Config)?;
     f(&config).map_err(Failure::Run)
 }

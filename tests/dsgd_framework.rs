@@ -47,7 +47,10 @@ fn ssgd_is_big_batch_sgd_with_lr_k_eta() {
     }
     // Each round's index rK went to all K workers at once.
     for (r, chunk) in h.sent.chunks(k).enumerate() {
-        assert!(chunk.iter().all(|&(_, idx)| idx == (r * k) as u64), "round {r}: {chunk:?}");
+        assert!(
+            chunk.iter().all(|&(_, idx)| idx == (r * k) as u64),
+            "round {r}: {chunk:?}"
+        );
     }
 }
 
@@ -107,8 +110,14 @@ fn levin_may_threshold_separates_convergence_from_divergence() {
         assert!((threshold - expected).abs() < 1e-3);
         let below = round_robin_asgd_final(k, 0.9 * threshold, 5000);
         let above = round_robin_asgd_final(k, 1.1 * threshold, 5000);
-        assert!(below < 1e-6, "K={k}: 0.9× threshold should converge, |w| = {below}");
-        assert!(above > 1e6, "K={k}: 1.1× threshold should diverge, |w| = {above}");
+        assert!(
+            below < 1e-6,
+            "K={k}: 0.9× threshold should converge, |w| = {below}"
+        );
+        assert!(
+            above > 1e6,
+            "K={k}: 1.1× threshold should diverge, |w| = {above}"
+        );
     }
 }
 

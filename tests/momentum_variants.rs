@@ -45,7 +45,10 @@ fn skewed(name: AlgorithmName, k: usize, beta: f64, steps: usize) -> Harness {
 #[test]
 fn naive_asgdm_one_worker_is_sgdm_and_beta_zero_is_asgd() {
     let reference = heavy_ball(&w0(), 0.1, 0.9, 60, quad(&HS));
-    assert!(close(&one_worker(AlgorithmName::NaiveAsgdm, 0.9, 60), &reference));
+    assert!(close(
+        &one_worker(AlgorithmName::NaiveAsgdm, 0.9, 60),
+        &reference
+    ));
     let a = skewed(AlgorithmName::NaiveAsgdm, 5, 0.0, 200);
     let b = skewed(AlgorithmName::Asgd, 5, 0.0, 200);
     assert_eq!(a.w(), b.w(), "bit-identical");
@@ -54,7 +57,10 @@ fn naive_asgdm_one_worker_is_sgdm_and_beta_zero_is_asgd() {
 #[test]
 fn shifted_momentum_one_worker_is_sgdm_and_beta_zero_is_asgd() {
     let reference = heavy_ball(&w0(), 0.1, 0.9, 60, quad(&HS));
-    assert!(close(&one_worker(AlgorithmName::ShiftedMomentum, 0.9, 60), &reference));
+    assert!(close(
+        &one_worker(AlgorithmName::ShiftedMomentum, 0.9, 60),
+        &reference
+    ));
     let a = skewed(AlgorithmName::ShiftedMomentum, 5, 0.0, 200);
     let b = skewed(AlgorithmName::Asgd, 5, 0.0, 200);
     assert_eq!(a.w(), b.w(), "bit-identical");
@@ -69,8 +75,15 @@ fn each_shifted_buffer_is_heavy_ball_over_its_own_worker_gradients() {
     for t in 0..120u64 {
         let worker = rng.gen_range(0..k);
         let g: Vec<f64> = (0..3).map(|_| rng.sample(StandardNormal)).collect();
-        sm.apply(&Update { worker, t, ite: t, grad: &g, round_start: true, lr: 0.01 })
-            .expect("valid worker");
+        sm.apply(&Update {
+            worker,
+            t,
+            ite: t,
+            grad: &g,
+            round_start: true,
+            lr: 0.01,
+        })
+        .expect("valid worker");
         logs[worker].push(g);
     }
     for (worker, log) in logs.iter().enumerate() {
@@ -80,7 +93,11 @@ fn each_shifted_buffer_is_heavy_ball_over_its_own_worker_gradients() {
                 buf[j] = beta * buf[j] + g[j];
             }
         }
-        assert_eq!(sm.buffer(worker).expect("slot"), buf.as_slice(), "worker {worker}");
+        assert_eq!(
+            sm.buffer(worker).expect("slot"),
+            buf.as_slice(),
+            "worker {worker}"
+        );
     }
     assert!(sm.buffer(k).is_none());
 }
@@ -96,7 +113,11 @@ fn smega2_with_one_worker_is_nesterov_in_look_ahead_form() {
     let mut theta = w0();
     let mut v = vec![0.0; 3];
     for _ in 0..60 {
-        let look: Vec<f64> = theta.iter().zip(&v).map(|(t, v)| t - eta * beta * v).collect();
+        let look: Vec<f64> = theta
+            .iter()
+            .zip(&v)
+            .map(|(t, v)| t - eta * beta * v)
+            .collect();
         let g = quad(&HS)(&look);
         for j in 0..3 {
             v[j] = beta * v[j] + g[j];
@@ -115,8 +136,15 @@ fn smega2_beta_zero_is_asgd() {
 
 fn apply_all(s: &mut Smega2<f64>, grads: &[Vec<f64>], lr: f64) {
     for (t, g) in grads.iter().enumerate() {
-        s.apply(&Update { worker: 0, t: t as u64, ite: t as u64, grad: g, round_start: true, lr })
-            .expect("applies");
+        s.apply(&Update {
+            worker: 0,
+            t: t as u64,
+            ite: t as u64,
+            grad: g,
+            round_start: true,
+            lr,
+        })
+        .expect("applies");
     }
 }
 
@@ -125,7 +153,11 @@ fn smega2_advanced_estimate_is_theta_after_n_zero_gradient_arrivals() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     for n in [3usize, 4, 8] {
         for estimate in [Smega2Estimate::Advanced, Smega2Estimate::Naive] {
-            let params = Smega2Params { estimate, cycle: n, dampening: 0.0 };
+            let params = Smega2Params {
+                estimate,
+                cycle: n,
+                dampening: 0.0,
+            };
             let mut s = Smega2::new(vec![1.0, 2.0], n, 0.9, 0.0, params);
             let steps = rng.gen_range(1..5 * n);
             let grads: Vec<Vec<f64>> = (0..steps)
@@ -138,7 +170,11 @@ fn smega2_advanced_estimate_is_theta_after_n_zero_gradient_arrivals() {
                 Smega2Estimate::Advanced => {
                     let mut future = s.clone();
                     apply_all(&mut future, &vec![vec![0.0, 0.0]; n], 0.07);
-                    assert!(close(&est, future.params()), "N={n}: {est:?} vs {:?}", future.params());
+                    assert!(
+                        close(&est, future.params()),
+                        "N={n}: {est:?} vs {:?}",
+                        future.params()
+                    );
                 }
                 Smega2Estimate::Naive => {
                     let expected: Vec<f64> = s
@@ -161,7 +197,10 @@ fn smega2_complete_cycles_are_heavy_ball_on_cycle_sums() {
     let grads: Vec<Vec<f64>> = (0..n * cycles)
         .map(|_| vec![rng.sample(StandardNormal), rng.sample(StandardNormal)])
         .collect();
-    let params = Smega2Params { cycle: n, ..Default::default() };
+    let params = Smega2Params {
+        cycle: n,
+        ..Default::default()
+    };
     let mut s = Smega2::new(vec![1.0, -1.0], n, beta, 0.0, params);
     apply_all(&mut s, &grads, lr);
     let mut theta = vec![1.0, -1.0];
@@ -188,11 +227,19 @@ fn dcasgd_lambda_zero_is_asgd_and_one_worker_is_sgd() {
         name: AlgorithmName::Dcasgd,
         lr: 0.05,
         momentum: 0.0,
-        dcasgd: DcAsgdParams { lambda, ..Default::default() },
+        dcasgd: DcAsgdParams {
+            lambda,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let run = |config: lagom::algo::AlgorithmConfig, k: usize| {
-        let mut h = common::Harness::new(lagom::algo::build(&config, k, w0()), k, config.scheduler(), 0.05);
+        let mut h = common::Harness::new(
+            lagom::algo::build(&config, k, w0()),
+            k,
+            config.scheduler(),
+            0.05,
+        );
         for t in 0..200usize {
             let worker = (t * 7) % k;
             h.deliver(worker, quad(&HS));
@@ -219,8 +266,18 @@ fn dc_compensation_is_exact_on_a_diagonal_quadratic_when_lambda_g2_equals_h() {
     let backup = [2.0, -1.5, 3.0];
     let w_star = [0.5, -1.0, 0.25];
     // Choose h so that λ g² = h with g = h (backup − w*): h = 1 / (λ (backup − w*)²).
-    let h: Vec<f64> = backup.iter().zip(&w_star).map(|(b, s)| 1.0 / (lambda * (b - s) * (b - s))).collect();
-    let grad = |w: &[f64]| -> Vec<f64> { w.iter().zip(&w_star).zip(&h).map(|((w, s), h)| h * (w - s)).collect() };
+    let h: Vec<f64> = backup
+        .iter()
+        .zip(&w_star)
+        .map(|(b, s)| 1.0 / (lambda * (b - s) * (b - s)))
+        .collect();
+    let grad = |w: &[f64]| -> Vec<f64> {
+        w.iter()
+            .zip(&w_star)
+            .zip(&h)
+            .map(|((w, s), h)| h * (w - s))
+            .collect()
+    };
     let w = [1.0, 0.0, -0.5];
     let g_stale = grad(&backup);
     let mut gdc = Vec::new();

@@ -41,7 +41,8 @@ fn golden_trace_in_exact_arithmetic() {
     ];
     for (t, &(worker, ite, latest, (un, ud), (wn, wd))) in trace.iter().enumerate() {
         let g = [f64::from(1u32 << t)];
-        ormo.apply(&update(worker, t as u64, ite, &g, 1.0)).expect("admissible");
+        ormo.apply(&update(worker, t as u64, ite, &g, 1.0))
+            .expect("admissible");
         assert_eq!(ormo.latest_group(), latest, "I at t={t}");
         assert_eq!(ormo.momentum()[0], rational(un, ud), "u at t={t}");
         assert_eq!(ormo.params()[0], rational(wn, wd), "w at t={t}");
@@ -103,7 +104,14 @@ fn synchronous_scheduler_gives_ssgdm_and_heavy_ball_with_lr_k_eta() {
     let (k, eta, beta) = (4, 0.05, 0.9);
     let hs = [1.0, 0.3, 2.0];
     let w0 = vec![1.0, -2.0, 0.5];
-    let mut ormo = Harness::with(AlgorithmName::Ormo, k, eta, beta, w0.clone(), Some(Scheduler::Sync));
+    let mut ormo = Harness::with(
+        AlgorithmName::Ormo,
+        k,
+        eta,
+        beta,
+        w0.clone(),
+        Some(Scheduler::Sync),
+    );
     let mut ssgdm = Harness::with(AlgorithmName::Ssgdm, k, eta, beta, w0.clone(), None);
     for _round in 0..30 {
         for worker in 0..k {
@@ -113,7 +121,11 @@ fn synchronous_scheduler_gives_ssgdm_and_heavy_ball_with_lr_k_eta() {
     }
     assert!(close(&ormo.w(), &ssgdm.w()));
     let reference = heavy_ball(&w0, k as f64 * eta, beta, 30, quad(&hs));
-    assert!(close(&ormo.w(), &reference), "{:?} vs {reference:?}", ormo.w());
+    assert!(
+        close(&ormo.w(), &reference),
+        "{:?} vs {reference:?}",
+        ormo.w()
+    );
 }
 
 /// One arrival of a pure-algorithm run: (worker, t, ite, gradient).
@@ -200,7 +212,10 @@ fn ormo_da_equals_ormo_when_no_delay_exceeds_the_threshold() {
     // Round robin: τ = K − 1 ≤ c·K for every rule with c = 1.
     let k = 6;
     let hs = [1.0, 0.3, 2.0];
-    for rule in [DelayRule::InverseDelay { c: 1.0 }, DelayRule::Threshold { c: 1.0 }] {
+    for rule in [
+        DelayRule::InverseDelay { c: 1.0 },
+        DelayRule::Threshold { c: 1.0 },
+    ] {
         let mut da = OrMo::new(vec![1.0, -2.0, 0.5], k, 0.9, 0.0, rule);
         let mut plain = OrMo::new(vec![1.0, -2.0, 0.5], k, 0.9, 0.0, DelayRule::Constant);
         let mut held = vec![(vec![1.0, -2.0, 0.5], 0u64); k];
@@ -208,8 +223,11 @@ fn ormo_da_equals_ormo_when_no_delay_exceeds_the_threshold() {
             let worker = (t % k as u64) as usize;
             let (p, ite) = held[worker].clone();
             let g: Vec<f64> = p.iter().zip(&hs).map(|(w, h)| w * h).collect();
-            da.apply(&update(worker, t, ite, &g, 0.01)).expect("admissible");
-            plain.apply(&update(worker, t, ite, &g, 0.01)).expect("admissible");
+            da.apply(&update(worker, t, ite, &g, 0.01))
+                .expect("admissible");
+            plain
+                .apply(&update(worker, t, ite, &g, 0.01))
+                .expect("admissible");
             held[worker] = (plain.params().to_vec(), t + 1);
         }
         assert_eq!(da.params(), plain.params(), "{rule:?}: bit-identical");
@@ -231,6 +249,10 @@ fn ormo_da_shrinks_the_step_of_a_very_stale_gradient_and_threshold_drops_it() {
         }
         let applied = da.apply(&update(1, 8, 0, &g, 0.1)).expect("admissible");
         assert_eq!(applied.lr, expected_lr, "{rule:?}");
-        assert_eq!(da.params()[0], -expected_lr, "{rule:?}: β = 0, so w moves by η_t·g");
+        assert_eq!(
+            da.params()[0],
+            -expected_lr,
+            "{rule:?}: β = 0, so w moves by η_t·g"
+        );
     }
 }

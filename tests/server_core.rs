@@ -22,11 +22,27 @@ fn core(k: usize, scheduler: Scheduler, max_updates: Option<u64>) -> ServerCore<
 }
 
 fn join(c: &mut ServerCore<f32>, worker: usize, incarnation: u64) -> Vec<Action<f32>> {
-    c.handle(Event::Join { worker, incarnation })
+    c.handle(Event::Join {
+        worker,
+        incarnation,
+    })
 }
 
-fn grad(c: &mut ServerCore<f32>, worker: usize, incarnation: u64, seq: u64, ite: u64, g: Vec<f32>) -> Vec<Action<f32>> {
-    c.handle(Event::Gradient(GradientIn { worker, incarnation, seq, ite, grad: g }))
+fn grad(
+    c: &mut ServerCore<f32>,
+    worker: usize,
+    incarnation: u64,
+    seq: u64,
+    ite: u64,
+    g: Vec<f32>,
+) -> Vec<Action<f32>> {
+    c.handle(Event::Gradient(GradientIn {
+        worker,
+        incarnation,
+        seq,
+        ite,
+        grad: g,
+    }))
 }
 
 fn sends(actions: &[Action<f32>]) -> Vec<(usize, u64)> {
@@ -55,8 +71,14 @@ fn a_resent_gradient_is_never_applied_twice() {
     assert!(matches!(first[0], Action::Applied { t: 0, .. }));
     let after_first = c.params().to_vec();
     let again = grad(&mut c, 0, 0, 1, 0, vec![1.0, 1.0]);
-    assert!(matches!(rejection(&again), Some(RejectReason::Duplicate { seq: 1, last: 1 })));
-    assert!(sends(&again).is_empty(), "a duplicate gets no new parameters");
+    assert!(matches!(
+        rejection(&again),
+        Some(RejectReason::Duplicate { seq: 1, last: 1 })
+    ));
+    assert!(
+        sends(&again).is_empty(),
+        "a duplicate gets no new parameters"
+    );
     assert_eq!(c.params(), after_first.as_slice());
     assert_eq!(c.updates(), 1);
     assert_eq!(c.workers()[0].applied, 1);
@@ -70,9 +92,19 @@ fn nan_and_wrong_size_gradients_change_nothing_and_the_worker_keeps_working() {
     let before = c.params().to_vec();
     let a = grad(&mut c, 0, 0, 1, 0, vec![f32::NAN, 1.0]);
     assert_eq!(rejection(&a), Some(&RejectReason::NonFinite));
-    assert_eq!(sends(&a), vec![(0, 0)], "fresh parameters so the worker is not stranded");
+    assert_eq!(
+        sends(&a),
+        vec![(0, 0)],
+        "fresh parameters so the worker is not stranded"
+    );
     let b = grad(&mut c, 0, 0, 2, 0, vec![1.0, 1.0, 1.0]);
-    assert_eq!(rejection(&b), Some(&RejectReason::WrongSize { got: 3, expected: 2 }));
+    assert_eq!(
+        rejection(&b),
+        Some(&RejectReason::WrongSize {
+            got: 3,
+            expected: 2
+        })
+    );
     let inf = grad(&mut c, 0, 0, 3, 0, vec![f32::INFINITY, 0.0]);
     assert_eq!(rejection(&inf), Some(&RejectReason::NonFinite));
     assert_eq!(c.params(), before.as_slice(), "nothing learned is lost");
@@ -87,9 +119,21 @@ fn gradients_on_parameters_the_worker_does_not_hold_are_refused() {
     join(&mut c, 0, 0);
     join(&mut c, 1, 0);
     let a = grad(&mut c, 0, 0, 1, 5, vec![1.0, 1.0]);
-    assert!(matches!(rejection(&a), Some(RejectReason::UnexpectedIndex { got: 5, expected: Some(0) })));
+    assert!(matches!(
+        rejection(&a),
+        Some(RejectReason::UnexpectedIndex {
+            got: 5,
+            expected: Some(0)
+        })
+    ));
     let unknown = grad(&mut c, 7, 0, 1, 0, vec![1.0, 1.0]);
-    assert!(matches!(rejection(&unknown), Some(RejectReason::UnknownWorker { worker: 7, workers: 2 })));
+    assert!(matches!(
+        rejection(&unknown),
+        Some(RejectReason::UnknownWorker {
+            worker: 7,
+            workers: 2
+        })
+    ));
     assert!(matches!(
         rejection(&join(&mut c, 9, 0)),
         Some(RejectReason::UnknownWorker { .. })
@@ -106,19 +150,28 @@ fn a_restarted_worker_gets_fresh_parameters_and_its_old_incarnation_is_refused()
     let rejoin = join(&mut c, 0, 1);
     assert_eq!(sends(&rejoin), vec![(0, 1)], "fresh parameters w_1");
     let stale = grad(&mut c, 0, 0, 1, 0, vec![1.0, 1.0]);
-    assert_eq!(rejection(&stale), Some(&RejectReason::WrongIncarnation { got: 0, current: 1 }));
+    assert_eq!(
+        rejection(&stale),
+        Some(&RejectReason::WrongIncarnation { got: 0, current: 1 })
+    );
     // Sequence numbers restart with the new incarnation.
     let fresh = grad(&mut c, 0, 1, 1, 1, vec![1.0, 1.0]);
     assert!(matches!(fresh[0], Action::Applied { t: 1, .. }));
     assert_eq!(c.workers()[0].joins, 2);
     let older = join(&mut c, 0, 0);
-    assert!(matches!(rejection(&older), Some(RejectReason::WrongIncarnation { .. })));
+    assert!(matches!(
+        rejection(&older),
+        Some(RejectReason::WrongIncarnation { .. })
+    ));
 }
 
 #[test]
 fn a_synchronous_round_completes_without_a_worker_that_left_and_it_rejoins_the_next() {
     let mut c = core(3, Scheduler::Sync, None);
-    assert!(sends(&join(&mut c, 0, 0)).is_empty(), "sync waits for all K before round 0");
+    assert!(
+        sends(&join(&mut c, 0, 0)).is_empty(),
+        "sync waits for all K before round 0"
+    );
     join(&mut c, 1, 0);
     let start = join(&mut c, 2, 0);
     assert_eq!(sends(&start), vec![(0, 0), (1, 0), (2, 0)]);

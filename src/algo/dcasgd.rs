@@ -2,7 +2,7 @@
 //! with a diagonal Hessian approximation, `g + λ g⊙g⊙(w − backup[k])`, where `backup[k]` is exactly
 //! what worker k computed on.
 
-use super::{Applied, AlgorithmError, DcAsgdParams, Real, ServerAlgorithm, Update};
+use super::{AlgorithmError, Applied, DcAsgdParams, Real, ServerAlgorithm, Update};
 use crate::algo::vector::{axpby, axpy};
 
 /// DC-ASGD server state: `w`, one backup per worker, the optional momentum and, for DC-ASGD-a,
@@ -21,7 +21,13 @@ pub struct DcAsgd<T> {
 impl<T: Real> DcAsgd<T> {
     /// Starts from `w0` for `workers` workers; `momentum > 0` enables the MXNet momentum form.
     /// Weight decay is applied on the server, to the current `w`.
-    pub fn new(w0: Vec<T>, workers: usize, momentum: f64, weight_decay: f64, params: DcAsgdParams) -> Self {
+    pub fn new(
+        w0: Vec<T>,
+        workers: usize,
+        momentum: f64,
+        weight_decay: f64,
+        params: DcAsgdParams,
+    ) -> Self {
         let d = w0.len();
         DcAsgd {
             w: w0,

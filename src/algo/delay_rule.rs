@@ -58,7 +58,7 @@ mod tests {
             let mut previous = f64::INFINITY;
             for tau in 0..200 {
                 let lr = rule.lr(0.1, tau, 8);
-                assert!(lr <= 0.1 && lr >= 0.0, "{rule:?} τ={tau}");
+                assert!((0.0..=0.1).contains(&lr), "{rule:?} τ={tau}");
                 assert!(lr <= previous, "{rule:?} increases at τ={tau}");
                 previous = lr;
             }

@@ -37,7 +37,9 @@ impl LrSchedule {
             1.0
         };
         let decays = self.decay_at.iter().filter(|&&m| t >= m).count();
-        let decay = self.decay_factor.powi(i32::try_from(decays).unwrap_or(i32::MAX));
+        let decay = self
+            .decay_factor
+            .powi(i32::try_from(decays).unwrap_or(i32::MAX));
         self.base * warm * decay
     }
 }

@@ -118,18 +118,10 @@ pub fn build<T: Real>(
         AlgorithmName::Asgd | AlgorithmName::Ssgd => Box::new(Sgd::new(w0, wd)),
         AlgorithmName::Ssgdm => Box::new(Ssgdm::new(w0, beta, wd)),
         AlgorithmName::NaiveAsgdm => Box::new(NaiveAsgdm::new(w0, beta, wd)),
-        AlgorithmName::ShiftedMomentum => {
-            Box::new(ShiftedMomentum::new(w0, workers, beta, wd))
-        }
+        AlgorithmName::ShiftedMomentum => Box::new(ShiftedMomentum::new(w0, workers, beta, wd)),
         AlgorithmName::Smega2 => Box::new(Smega2::new(w0, workers, beta, wd, config.smega2)),
         AlgorithmName::Ormo => Box::new(OrMo::new(w0, workers, beta, wd, DelayRule::Constant)),
-        AlgorithmName::OrmoDa => Box::new(OrMo::new(
-            w0,
-            workers,
-            beta,
-            wd,
-            config.ormo_da.rule(),
-        )),
+        AlgorithmName::OrmoDa => Box::new(OrMo::new(w0, workers, beta, wd, config.ormo_da.rule())),
         AlgorithmName::Dcasgd => Box::new(DcAsgd::new(w0, workers, beta, wd, config.dcasgd)),
     }
 }

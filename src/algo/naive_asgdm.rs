@@ -1,6 +1,6 @@
 //! Naive ASGDm (spec §3): ordinary momentum SGD on whatever stale gradient arrives.
 
-use super::{Applied, AlgorithmError, Real, ServerAlgorithm, Update};
+use super::{AlgorithmError, Applied, Real, ServerAlgorithm, Update};
 use crate::algo::vector::{axpby, axpy};
 
 /// One server momentum buffer, scaled convention: `u ← βu + ηg; w ← w − u`.

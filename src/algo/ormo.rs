@@ -3,7 +3,7 @@
 //! latest group is `I` enters the momentum with weight `β^n` and the parameters with
 //! `c(n) = 1 + β + … + β^n`, `n = I − j`: the state depends only on which gradients arrived.
 
-use super::{Applied, AlgorithmError, DelayRule, Real, ServerAlgorithm, Update};
+use super::{AlgorithmError, Applied, DelayRule, Real, ServerAlgorithm, Update};
 use crate::algo::vector::{axpy, geometric_sum, pow_n, scale};
 
 /// `⌈ite / K⌉`, the gradient group of a parameter index.

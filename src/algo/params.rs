@@ -267,10 +267,16 @@ impl AlgorithmConfig {
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if !(self.lr.is_finite() && self.lr >= 0.0) {
-            problems.push(format!("algorithm.lr must be a finite number ≥ 0, got {}", self.lr));
+            problems.push(format!(
+                "algorithm.lr must be a finite number ≥ 0, got {}",
+                self.lr
+            ));
         }
         if !(0.0..1.0).contains(&self.momentum) {
-            problems.push(format!("algorithm.momentum must be in [0, 1), got {}", self.momentum));
+            problems.push(format!(
+                "algorithm.momentum must be in [0, 1), got {}",
+                self.momentum
+            ));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             problems.push(format!(
@@ -291,7 +297,10 @@ impl AlgorithmConfig {
             ));
         }
         if !(self.ormo_da.c > 0.0 && self.ormo_da.c.is_finite()) {
-            problems.push(format!("algorithm.ormo_da.c must be > 0, got {}", self.ormo_da.c));
+            problems.push(format!(
+                "algorithm.ormo_da.c must be > 0, got {}",
+                self.ormo_da.c
+            ));
         }
         if !(0.0..1.0).contains(&self.smega2.dampening) {
             problems.push(format!(
@@ -311,7 +320,7 @@ impl AlgorithmConfig {
                 self.dcasgd.ms_decay
             ));
         }
-        if !(self.dcasgd.epsilon > 0.0) {
+        if self.dcasgd.epsilon.is_nan() || self.dcasgd.epsilon <= 0.0 {
             problems.push(format!(
                 "algorithm.dcasgd.epsilon must be > 0, got {}",
                 self.dcasgd.epsilon

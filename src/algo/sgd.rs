@@ -1,7 +1,7 @@
 //! ASGD and SSGD (Algorithm 1): `w ← w − η g` for every arriving gradient; the two differ only in
 //! the scheduler (spec §1).
 
-use super::{Applied, AlgorithmError, Real, ServerAlgorithm, Update};
+use super::{AlgorithmError, Applied, Real, ServerAlgorithm, Update};
 use crate::algo::vector::axpy;
 
 /// Plain per-gradient SGD on the server.
@@ -14,7 +14,10 @@ pub struct Sgd<T> {
 impl<T: Real> Sgd<T> {
     /// Starts from `w0`; workers add `weight_decay · w_ite` to their gradients.
     pub fn new(w0: Vec<T>, weight_decay: f64) -> Self {
-        Sgd { w: w0, weight_decay }
+        Sgd {
+            w: w0,
+            weight_decay,
+        }
     }
 }
 

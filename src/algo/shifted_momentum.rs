@@ -1,7 +1,7 @@
 //! Shifted momentum (spec §4, Giladi et al.): one momentum buffer per worker, so each update uses
 //! only that worker's own gradient history (`m[k] ← βm[k] + g; w ← w − η m[k]`, PyTorch convention).
 
-use super::{Applied, AlgorithmError, Real, ServerAlgorithm, Update};
+use super::{AlgorithmError, Applied, Real, ServerAlgorithm, Update};
 use crate::algo::vector::{axpby, axpy};
 
 /// Per-worker momentum buffers on the server, keyed by worker id (not by arrival slot).

@@ -2,7 +2,7 @@
 //! the mean of the cycle's gradients; workers receive an estimate of where θ will be N arrivals
 //! later instead of θ itself.
 
-use super::{Applied, AlgorithmError, Real, ServerAlgorithm, Smega2Estimate, Smega2Params, Update};
+use super::{AlgorithmError, Applied, Real, ServerAlgorithm, Smega2Estimate, Smega2Params, Update};
 use crate::algo::vector::{axpby, axpy};
 
 /// SMEGA² server state: θ, the buffer `v`, the cycle accumulator `G` and the step counter `s`.
@@ -26,9 +26,19 @@ pub struct Smega2<T> {
 impl<T: Real> Smega2<T> {
     /// Starts from `w0`. The cycle is `params.cycle`, or `workers` when that is 0. Weight decay is
     /// applied on the server with the master θ, as the reference code does.
-    pub fn new(w0: Vec<T>, workers: usize, beta: f64, weight_decay: f64, params: Smega2Params) -> Self {
+    pub fn new(
+        w0: Vec<T>,
+        workers: usize,
+        beta: f64,
+        weight_decay: f64,
+        params: Smega2Params,
+    ) -> Self {
         let d = w0.len();
-        let cycle = if params.cycle == 0 { workers.max(1) } else { params.cycle };
+        let cycle = if params.cycle == 0 {
+            workers.max(1)
+        } else {
+            params.cycle
+        };
         Smega2 {
             theta: w0,
             v: vec![T::zero(); d],

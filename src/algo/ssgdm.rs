@@ -1,7 +1,7 @@
 //! SSGDm in per-gradient form (spec §2): heavy-ball momentum over rounds, with the look-ahead
 //! `w −= βu; u *= β` applied once at each round's first gradient (when the waiting set is empty).
 
-use super::{Applied, AlgorithmError, Real, ServerAlgorithm, Update};
+use super::{AlgorithmError, Applied, Real, ServerAlgorithm, Update};
 use crate::algo::vector::{axpy, scale};
 
 /// Synchronous SGD with momentum, scaled convention (`u` holds `η·g`).

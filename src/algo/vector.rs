@@ -54,7 +54,10 @@ mod tests {
         for &beta in &[0.0f64, 0.5, 0.9, 1.0] {
             for n in 0..20u64 {
                 let series: f64 = (0..=n).map(|l| pow_n(beta, l)).sum();
-                assert!((geometric_sum(beta, n) - series).abs() < 1e-12, "β={beta} n={n}");
+                assert!(
+                    (geometric_sum(beta, n) - series).abs() < 1e-12,
+                    "β={beta} n={n}"
+                );
             }
         }
         assert_eq!(pow_n(0.0f64, 0), 1.0);

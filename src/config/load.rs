@@ -72,7 +72,10 @@ impl Provider for FlagProvider {
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
         match figment::util::nest(&self.key, self.value.clone()) {
             Value::Dict(_, dict) => Ok(Profile::Default.collect(dict)),
-            _ => Err(figment::Error::from(format!("`{}` is not a key path", self.key))),
+            _ => Err(figment::Error::from(format!(
+                "`{}` is not a key path",
+                self.key
+            ))),
         }
     }
 }
@@ -145,16 +148,28 @@ fn flag_providers(cli: &CliOverrides) -> Result<Vec<FlagProvider>, ConfigError> 
         providers.push(flag(&format!("--set {key}"), key, value));
     }
     if let Some(dir) = &cli.run_dir {
-        providers.push(flag("--run-dir", "run.dir", Value::from(dir.display().to_string())));
+        providers.push(flag(
+            "--run-dir",
+            "run.dir",
+            Value::from(dir.display().to_string()),
+        ));
     }
     if let Some(seed) = cli.seed {
         providers.push(flag("--seed", "run.seed", Value::from(seed)));
     }
     if let Some(workers) = cli.workers {
-        providers.push(flag("--workers", "cluster.workers", Value::from(workers as u64)));
+        providers.push(flag(
+            "--workers",
+            "cluster.workers",
+            Value::from(workers as u64),
+        ));
     }
     if let Some(name) = cli.algorithm {
-        providers.push(flag("--algorithm", "algorithm.name", Value::from(name.as_str())));
+        providers.push(flag(
+            "--algorithm",
+            "algorithm.name",
+            Value::from(name.as_str()),
+        ));
     }
     if let Some(lr) = cli.lr {
         providers.push(flag("--lr", "algorithm.lr", Value::from(lr)));
@@ -188,7 +203,10 @@ fn describe_errors(figment: &Figment, error: figment::Error) -> Vec<String> {
                     format!("unknown key (known keys here: {})", expected.join(", "))
                 }
                 Kind::UnknownVariant(variant, expected) => {
-                    format!("unknown value `{variant}` (expected one of: {})", expected.join(", "))
+                    format!(
+                        "unknown value `{variant}` (expected one of: {})",
+                        expected.join(", ")
+                    )
                 }
                 other => other.to_string(),
             };
@@ -209,6 +227,9 @@ fn describe_errors(figment: &Figment, error: figment::Error) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    // figment::Jail closures must return figment::Error, which is large.
+    #![allow(clippy::result_large_err)]
+
     use super::*;
 
     fn load_in_jail(cli: CliOverrides) -> Result<Config, ConfigError> {
@@ -218,7 +239,10 @@ mod tests {
     #[test]
     fn environment_overrides_file_and_flags_override_environment() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("c.toml", "[algorithm]\nlr = 0.05\nmomentum = 0.5\n[cluster]\nworkers = 8\n")?;
+            jail.create_file(
+                "c.toml",
+                "[algorithm]\nlr = 0.05\nmomentum = 0.5\n[cluster]\nworkers = 8\n",
+            )?;
             jail.set_env("LAGOM_ALGORITHM__LR", "0.2");
             jail.set_env("LAGOM_HETEROGENEITY__SLOW_FRACTION", "0.25");
             let cli = CliOverrides {
@@ -229,7 +253,10 @@ mod tests {
             assert_eq!(c.algorithm.lr, 0.2, "env beats file");
             assert_eq!(c.algorithm.momentum, 0.5, "file beats defaults");
             assert_eq!(c.cluster.workers, 8);
-            assert_eq!(c.heterogeneity.slow_fraction, 0.25, "underscored keys survive `__` nesting");
+            assert_eq!(
+                c.heterogeneity.slow_fraction, 0.25,
+                "underscored keys survive `__` nesting"
+            );
             let c = load_in_jail(CliOverrides {
                 lr: Some(0.3),
                 set: vec!["algorithm.momentum=0.7".into()],
@@ -262,7 +289,10 @@ mod tests {
                 .map(|e| e.to_string())
                 .unwrap_or_default();
             assert!(err.contains("sim.updatez"), "{err}");
-            assert!(err.contains("environment variable LAGOM_SIM__UPDATEZ"), "{err}");
+            assert!(
+                err.contains("environment variable LAGOM_SIM__UPDATEZ"),
+                "{err}"
+            );
             Ok(())
         });
     }
@@ -283,7 +313,10 @@ mod tests {
                 .err()
                 .map(|e| e.to_string())
                 .unwrap_or_default();
-            assert!(err.contains("algorithm.momentum must be in [0, 1)"), "{err}");
+            assert!(
+                err.contains("algorithm.momentum must be in [0, 1)"),
+                "{err}"
+            );
             assert!(err.contains("LAGOM_ALGORITHM__MOMENTUM"), "{err}");
             Ok(())
         });

@@ -6,5 +6,5 @@ mod load;
 mod sections;
 
 pub use error::ConfigError;
-pub use load::{load, ConfigSources, CliOverrides};
+pub use load::{load, CliOverrides, ConfigSources};
 pub use sections::{ClusterConfig, Config, RunConfig};

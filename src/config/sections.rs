@@ -69,7 +69,7 @@ impl Config {
         }
         problems.extend(self.heterogeneity.validate(self.cluster.workers));
         problems.extend(self.sim.validate());
-        if !(self.run.divergence_loss > 0.0) {
+        if self.run.divergence_loss.is_nan() || self.run.divergence_loss <= 0.0 {
             problems.push(format!(
                 "run.divergence_loss must be > 0, got {}",
                 self.run.divergence_loss

@@ -39,7 +39,8 @@ impl RunDir {
     /// Starts a fresh `metrics.jsonl`.
     pub fn metrics(&self) -> Result<MetricsWriter> {
         let path = self.path.join("metrics.jsonl");
-        let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        let file =
+            File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
         Ok(MetricsWriter {
             out: BufWriter::new(file),
             path,
@@ -57,7 +58,8 @@ impl RunDir {
     pub fn write_atomically(&self, name: &str, bytes: &[u8]) -> Result<()> {
         let target = self.path.join(name);
         let tmp = self.path.join(format!(".{name}.tmp"));
-        let mut file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        let mut file =
+            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
         file.write_all(bytes)
             .and_then(|()| file.sync_all())
             .with_context(|| format!("cannot write {}", tmp.display()))?;

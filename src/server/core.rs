@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::algo::{AlgorithmError, LrSchedule, Real, Scheduler, ServerAlgorithm, Update};
 use crate::algo::vector::all_finite;
+use crate::algo::{AlgorithmError, LrSchedule, Real, Scheduler, ServerAlgorithm, Update};
 
 use super::membership::WorkerRecord;
 use super::staleness::StalenessHistogram;
@@ -289,7 +289,11 @@ impl<T: Real> ServerCore<T> {
     fn on_join(&mut self, worker: usize, incarnation: u64, actions: &mut Vec<Action<T>>) {
         let workers = self.workers.len();
         let Some(record) = self.workers.get_mut(worker) else {
-            self.reject(worker, RejectReason::UnknownWorker { worker, workers }, actions);
+            self.reject(
+                worker,
+                RejectReason::UnknownWorker { worker, workers },
+                actions,
+            );
             return;
         };
         if record.joins > 0 && incarnation < record.incarnation {

@@ -57,7 +57,7 @@ impl VirtualClock {
     }
 
     /// Advances to the earliest completion and returns its worker, or `None` when none is pending.
-    pub fn next(&mut self) -> Option<usize> {
+    pub fn advance(&mut self) -> Option<usize> {
         let c = self.pending.pop()?;
         self.now = c.at;
         Some(c.worker)
@@ -74,10 +74,10 @@ mod tests {
         clock.schedule(2, 1.0);
         clock.schedule(0, 1.0);
         clock.schedule(1, 0.5);
-        assert_eq!(clock.next(), Some(1));
+        assert_eq!(clock.advance(), Some(1));
         assert_eq!(clock.now(), 0.5);
-        assert_eq!(clock.next(), Some(2));
-        assert_eq!(clock.next(), Some(0));
-        assert_eq!(clock.next(), None);
+        assert_eq!(clock.advance(), Some(2));
+        assert_eq!(clock.advance(), Some(0));
+        assert_eq!(clock.advance(), None);
     }
 }

@@ -106,12 +106,15 @@ impl SimConfig {
             problems.push("sim.updates must be ≥ 1, got 0".to_string());
         }
         if let Some(b) = self.time_budget_s {
-            if !(b > 0.0) {
+            if b.is_nan() || b <= 0.0 {
                 problems.push(format!("sim.time_budget_s must be > 0, got {b}"));
             }
         }
         if !(self.step_time_s.is_finite() && self.step_time_s > 0.0) {
-            problems.push(format!("sim.step_time_s must be > 0, got {}", self.step_time_s));
+            problems.push(format!(
+                "sim.step_time_s must be > 0, got {}",
+                self.step_time_s
+            ));
         }
         if self.eval_every == 0 {
             problems.push("sim.eval_every must be ≥ 1, got 0".to_string());
@@ -121,10 +124,15 @@ impl SimConfig {
             problems.push("sim.quadratic.dim must be ≥ 1, got 0".to_string());
         }
         if let Some(bad) = q.curvatures.iter().find(|h| !(h.is_finite() && **h >= 0.0)) {
-            problems.push(format!("sim.quadratic.curvatures must be finite and ≥ 0, got {bad}"));
+            problems.push(format!(
+                "sim.quadratic.curvatures must be finite and ≥ 0, got {bad}"
+            ));
         }
         if !(q.condition.is_finite() && q.condition >= 1.0) {
-            problems.push(format!("sim.quadratic.condition must be ≥ 1, got {}", q.condition));
+            problems.push(format!(
+                "sim.quadratic.condition must be ≥ 1, got {}",
+                q.condition
+            ));
         }
         if !(q.noise.is_finite() && q.noise >= 0.0) {
             problems.push(format!("sim.quadratic.noise must be ≥ 0, got {}", q.noise));

@@ -61,8 +61,12 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
             index: 0,
             seq: 0,
             speed: speeds[id],
-            noise_rng: ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(id as u64)),
-            time_rng: ChaCha8Rng::seed_from_u64(het_seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(id as u64 + 1))),
+            noise_rng: ChaCha8Rng::seed_from_u64(
+                seed.wrapping_mul(1_000_003).wrapping_add(id as u64),
+            ),
+            time_rng: ChaCha8Rng::seed_from_u64(
+                het_seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(id as u64 + 1)),
+            ),
         })
         .collect();
 
@@ -99,7 +103,8 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
                     let w = &mut workers[worker];
                     w.held = params;
                     w.index = index;
-                    let duration = step_time / w.speed * jitter_factor(jitter.as_ref(), &mut w.time_rng);
+                    let duration =
+                        step_time / w.speed * jitter_factor(jitter.as_ref(), &mut w.time_rng);
                     clock.schedule(worker, duration);
                 }
                 Action::Applied { t, lr, .. } => {
@@ -134,8 +139,11 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
         if config.sim.time_budget_s.is_some_and(|b| clock.now() >= b) {
             break;
         }
-        let Some(worker) = clock.next() else {
-            anyhow::bail!("simulation stalled: no worker is computing at update {}", core.updates());
+        let Some(worker) = clock.advance() else {
+            anyhow::bail!(
+                "simulation stalled: no worker is computing at update {}",
+                core.updates()
+            );
         };
         let w = &mut workers[worker];
         objective.gradient(&w.held, &mut w.noise_rng, &mut grad);
@@ -212,4 +220,3 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
 fn finite(x: f64) -> Option<f64> {
     x.is_finite().then_some(x)
 }
-

@@ -35,13 +35,19 @@ impl Logistic {
     pub fn generate(p: &LogisticParams, seed: u64) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6c6f_6769_7374_6963);
         let f = p.features;
-        let hidden: Vec<f64> = (0..=f).map(|_| 2.0 * rng.sample::<f64, _>(StandardNormal)).collect();
+        let hidden: Vec<f64> = (0..=f)
+            .map(|_| 2.0 * rng.sample::<f64, _>(StandardNormal))
+            .collect();
         let mut x = Vec::with_capacity(p.samples * f);
         let mut y = Vec::with_capacity(p.samples);
         for _ in 0..p.samples {
             let row: Vec<f64> = (0..f).map(|_| rng.sample(StandardNormal)).collect();
             let z = row.iter().zip(&hidden).map(|(a, b)| a * b).sum::<f64>() + hidden[f];
-            y.push(if rng.gen::<f64>() < sigmoid(z) { 1.0 } else { 0.0 });
+            y.push(if rng.gen::<f64>() < sigmoid(z) {
+                1.0
+            } else {
+                0.0
+            });
             x.extend(row);
         }
         Logistic {
@@ -54,7 +60,10 @@ impl Logistic {
 
     fn margin(&self, i: usize, w: &[f32]) -> f64 {
         let row = &self.x[i * self.features..(i + 1) * self.features];
-        row.iter().zip(w).map(|(a, &b)| a * f64::from(b)).sum::<f64>()
+        row.iter()
+            .zip(w)
+            .map(|(a, &b)| a * f64::from(b))
+            .sum::<f64>()
             + f64::from(w[self.features])
     }
 }
@@ -110,7 +119,7 @@ mod tests {
         let w = vec![0.3f32, -0.2, 0.1, 0.05];
         // Average many mini-batch gradients and compare with central differences of the loss.
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let mut mean = vec![0.0f64; 4];
+        let mut mean = [0.0f64; 4];
         let mut g = Vec::new();
         let draws = 400;
         for _ in 0..draws {
@@ -125,7 +134,11 @@ mod tests {
             a[j] += h;
             b[j] -= h;
             let fd = (obj.loss(&a) - obj.loss(&b)) / (2.0 * f64::from(h));
-            assert!((fd - mean[j]).abs() < 0.02, "coordinate {j}: fd {fd} vs {}", mean[j]);
+            assert!(
+                (fd - mean[j]).abs() < 0.02,
+                "coordinate {j}: fd {fd} vs {}",
+                mean[j]
+            );
         }
     }
 }

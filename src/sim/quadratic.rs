@@ -29,7 +29,11 @@ impl Quadratic {
             let d = p.dim.max(1);
             (0..d)
                 .map(|j| {
-                    let frac = if d == 1 { 0.0 } else { j as f64 / (d - 1) as f64 };
+                    let frac = if d == 1 {
+                        0.0
+                    } else {
+                        j as f64 / (d - 1) as f64
+                    };
                     p.condition.powf(-frac)
                 })
                 .collect()

@@ -18,7 +18,12 @@ pub struct Harness {
 
 impl Harness {
     /// A core over `algorithm` with K workers, all joined (incarnation 0).
-    pub fn new(algorithm: Box<dyn algo::ServerAlgorithm<f64>>, k: usize, scheduler: Scheduler, lr: f64) -> Self {
+    pub fn new(
+        algorithm: Box<dyn algo::ServerAlgorithm<f64>>,
+        k: usize,
+        scheduler: Scheduler,
+        lr: f64,
+    ) -> Self {
         let core = ServerCore::new(
             ServerCoreConfig {
                 workers: k,
@@ -46,7 +51,14 @@ impl Harness {
     }
 
     /// Builds the named algorithm with these settings and wraps it.
-    pub fn with(name: AlgorithmName, k: usize, lr: f64, beta: f64, w0: Vec<f64>, scheduler: Option<Scheduler>) -> Self {
+    pub fn with(
+        name: AlgorithmName,
+        k: usize,
+        lr: f64,
+        beta: f64,
+        w0: Vec<f64>,
+        scheduler: Option<Scheduler>,
+    ) -> Self {
         let cfg = AlgorithmConfig {
             name,
             lr,
@@ -61,11 +73,20 @@ impl Harness {
     pub fn take(&mut self, actions: Vec<Action<f64>>) -> Vec<Action<f64>> {
         for a in &actions {
             match a {
-                Action::SendParams { worker, index, params } => {
+                Action::SendParams {
+                    worker,
+                    index,
+                    params,
+                } => {
                     self.held[*worker] = Some((params.clone(), *index));
                     self.sent.push((*worker, *index));
                 }
-                Action::Applied { worker, t, staleness, .. } => self.applied.push((*worker, *t, *staleness)),
+                Action::Applied {
+                    worker,
+                    t,
+                    staleness,
+                    ..
+                } => self.applied.push((*worker, *t, *staleness)),
                 _ => {}
             }
         }
@@ -92,7 +113,10 @@ impl Harness {
 
     /// The index of the parameters worker `k` holds.
     pub fn index_of(&self, k: usize) -> u64 {
-        self.held[k].as_ref().map(|(_, i)| *i).expect("worker holds no parameters")
+        self.held[k]
+            .as_ref()
+            .map(|(_, i)| *i)
+            .expect("worker holds no parameters")
     }
 
     fn send(&mut self, k: usize, ite: u64, grad: Vec<f64>) -> Vec<Action<f64>> {
@@ -121,11 +145,19 @@ pub fn quad(h: &[f64]) -> impl Fn(&[f64]) -> Vec<f64> + '_ {
 /// Relative closeness with the spec's tolerance (1e-9).
 pub fn close(a: &[f64], b: &[f64]) -> bool {
     a.len() == b.len()
-        && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-9 * (1.0 + x.abs() + y.abs()))
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| (x - y).abs() <= 1e-9 * (1.0 + x.abs() + y.abs()))
 }
 
 /// Heavy ball in PyTorch convention: `buf = β buf + g; w −= lr·buf`, for `steps` steps.
-pub fn heavy_ball(w0: &[f64], lr: f64, beta: f64, steps: usize, grad: impl Fn(&[f64]) -> Vec<f64>) -> Vec<f64> {
+pub fn heavy_ball(
+    w0: &[f64],
+    lr: f64,
+    beta: f64,
+    steps: usize,
+    grad: impl Fn(&[f64]) -> Vec<f64>,
+) -> Vec<f64> {
     let mut w = w0.to_vec();
     let mut buf = vec![0.0; w.len()];
     for _ in 0..steps {
