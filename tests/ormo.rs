@@ -248,7 +248,7 @@ fn ormo_da_shrinks_the_step_of_a_very_stale_gradient_and_threshold_drops_it() {
             da.apply(&update(0, t, t, &[0.0], 0.1)).expect("admissible");
         }
         let applied = da.apply(&update(1, 8, 0, &g, 0.1)).expect("admissible");
-        assert_eq!(applied.lr, expected_lr, "{rule:?}");
+        assert_eq!(0.1 * applied.lr_factor, expected_lr, "{rule:?}");
         assert_eq!(
             da.params()[0],
             -expected_lr,

@@ -101,7 +101,7 @@ impl<T: Real> ServerAlgorithm<T> for DcAsgd<T> {
             }
         }
         self.scratch = gdc;
-        Ok(Applied { lr: lr.to_f64() })
+        Ok(Applied::FULL)
     }
 
     fn dispatch(&mut self, worker: usize, out: &mut Vec<T>) -> Result<(), AlgorithmError> {

@@ -63,8 +63,14 @@ impl<T> Update<'_, T> {
 /// What applying one gradient did.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Applied {
-    /// The learning rate the gradient was applied with (OrMo-DA may reduce it; 0 when dropped).
-    pub lr: f64,
+    /// The fraction of the scheduled learning rate the gradient was applied with: 1, except
+    /// where OrMo-DA reduces it for a stale gradient (0 when dropped).
+    pub lr_factor: f64,
+}
+
+impl Applied {
+    /// Applied with the full scheduled learning rate.
+    pub const FULL: Applied = Applied { lr_factor: 1.0 };
 }
 
 /// An update that an algorithm refuses because its own invariants would break.

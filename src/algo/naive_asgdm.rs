@@ -33,9 +33,7 @@ impl<T: Real> ServerAlgorithm<T> for NaiveAsgdm<T> {
     fn apply(&mut self, update: &Update<'_, T>) -> Result<Applied, AlgorithmError> {
         axpby(&mut self.u, self.beta, update.lr, update.grad);
         axpy(&mut self.w, -T::one(), &self.u);
-        Ok(Applied {
-            lr: update.lr.to_f64(),
-        })
+        Ok(Applied::FULL)
     }
 
     fn dispatch(&mut self, _worker: usize, out: &mut Vec<T>) -> Result<(), AlgorithmError> {

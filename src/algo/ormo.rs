@@ -78,21 +78,15 @@ impl<T: Real> ServerAlgorithm<T> for OrMo<T> {
             self.latest_group = latest;
         }
         // (b) the delay-adaptive learning rate (plain OrMo keeps η).
-        let lr = self
-            .rule
-            .lr(update.lr.to_f64(), update.staleness(), self.workers);
-        if lr == 0.0 {
-            return Ok(Applied { lr });
+        let lr_factor = self.rule.lr(1.0, update.staleness(), self.workers);
+        if lr_factor == 0.0 {
+            return Ok(Applied { lr_factor });
         }
-        let eta = if matches!(self.rule, DelayRule::Constant) {
-            update.lr
-        } else {
-            T::of(lr)
-        };
+        let eta = update.lr * T::of(lr_factor);
         // (c) u += β^n η g ; w −= c(n) η g.
         axpy(&mut self.u, pow_n(self.beta, n) * eta, update.grad);
         axpy(&mut self.w, -geometric_sum(self.beta, n) * eta, update.grad);
-        Ok(Applied { lr })
+        Ok(Applied { lr_factor })
     }
 
     fn dispatch(&mut self, _worker: usize, out: &mut Vec<T>) -> Result<(), AlgorithmError> {

@@ -28,9 +28,7 @@ impl<T: Real> ServerAlgorithm<T> for Sgd<T> {
 
     fn apply(&mut self, update: &Update<'_, T>) -> Result<Applied, AlgorithmError> {
         axpy(&mut self.w, -update.lr, update.grad);
-        Ok(Applied {
-            lr: update.lr.to_f64(),
-        })
+        Ok(Applied::FULL)
     }
 
     fn dispatch(&mut self, _worker: usize, out: &mut Vec<T>) -> Result<(), AlgorithmError> {

@@ -47,9 +47,7 @@ impl<T: Real> ServerAlgorithm<T> for ShiftedMomentum<T> {
             })?;
         axpby(m, self.beta, T::one(), update.grad);
         axpy(&mut self.w, -update.lr, m);
-        Ok(Applied {
-            lr: update.lr.to_f64(),
-        })
+        Ok(Applied::FULL)
     }
 
     fn dispatch(&mut self, _worker: usize, out: &mut Vec<T>) -> Result<(), AlgorithmError> {

@@ -111,7 +111,7 @@ impl<T: Real> ServerAlgorithm<T> for Smega2<T> {
         }
         self.scratch = d;
         self.last_lr = lr;
-        Ok(Applied { lr: lr.to_f64() })
+        Ok(Applied::FULL)
     }
 
     fn dispatch(&mut self, _worker: usize, out: &mut Vec<T>) -> Result<(), AlgorithmError> {

@@ -43,9 +43,7 @@ impl<T: Real> ServerAlgorithm<T> for Ssgdm<T> {
         }
         axpy(&mut self.u, update.lr, update.grad);
         axpy(&mut self.w, -update.lr, update.grad);
-        Ok(Applied {
-            lr: update.lr.to_f64(),
-        })
+        Ok(Applied::FULL)
     }
 
     fn dispatch(&mut self, _worker: usize, out: &mut Vec<T>) -> Result<(), AlgorithmError> {

@@ -154,7 +154,8 @@ pub enum Action<T> {
         t: u64,
         /// `t − ite`.
         staleness: u64,
-        /// The learning rate it was applied with.
+        /// The learning rate it was applied with (the schedule's value times the algorithm's
+        /// factor).
         lr: f64,
     },
     /// A gradient or join was refused.
@@ -357,6 +358,7 @@ impl<T: Real> ServerCore<T> {
         } else if !all_finite(&g.grad) {
             Err(RejectReason::NonFinite)
         } else {
+            let scheduled_lr = self.config.lr.at(self.t);
             let round_start = match self.config.scheduler {
                 Scheduler::Async => true,
                 Scheduler::Sync => self.round_fresh,
@@ -367,12 +369,12 @@ impl<T: Real> ServerCore<T> {
                 ite: g.ite,
                 grad: &g.grad,
                 round_start,
-                lr: T::of(self.config.lr.at(self.t)),
+                lr: T::of(scheduled_lr),
             };
             let staleness = update.staleness();
             self.algorithm
                 .apply(&update)
-                .map(|applied| (staleness, applied.lr))
+                .map(|applied| (staleness, scheduled_lr * applied.lr_factor))
                 .map_err(RejectReason::Algorithm)
         };
         match verdict {
