@@ -104,9 +104,14 @@ pub trait ServerAlgorithm<T: Real>: Send {
     fn params(&self) -> &[T];
     /// Applies one gradient; on error the state is unchanged.
     fn apply(&mut self, update: &Update<'_, T>) -> Result<Applied, AlgorithmError>;
-    /// Writes into `out` the parameters to send to `worker` now (usually `w`, SMEGA²'s estimate),
-    /// and records whatever the algorithm must remember about that send (DC-ASGD's backup).
-    fn dispatch(&mut self, worker: usize, out: &mut Vec<T>) -> Result<(), AlgorithmError>;
+    /// Writes into `out` the parameters to send to `worker` now, and records whatever the
+    /// algorithm must remember about that send. The default sends `w`; SMEGA² sends its estimate
+    /// and DC-ASGD keeps a backup.
+    fn dispatch(&mut self, _worker: usize, out: &mut Vec<T>) -> Result<(), AlgorithmError> {
+        out.clear();
+        out.extend_from_slice(self.params());
+        Ok(())
+    }
     /// The weight decay a worker must add to its gradient (`wd·w_ite`); 0 when the algorithm
     /// applies weight decay on the server (SMEGA², DC-ASGD).
     fn worker_weight_decay(&self) -> f64;

@@ -89,12 +89,6 @@ impl<T: Real> ServerAlgorithm<T> for OrMo<T> {
         Ok(Applied { lr_factor })
     }
 
-    fn dispatch(&mut self, _worker: usize, out: &mut Vec<T>) -> Result<(), AlgorithmError> {
-        out.clear();
-        out.extend_from_slice(&self.w);
-        Ok(())
-    }
-
     fn worker_weight_decay(&self) -> f64 {
         self.weight_decay
     }
