@@ -6,6 +6,7 @@
 
 pub mod algo;
 pub mod config;
+pub mod data;
 pub mod heterogeneity;
 pub mod run;
 pub mod server;

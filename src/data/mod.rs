@@ -1,0 +1,16 @@
+//! Training data: readers for the IDX (MNIST, Fashion-MNIST) and CIFAR binary formats, a generated
+//! data set, per-worker sharding with seeded per-epoch shuffling, augmentation and normalization.
+
+mod augment;
+pub mod cifar;
+mod dataset;
+mod error;
+pub mod idx;
+mod sampler;
+mod synthetic;
+
+pub use augment::Batch;
+pub use dataset::{load, Dataset, DatasetName, Split};
+pub use error::DataError;
+pub use sampler::{Sampler, Sharding};
+pub use synthetic::synthetic;
