@@ -207,10 +207,18 @@ fn cifar10_and_cifar100_binaries_read_back_exactly() {
 #[test]
 fn the_installed_fashion_mnist_has_its_published_shape() {
     let dir = Path::new("/usr/share/datasets/fashion-mnist");
-    assert!(
-        dir.is_dir(),
-        "CI installs dataset-fashion-mnist (see .ci/run)"
-    );
+    if !dir.is_dir() {
+        // CI installs the package (.ci/run) and sets CI=true: there the data must be present.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install dataset-fashion-mnist"
+        );
+        eprintln!(
+            "skipped: {} is absent (apt-get install dataset-fashion-mnist)",
+            dir.display()
+        );
+        return;
+    }
     let split = load(DatasetName::FashionMnist, None, 0).expect("reads the Debian package");
     assert_eq!((split.train.len(), split.test.len()), (60_000, 10_000));
     assert_eq!((split.train.height, split.train.width), (28, 28));
