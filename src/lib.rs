@@ -8,6 +8,7 @@ pub mod algo;
 pub mod config;
 pub mod data;
 pub mod heterogeneity;
+pub mod model;
 pub mod run;
 pub mod server;
 pub mod sim;
