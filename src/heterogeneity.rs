@@ -39,34 +39,40 @@ impl Default for HeterogeneityConfig {
 }
 
 impl HeterogeneityConfig {
-    /// Checks value ranges against `workers`; returns every problem, each naming its key.
-    pub fn validate(&self, workers: usize) -> Vec<String> {
+    /// Checks value ranges against `workers`; returns every problem as (key, message).
+    pub fn validate(&self, workers: usize) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();
         if !(0.0..=1.0).contains(&self.slow_fraction) {
-            problems.push(format!(
-                "heterogeneity.slow_fraction must be in [0, 1], got {}",
-                self.slow_fraction
+            problems.push((
+                "heterogeneity.slow_fraction",
+                format!("must be in [0, 1], got {}", self.slow_fraction),
             ));
         }
         if !(self.slowdown.is_finite() && self.slowdown >= 1.0) {
-            problems.push(format!(
-                "heterogeneity.slowdown must be ≥ 1, got {}",
-                self.slowdown
+            problems.push((
+                "heterogeneity.slowdown",
+                format!("must be ≥ 1, got {}", self.slowdown),
             ));
         }
         if !self.speeds.is_empty() && self.speeds.len() != workers {
-            problems.push(format!(
-                "heterogeneity.speeds has {} entries but cluster.workers is {workers}",
-                self.speeds.len()
+            problems.push((
+                "heterogeneity.speeds",
+                format!(
+                    "has {} entries but cluster.workers is {workers}",
+                    self.speeds.len()
+                ),
             ));
         }
         if let Some(bad) = self.speeds.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
-            problems.push(format!("heterogeneity.speeds must all be > 0, got {bad}"));
+            problems.push((
+                "heterogeneity.speeds",
+                format!("must all be > 0, got {bad}"),
+            ));
         }
         if !(self.jitter.is_finite() && self.jitter >= 0.0) {
-            problems.push(format!(
-                "heterogeneity.jitter must be ≥ 0, got {}",
-                self.jitter
+            problems.push((
+                "heterogeneity.jitter",
+                format!("must be ≥ 0, got {}", self.jitter),
             ));
         }
         problems

@@ -263,67 +263,67 @@ impl AlgorithmConfig {
         }
     }
 
-    /// Checks value ranges; returns every problem, each naming its key.
-    pub fn validate(&self) -> Vec<String> {
+    /// Checks value ranges; returns every problem as (key, message).
+    pub fn validate(&self) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();
         if !(self.lr.is_finite() && self.lr >= 0.0) {
-            problems.push(format!(
-                "algorithm.lr must be a finite number ≥ 0, got {}",
-                self.lr
+            problems.push((
+                "algorithm.lr",
+                format!("must be a finite number ≥ 0, got {}", self.lr),
             ));
         }
         if !(0.0..1.0).contains(&self.momentum) {
-            problems.push(format!(
-                "algorithm.momentum must be in [0, 1), got {}",
-                self.momentum
+            problems.push((
+                "algorithm.momentum",
+                format!("must be in [0, 1), got {}", self.momentum),
             ));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            problems.push(format!(
-                "algorithm.weight_decay must be a finite number ≥ 0, got {}",
-                self.weight_decay
+            problems.push((
+                "algorithm.weight_decay",
+                format!("must be a finite number ≥ 0, got {}", self.weight_decay),
             ));
         }
         if !(self.warmup_start_factor > 0.0 && self.warmup_start_factor <= 1.0) {
-            problems.push(format!(
-                "algorithm.warmup_start_factor must be in (0, 1], got {}",
-                self.warmup_start_factor
+            problems.push((
+                "algorithm.warmup_start_factor",
+                format!("must be in (0, 1], got {}", self.warmup_start_factor),
             ));
         }
         if !(self.lr_decay_factor > 0.0 && self.lr_decay_factor.is_finite()) {
-            problems.push(format!(
-                "algorithm.lr_decay_factor must be a finite number > 0, got {}",
-                self.lr_decay_factor
+            problems.push((
+                "algorithm.lr_decay_factor",
+                format!("must be a finite number > 0, got {}", self.lr_decay_factor),
             ));
         }
         if !(self.ormo_da.c > 0.0 && self.ormo_da.c.is_finite()) {
-            problems.push(format!(
-                "algorithm.ormo_da.c must be > 0, got {}",
-                self.ormo_da.c
+            problems.push((
+                "algorithm.ormo_da.c",
+                format!("must be > 0, got {}", self.ormo_da.c),
             ));
         }
         if !(0.0..1.0).contains(&self.smega2.dampening) {
-            problems.push(format!(
-                "algorithm.smega2.dampening must be in [0, 1), got {}",
-                self.smega2.dampening
+            problems.push((
+                "algorithm.smega2.dampening",
+                format!("must be in [0, 1), got {}", self.smega2.dampening),
             ));
         }
         if !(self.dcasgd.lambda.is_finite() && self.dcasgd.lambda >= 0.0) {
-            problems.push(format!(
-                "algorithm.dcasgd.lambda must be a finite number ≥ 0, got {}",
-                self.dcasgd.lambda
+            problems.push((
+                "algorithm.dcasgd.lambda",
+                format!("must be a finite number ≥ 0, got {}", self.dcasgd.lambda),
             ));
         }
         if !(0.0..1.0).contains(&self.dcasgd.ms_decay) {
-            problems.push(format!(
-                "algorithm.dcasgd.ms_decay must be in [0, 1), got {}",
-                self.dcasgd.ms_decay
+            problems.push((
+                "algorithm.dcasgd.ms_decay",
+                format!("must be in [0, 1), got {}", self.dcasgd.ms_decay),
             ));
         }
         if self.dcasgd.epsilon.is_nan() || self.dcasgd.epsilon <= 0.0 {
-            problems.push(format!(
-                "algorithm.dcasgd.epsilon must be > 0, got {}",
-                self.dcasgd.epsilon
+            problems.push((
+                "algorithm.dcasgd.epsilon",
+                format!("must be > 0, got {}", self.dcasgd.epsilon),
             ));
         }
         problems

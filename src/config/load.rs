@@ -108,10 +108,7 @@ pub fn load(cli: &CliOverrides) -> Result<(Config, ConfigSources), ConfigError> 
     if !problems.is_empty() {
         let lines = problems
             .into_iter()
-            .map(|p| {
-                let key = p.split_whitespace().next().unwrap_or_default().to_string();
-                format!("{p} (set by {})", sources.source_of(&key))
-            })
+            .map(|(key, message)| format!("{key} {message} (set by {})", sources.source_of(key)))
             .collect();
         return Err(ConfigError::Invalid(lines));
     }
@@ -318,6 +315,17 @@ mod tests {
                 "{err}"
             );
             assert!(err.contains("LAGOM_ALGORITHM__MOMENTUM"), "{err}");
+            jail.set_env("LAGOM_ALGORITHM__MOMENTUM", "0.9");
+            jail.set_env("LAGOM_SIM__LOGISTIC__BATCH_SIZE", "0");
+            let err = load_in_jail(CliOverrides::default())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                err.contains("sim.logistic.batch_size must be ≥ 1")
+                    && err.contains("environment variable LAGOM_SIM__LOGISTIC__BATCH_SIZE"),
+                "{err}"
+            );
             Ok(())
         });
     }

@@ -61,18 +61,18 @@ impl Default for RunConfig {
 }
 
 impl Config {
-    /// Checks every value range; returns all problems, each naming its key.
-    pub fn validate(&self) -> Vec<String> {
+    /// Checks every value range; returns every problem as (key, message).
+    pub fn validate(&self) -> Vec<(&'static str, String)> {
         let mut problems = self.algorithm.validate();
         if self.cluster.workers == 0 {
-            problems.push("cluster.workers must be ≥ 1, got 0".to_string());
+            problems.push(("cluster.workers", "must be ≥ 1, got 0".to_string()));
         }
         problems.extend(self.heterogeneity.validate(self.cluster.workers));
         problems.extend(self.sim.validate());
         if self.run.divergence_loss.is_nan() || self.run.divergence_loss <= 0.0 {
-            problems.push(format!(
-                "run.divergence_loss must be > 0, got {}",
-                self.run.divergence_loss
+            problems.push((
+                "run.divergence_loss",
+                format!("must be > 0, got {}", self.run.divergence_loss),
             ));
         }
         problems

@@ -99,50 +99,57 @@ impl Default for SimConfig {
 }
 
 impl SimConfig {
-    /// Checks value ranges; returns every problem, each naming its key first.
-    pub fn validate(&self) -> Vec<String> {
+    /// Checks value ranges; returns every problem as (key, message).
+    pub fn validate(&self) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();
         if self.updates == 0 {
-            problems.push("sim.updates must be ≥ 1, got 0".to_string());
+            problems.push(("sim.updates", "must be ≥ 1, got 0".to_string()));
         }
         if let Some(b) = self.time_budget_s {
             if b.is_nan() || b <= 0.0 {
-                problems.push(format!("sim.time_budget_s must be > 0, got {b}"));
+                problems.push(("sim.time_budget_s", format!("must be > 0, got {b}")));
             }
         }
         if !(self.step_time_s.is_finite() && self.step_time_s > 0.0) {
-            problems.push(format!(
-                "sim.step_time_s must be > 0, got {}",
-                self.step_time_s
+            problems.push((
+                "sim.step_time_s",
+                format!("must be > 0, got {}", self.step_time_s),
             ));
         }
         if self.eval_every == 0 {
-            problems.push("sim.eval_every must be ≥ 1, got 0".to_string());
+            problems.push(("sim.eval_every", "must be ≥ 1, got 0".to_string()));
         }
         let q = &self.quadratic;
         if q.curvatures.is_empty() && q.dim == 0 {
-            problems.push("sim.quadratic.dim must be ≥ 1, got 0".to_string());
+            problems.push(("sim.quadratic.dim", "must be ≥ 1, got 0".to_string()));
         }
         if let Some(bad) = q.curvatures.iter().find(|h| !(h.is_finite() && **h >= 0.0)) {
-            problems.push(format!(
-                "sim.quadratic.curvatures must be finite and ≥ 0, got {bad}"
+            problems.push((
+                "sim.quadratic.curvatures",
+                format!("must be finite and ≥ 0, got {bad}"),
             ));
         }
         if !(q.condition.is_finite() && q.condition >= 1.0) {
-            problems.push(format!(
-                "sim.quadratic.condition must be ≥ 1, got {}",
-                q.condition
+            problems.push((
+                "sim.quadratic.condition",
+                format!("must be ≥ 1, got {}", q.condition),
             ));
         }
         if !(q.noise.is_finite() && q.noise >= 0.0) {
-            problems.push(format!("sim.quadratic.noise must be ≥ 0, got {}", q.noise));
+            problems.push((
+                "sim.quadratic.noise",
+                format!("must be ≥ 0, got {}", q.noise),
+            ));
         }
         let l = &self.logistic;
-        if l.samples == 0 || l.features == 0 || l.batch_size == 0 {
-            problems.push(format!(
-                "sim.logistic.samples, features and batch_size must be ≥ 1, got {}, {}, {}",
-                l.samples, l.features, l.batch_size
-            ));
+        if l.samples == 0 {
+            problems.push(("sim.logistic.samples", "must be ≥ 1, got 0".to_string()));
+        }
+        if l.features == 0 {
+            problems.push(("sim.logistic.features", "must be ≥ 1, got 0".to_string()));
+        }
+        if l.batch_size == 0 {
+            problems.push(("sim.logistic.batch_size", "must be ≥ 1, got 0".to_string()));
         }
         problems
     }
