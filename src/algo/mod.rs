@@ -8,6 +8,7 @@
 
 mod dcasgd;
 mod delay_rule;
+mod local_sgd;
 mod lr_schedule;
 mod naive_asgdm;
 pub mod ormo;
@@ -21,6 +22,7 @@ pub mod vector;
 
 pub use dcasgd::DcAsgd;
 pub use delay_rule::DelayRule;
+pub use local_sgd::LocalSgd;
 pub use lr_schedule::LrSchedule;
 pub use naive_asgdm::NaiveAsgdm;
 pub use ormo::OrMo;

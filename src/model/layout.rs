@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use candle_nn::VarMap;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
@@ -154,17 +154,68 @@ impl ParamLayout {
         Ok(flat)
     }
 
-    /// Deterministic initialisation from `seed`: Kaiming-normal (fan-in) for tensors of rank ≥ 2,
-    /// ones for 1-D `weight` (batch-norm scale), zeros for biases.
+    /// Number of batch-norm running-statistic values.
+    pub fn stats_len(&self) -> usize {
+        self.stats.iter().map(|(_, v)| v.elem_count()).sum()
+    }
+
+    /// The batch-norm running statistics, in name order, as one flat vector.
+    pub fn flatten_stats(&self) -> Result<Vec<f32>> {
+        let mut flat = Vec::with_capacity(self.stats_len());
+        for (_, v) in &self.stats {
+            flat.extend(v.as_tensor().flatten_all()?.to_vec1::<f32>()?);
+        }
+        Ok(flat)
+    }
+
+    /// Sets every running statistic from a flat vector of exactly
+    /// [`stats_len`](Self::stats_len) values.
+    pub fn load_stats(&self, flat: &[f32]) -> Result<()> {
+        if flat.len() != self.stats_len() {
+            bail!(
+                "running-statistics vector has {} values, the model has {}",
+                flat.len(),
+                self.stats_len()
+            );
+        }
+        let mut offset = 0;
+        for (name, v) in &self.stats {
+            let n = v.elem_count();
+            let t = Tensor::from_slice(&flat[offset..offset + n], v.dims(), v.device())?;
+            v.set(&t).with_context(|| format!("cannot set {name}"))?;
+            offset += n;
+        }
+        Ok(())
+    }
+
+    /// Resets running means to 0 and running variances to 1.
+    pub fn reset_running_stats(&self) -> Result<()> {
+        for (name, v) in &self.stats {
+            let t = if name.ends_with("running_var") {
+                v.as_tensor().ones_like()?
+            } else {
+                v.as_tensor().zeros_like()?
+            };
+            v.set(&t).with_context(|| format!("cannot reset {name}"))?;
+        }
+        Ok(())
+    }
+
+    /// Deterministic initialisation from `seed`: Kaiming-normal (fan-in, gain √2) for
+    /// convolution kernels (rank 4), PyTorch's default uniform ±1/√fan-in for linear weights
+    /// (rank 2), ones for 1-D `weight` (batch-norm scale), zeros for biases.
     pub fn init_seeded(&self, seed: u64) -> Result<()> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut flat = Vec::with_capacity(self.total);
         for e in &self.entries {
-            if e.shape.len() >= 2 {
-                let fan_in: usize = e.shape[1..].iter().product();
-                let std = (2.0 / fan_in.max(1) as f32).sqrt();
+            let fan_in: usize = e.shape.iter().skip(1).product::<usize>().max(1);
+            if e.shape.len() >= 3 {
+                let std = (2.0 / fan_in as f32).sqrt();
                 let normal = Normal::new(0.0f32, std).map_err(|err| anyhow!("{err}"))?;
                 flat.extend((0..e.len).map(|_| normal.sample(&mut rng)));
+            } else if e.shape.len() == 2 {
+                let bound = 1.0 / (fan_in as f32).sqrt();
+                flat.extend((0..e.len).map(|_| rng.gen_range(-bound..bound)));
             } else if e.name.ends_with("weight") {
                 flat.extend(std::iter::repeat_n(1.0, e.len));
             } else {

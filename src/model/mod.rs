@@ -1,7 +1,19 @@
 //! candle models and the flat parameter layout every node shares.
 
+mod batch_norm;
+mod cnn;
+mod config;
 mod layout;
 mod mlp;
+mod network;
+mod pool;
+mod resnet;
 
+pub use batch_norm::{BatchNorm2d, BnMomentum, DEFAULT_BN_MOMENTUM};
+pub use cnn::Cnn;
+pub use config::{BnEval, ModelConfig};
 pub use layout::{is_running_stat, ParamLayout};
 pub use mlp::Mlp;
+pub use network::{InputSpec, ModelName, Network, MLP_HIDDEN};
+pub use pool::max_pool2x2;
+pub use resnet::ResNet20;

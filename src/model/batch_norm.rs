@@ -1,0 +1,140 @@
+//! Batch normalisation over (N, H, W) for NCHW activations, with running statistics whose update
+//! rate is shared by every layer of a network, so that a network can switch all its layers from
+//! the usual exponential moving average to an exact cumulative average (to recompute the
+//! statistics of a parameter vector that arrived from elsewhere).
+//!
+//! Written with candle tensor ops, which give the backward pass; the running statistics are
+//! updated outside the autograd graph and never get gradients.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use candle_core::{DType, Result, Tensor, Var};
+use candle_nn::{Init, ModuleT, VarBuilder};
+
+/// The momentum every batch-norm layer of one network uses for its running statistics:
+/// `running = (1 − m)·running + m·batch`. Shared; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct BnMomentum(Arc<AtomicU64>);
+
+impl BnMomentum {
+    /// A shared momentum starting at `m`.
+    pub fn new(m: f64) -> Self {
+        BnMomentum(Arc::new(AtomicU64::new(m.to_bits())))
+    }
+
+    /// The current momentum.
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+
+    /// Sets the momentum of every layer that shares this handle.
+    pub fn set(&self, m: f64) {
+        self.0.store(m.to_bits(), Ordering::Relaxed);
+    }
+}
+
+/// PyTorch's default momentum for running statistics.
+pub const DEFAULT_BN_MOMENTUM: f64 = 0.1;
+
+/// `BatchNorm2d`: `y = (x − μ)/√(σ² + ε)·γ + β` per channel.
+#[derive(Debug, Clone)]
+pub struct BatchNorm2d {
+    channels: usize,
+    weight: Tensor,
+    bias: Tensor,
+    running_mean: Var,
+    running_var: Var,
+    eps: f64,
+    momentum: BnMomentum,
+}
+
+impl BatchNorm2d {
+    /// Creates `weight` (ones), `bias` (zeros), `running_mean` (zeros) and `running_var` (ones)
+    /// under `vb`.
+    pub fn new(channels: usize, momentum: BnMomentum, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get_with_hints(channels, "weight", Init::Const(1.0))?;
+        let bias = vb.get_with_hints(channels, "bias", Init::Const(0.0))?;
+        let running_mean = vb.get_with_hints(channels, "running_mean", Init::Const(0.0))?;
+        let running_var = vb.get_with_hints(channels, "running_var", Init::Const(1.0))?;
+        Ok(BatchNorm2d {
+            channels,
+            weight,
+            bias,
+            running_mean: Var::from_tensor(&running_mean)?,
+            running_var: Var::from_tensor(&running_var)?,
+            eps: 1e-5,
+            momentum,
+        })
+    }
+
+    /// Resets the running statistics to mean 0, variance 1.
+    pub fn reset_running_stats(&self) -> Result<()> {
+        let dev = self.running_mean.device();
+        self.running_mean
+            .set(&Tensor::zeros(self.channels, DType::F32, dev)?)?;
+        self.running_var
+            .set(&Tensor::ones(self.channels, DType::F32, dev)?)
+    }
+
+    fn per_channel(&self, t: &Tensor) -> Result<Tensor> {
+        t.reshape((1, self.channels, 1, 1))
+    }
+
+    fn forward_train(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, _, h, w) = x.dims4()?;
+        let count = n * h * w;
+        let mean = channel_mean(x)?;
+        let centered = x.broadcast_sub(&mean)?;
+        let var = channel_mean(&centered.sqr()?)?;
+        let inv_std = (var.clone() + self.eps)?.sqrt()?.recip()?;
+        let y = centered
+            .broadcast_mul(&inv_std)?
+            .broadcast_mul(&self.per_channel(&self.weight)?)?
+            .broadcast_add(&self.per_channel(&self.bias)?)?;
+        let m = self.momentum.get();
+        let unbiased = if count > 1 {
+            count as f64 / (count - 1) as f64
+        } else {
+            1.0
+        };
+        let batch_mean = mean.detach().flatten_all()?;
+        let batch_var = (var.detach().flatten_all()? * unbiased)?;
+        let new_mean = ((self.running_mean.as_tensor() * (1.0 - m))? + (batch_mean * m)?)?;
+        let new_var = ((self.running_var.as_tensor() * (1.0 - m))? + (batch_var * m)?)?;
+        self.running_mean.set(&new_mean)?;
+        self.running_var.set(&new_var)?;
+        Ok(y)
+    }
+
+    fn forward_eval(&self, x: &Tensor) -> Result<Tensor> {
+        let scale = (self.running_var.as_tensor() + self.eps)?
+            .sqrt()?
+            .recip()?
+            .mul(&self.weight)?;
+        let shift = (&self.bias - self.running_mean.as_tensor().mul(&scale)?)?;
+        x.broadcast_mul(&self.per_channel(&scale)?)?
+            .broadcast_add(&self.per_channel(&shift)?)
+    }
+}
+
+impl ModuleT for BatchNorm2d {
+    /// Training mode normalises with the batch statistics (biased variance) and moves the running
+    /// statistics (unbiased variance); evaluation mode uses the running statistics only.
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if train {
+            self.forward_train(x)
+        } else {
+            self.forward_eval(x)
+        }
+    }
+}
+
+/// Per-channel mean of an NCHW tensor, `1 × C × 1 × 1`: reduces the contiguous trailing
+/// dimensions first, which candle's CPU kernels do much faster than one strided reduction.
+fn channel_mean(x: &Tensor) -> Result<Tensor> {
+    x.flatten_from(2)?
+        .mean_keepdim(2)?
+        .mean_keepdim(0)?
+        .unsqueeze(3)
+}
