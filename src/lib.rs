@@ -5,6 +5,7 @@
 //! [`run`] (outputs), [`config`] (layered configuration), and the command line in `main.rs`.
 
 pub mod algo;
+pub mod compute;
 pub mod config;
 pub mod data;
 pub mod heterogeneity;
@@ -12,3 +13,4 @@ pub mod model;
 pub mod run;
 pub mod server;
 pub mod sim;
+pub mod train;

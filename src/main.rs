@@ -19,13 +19,15 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Simulate K workers against the parameter server on an analytic objective (virtual clock).
-    Sim(SimArgs),
+    Sim(RunArgs),
+    /// Train one model in this process (the single-node baseline of a cluster run).
+    Train(RunArgs),
     /// Print the merged configuration (defaults < file < LAGOM_* environment < flags) as TOML.
     Config(ConfigArgs),
 }
 
 #[derive(Args, Debug)]
-struct SimArgs {
+struct RunArgs {
     #[command(flatten)]
     overrides: CliOverrides,
     /// Never draw a progress bar or progress log lines.
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sim(args) => with_config(&args.overrides, |c| run_sim(c, args.quiet)),
+        Command::Train(args) => with_config(&args.overrides, |c| run_train(c, args.quiet)),
         Command::Config(args) => with_config(&args.overrides, print_config),
     };
     match result {
@@ -90,10 +93,38 @@ fn print_config(config: &Config) -> Result<()> {
     Ok(())
 }
 
-fn run_sim(config: &Config, quiet: bool) -> Result<()> {
+/// Creates the run directory and records the effective configuration in it.
+fn prepare_run_dir(config: &Config) -> Result<RunDir> {
     let dir = RunDir::create(&config.run.dir)?;
     let effective = toml::to_string(config).context("cannot encode the configuration as TOML")?;
     dir.write_atomically("config.toml", effective.as_bytes())?;
+    Ok(dir)
+}
+
+fn run_train(config: &Config, quiet: bool) -> Result<()> {
+    lagom::compute::set_cpu_threads(config.compute.threads);
+    let dir = prepare_run_dir(config)?;
+    let mut metrics = dir.metrics()?;
+    let result = lagom::train::run(config, &mut metrics, !quiet)?;
+    dir.write_summary(&result.summary)?;
+    let s = &result.summary;
+    println!(
+        "{} on {}: {} steps ({:.2} epochs) in {:.1} s, test accuracy {:.2} %, {:.0} images/s{} — {}",
+        config.model.name.as_str(),
+        config.data.name.as_str(),
+        s.updates,
+        s.extra.get("epochs").and_then(|v| v.as_f64()).unwrap_or(0.0),
+        s.wall_s,
+        100.0 * result.final_eval.accuracy,
+        s.extra.get("images_per_s").and_then(|v| v.as_f64()).unwrap_or(0.0),
+        if s.diverged { ", DIVERGED" } else { "" },
+        dir.path().display(),
+    );
+    Ok(())
+}
+
+fn run_sim(config: &Config, quiet: bool) -> Result<()> {
+    let dir = prepare_run_dir(config)?;
     let mut metrics = dir.metrics()?;
     let started = std::time::Instant::now();
     let result = lagom::sim::run(config, &mut metrics, !quiet)?;

@@ -1,32 +1,7 @@
 //! The `lagom` binary: configuration layering and errors, `lagom sim` outputs and determinism.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn lagom(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lagom"));
-    cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("LAGOM_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.envs(env.iter().copied());
-    cmd.output().expect("lagom runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn summary(dir: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json exists");
-    serde_json::from_str(&text).expect("summary.json is JSON")
-}
+mod cli_support;
+use cli_support::{lagom, stderr, stdout, summary};
 
 #[test]
 fn an_unknown_key_exits_2_and_names_the_key_and_its_source() {

@@ -5,8 +5,12 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::algo::AlgorithmConfig;
+use crate::compute::ComputeConfig;
+use crate::data::DataConfig;
 use crate::heterogeneity::HeterogeneityConfig;
+use crate::model::ModelConfig;
 use crate::sim::SimConfig;
+use crate::train::TrainConfig;
 
 /// The whole configuration. Every section rejects keys it does not know.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -20,6 +24,14 @@ pub struct Config {
     pub heterogeneity: HeterogeneityConfig,
     /// `[sim]`: the virtual-clock simulator.
     pub sim: SimConfig,
+    /// `[data]`: the data set and its sharding.
+    pub data: DataConfig,
+    /// `[model]`: the network.
+    pub model: ModelConfig,
+    /// `[compute]`: device and threads.
+    pub compute: ComputeConfig,
+    /// `[train]`: single-process training and the mini-batch size.
+    pub train: TrainConfig,
     /// `[run]`: output directory and seed.
     pub run: RunConfig,
 }
@@ -69,6 +81,8 @@ impl Config {
         }
         problems.extend(self.heterogeneity.validate(self.cluster.workers));
         problems.extend(self.sim.validate());
+        problems.extend(self.model.validate());
+        problems.extend(self.train.validate());
         if self.run.divergence_loss.is_nan() || self.run.divergence_loss <= 0.0 {
             problems.push((
                 "run.divergence_loss",

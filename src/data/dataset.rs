@@ -23,6 +23,19 @@ pub enum DatasetName {
     Synthetic,
 }
 
+impl DatasetName {
+    /// The configuration name (`"fashion-mnist"`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatasetName::FashionMnist => "fashion-mnist",
+            DatasetName::Mnist => "mnist",
+            DatasetName::Cifar10 => "cifar10",
+            DatasetName::Cifar100 => "cifar100",
+            DatasetName::Synthetic => "synthetic",
+        }
+    }
+}
+
 /// Images of one split, as raw bytes plus what is needed to turn them into tensors.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {

@@ -3,6 +3,7 @@
 
 mod augment;
 pub mod cifar;
+mod config;
 mod dataset;
 mod error;
 pub mod idx;
@@ -10,6 +11,7 @@ mod sampler;
 mod synthetic;
 
 pub use augment::Batch;
+pub use config::DataConfig;
 pub use dataset::{load, Dataset, DatasetName, Split};
 pub use error::DataError;
 pub use sampler::{Sampler, Sharding};

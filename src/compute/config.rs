@@ -1,0 +1,25 @@
+//! `[compute]`: the device and CPU threads of a node.
+
+use serde::{Deserialize, Serialize};
+
+use super::DeviceSpec;
+
+/// `[compute]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ComputeConfig {
+    /// `auto`, `cpu` or `cuda:N`.
+    pub device: DeviceSpec,
+    /// CPU threads for tensor ops; 0 keeps candle's default (the physical cores).
+    pub threads: usize,
+}
+
+/// Sets the CPU thread count of candle's pools and rayon's global pool. Both read it once, when
+/// they are first used, so this must run before the first tensor operation of the process.
+pub fn set_cpu_threads(threads: usize) {
+    if threads > 0 {
+        let n = threads.to_string();
+        std::env::set_var("RAYON_NUM_THREADS", &n);
+        std::env::set_var("CANDLE_NUM_THREADS", &n);
+    }
+}

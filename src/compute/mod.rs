@@ -1,0 +1,10 @@
+//! The training compute of a node: device selection, the forward/backward/evaluate engine and
+//! the single-process trainer behind `lagom train`.
+
+mod config;
+mod device;
+mod engine;
+
+pub use config::{set_cpu_threads, ComputeConfig};
+pub use device::{describe, DeviceSpec, CUDA_BUILT};
+pub use engine::{Engine, EvalOutput, StepOutput};
