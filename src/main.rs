@@ -22,6 +22,8 @@ enum Command {
     Sim(RunArgs),
     /// Train one model in this process (the single-node baseline of a cluster run).
     Train(RunArgs),
+    /// Time training steps of the configured model, batch size, device and threads on random data.
+    Bench(BenchArgs),
     /// Print the merged configuration (defaults < file < LAGOM_* environment < flags) as TOML.
     Config(ConfigArgs),
 }
@@ -33,6 +35,15 @@ struct RunArgs {
     /// Never draw a progress bar or progress log lines.
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    #[command(flatten)]
+    overrides: CliOverrides,
+    /// Timed steps (after one untimed warm-up step).
+    #[arg(long, default_value_t = 6)]
+    steps: usize,
 }
 
 #[derive(Args, Debug)]
@@ -50,6 +61,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sim(args) => with_config(&args.overrides, |c| run_sim(c, args.quiet)),
         Command::Train(args) => with_config(&args.overrides, |c| run_train(c, args.quiet)),
+        Command::Bench(args) => with_config(&args.overrides, |c| run_bench(c, args.steps)),
         Command::Config(args) => with_config(&args.overrides, print_config),
     };
     match result {
@@ -119,6 +131,47 @@ fn run_train(config: &Config, quiet: bool) -> Result<()> {
         s.extra.get("images_per_s").and_then(|v| v.as_f64()).unwrap_or(0.0),
         if s.diverged { ", DIVERGED" } else { "" },
         dir.path().display(),
+    );
+    Ok(())
+}
+
+fn run_bench(config: &Config, steps: usize) -> Result<()> {
+    use lagom::compute::{describe, StepBench};
+    use lagom::model::InputSpec;
+    lagom::compute::set_cpu_threads(config.compute.threads);
+    let device = config.compute.device.open()?;
+    let (channels, height, width, classes) = config.data.name.shape();
+    let input = InputSpec {
+        channels,
+        height,
+        width,
+        classes,
+    };
+    let batch = config.train.batch_size;
+    let mut bench = StepBench::new(config.model.name, input, batch, &device, config.run.seed)?;
+    println!(
+        "bench: {} ({} parameters), {}×{}×{} inputs, batch {batch}, device {}, threads {}",
+        config.model.name.as_str(),
+        bench.params(),
+        channels,
+        height,
+        width,
+        describe(&device),
+        std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".to_string()),
+    );
+    bench.step()?;
+    let mut times = Vec::with_capacity(steps);
+    for i in 0..steps.max(1) {
+        let t = std::time::Instant::now();
+        let loss = bench.step()?;
+        times.push(t.elapsed().as_secs_f64());
+        println!("step {i}: {:.4} s (loss {loss:.4})", times[i]);
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    println!(
+        "median_step_s {median:.4} images_per_s {:.1}",
+        batch as f64 / median
     );
     Ok(())
 }

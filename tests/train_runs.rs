@@ -123,14 +123,8 @@ fn the_mlp_reaches_84_percent_on_fashion_mnist_in_one_epoch() {
     if !fashion_mnist_present("mlp learning") {
         return;
     }
-    let s = train_on_fashion_mnist(&[
-        "--set",
-        "model.name=\"mlp\"",
-        "--set",
-        "train.epochs=1",
-        "--lr",
-        "0.05",
-    ]);
+    let s = train_on_fashion_mnist(&["--config", "config/train-fmnist-mlp.toml"]);
+    assert_eq!(s["epochs"].as_f64().map(f64::round), Some(1.0));
     let acc = s["final_test_accuracy"].as_f64().expect("accuracy");
     eprintln!("mlp, one epoch: {:.2} %", 100.0 * acc);
     assert!(acc >= 0.84, "test accuracy {acc}");

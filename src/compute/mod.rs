@@ -4,7 +4,9 @@
 mod config;
 mod device;
 mod engine;
+mod step_bench;
 
 pub use config::{set_cpu_threads, ComputeConfig};
 pub use device::{describe, DeviceSpec, CUDA_BUILT};
 pub use engine::{Engine, EvalOutput, StepOutput};
+pub use step_bench::StepBench;

@@ -34,6 +34,16 @@ impl DatasetName {
             DatasetName::Synthetic => "synthetic",
         }
     }
+
+    /// `(channels, height, width, classes)` of the data set's examples, known without reading it.
+    pub fn shape(self) -> (usize, usize, usize, usize) {
+        match self {
+            DatasetName::FashionMnist | DatasetName::Mnist => (1, 28, 28, 10),
+            DatasetName::Cifar10 => (3, 32, 32, 10),
+            DatasetName::Cifar100 => (3, 32, 32, 100),
+            DatasetName::Synthetic => (1, 16, 16, 10),
+        }
+    }
 }
 
 /// Images of one split, as raw bytes plus what is needed to turn them into tensors.

@@ -1,0 +1,66 @@
+//! One training step — forward, backward, optimizer, parameters written back — on a fixed
+//! random batch: what `lagom bench` and the criterion benchmark time.
+
+use anyhow::Result;
+use candle_core::Device;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::Engine;
+use crate::algo::LocalSgd;
+use crate::data::Batch;
+use crate::model::{InputSpec, ModelName, Network};
+
+/// A model, its optimizer and a batch, ready to step again and again.
+pub struct StepBench {
+    engine: Engine,
+    optimizer: LocalSgd<f32>,
+    params: Vec<f32>,
+    batch: Batch,
+}
+
+impl StepBench {
+    /// `model` for `input` on `device`, with a seeded random batch of `batch_size` examples and
+    /// SGD with momentum 0.9 (what `bench/torch_resnet20.py` runs).
+    pub fn new(
+        model: ModelName,
+        input: InputSpec,
+        batch_size: usize,
+        device: &Device,
+        seed: u64,
+    ) -> Result<Self> {
+        let engine = Engine::new(Network::new(model, input, device, seed)?);
+        let params = engine.params()?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let len = batch_size * input.channels * input.height * input.width;
+        let batch = Batch {
+            images: (0..len).map(|_| rng.gen_range(-2.0f32..2.0)).collect(),
+            labels: (0..batch_size)
+                .map(|_| rng.gen_range(0..input.classes as u32))
+                .collect(),
+            shape: (input.channels, input.height, input.width),
+        };
+        Ok(StepBench {
+            optimizer: LocalSgd::new(params.len(), 0.9, false, 0.0),
+            engine,
+            params,
+            batch,
+        })
+    }
+
+    /// One step at learning rate 0.01; returns the loss before the step.
+    pub fn step(&mut self) -> Result<f64> {
+        let out = self.engine.gradient(&self.batch)?;
+        self.optimizer.step(&mut self.params, &out.grad, 0.01);
+        self.engine.set_params(&self.params)?;
+        if let Device::Cuda(_) = self.engine.network().device() {
+            self.engine.network().device().synchronize()?;
+        }
+        Ok(out.loss)
+    }
+
+    /// Number of trainable parameters.
+    pub fn params(&self) -> usize {
+        self.params.len()
+    }
+}
