@@ -1,0 +1,52 @@
+//! One training step (forward + backward + SGD-momentum update + write-back) at batch 128 for
+//! each model on the CPU. Threads: `RAYON_NUM_THREADS` (set it; candle reads it once).
+//!
+//! `cargo bench --bench train_step`; `benches/resnet20_vs_torch.sh` compares with PyTorch.
+
+use std::time::Duration;
+
+use candle_core::Device;
+use criterion::{criterion_group, criterion_main, Criterion};
+use lagom::compute::StepBench;
+use lagom::data::DatasetName;
+use lagom::model::{InputSpec, ModelName};
+
+const BATCH: usize = 128;
+
+fn input(data: DatasetName) -> InputSpec {
+    let (channels, height, width, classes) = data.shape();
+    InputSpec {
+        channels,
+        height,
+        width,
+        classes,
+    }
+}
+
+fn training_step(c: &mut Criterion) {
+    let mut group = c.benchmark_group("train_step_b128_cpu");
+    for (model, data, seconds) in [
+        (ModelName::Mlp, DatasetName::FashionMnist, 5),
+        (ModelName::Cnn, DatasetName::FashionMnist, 10),
+        (ModelName::Resnet20, DatasetName::Cifar10, 60),
+    ] {
+        let mut bench = match StepBench::new(model, input(data), BATCH, &Device::Cpu, 1) {
+            Ok(b) => b,
+            Err(e) => panic!("cannot build {}: {e:#}", model.as_str()),
+        };
+        group
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(seconds));
+        group.bench_function(model.as_str(), |b| {
+            b.iter(|| {
+                if let Err(e) = bench.step() {
+                    panic!("step failed: {e:#}");
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, training_step);
+criterion_main!(benches);
