@@ -106,6 +106,78 @@ fn unknown_train_keys_and_bad_values_exit_2_naming_the_key() {
     }
 }
 
+/// Writes a learnable CIFAR-10 binary set to `dir`: class k is a flat image of brightness ≈ 25k
+/// in a channel that depends on k, plus seeded noise.
+fn write_learnable_cifar10(dir: &std::path::Path, per_batch: usize) {
+    use lagom::data::cifar::{encode_records, IMAGE_BYTES};
+    let mut state = 12345u32;
+    let mut noise = move || {
+        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        ((state >> 16) % 41) as i32 - 20
+    };
+    let mut records = |n: usize, offset: usize| {
+        let labels: Vec<(u8, u8)> = (0..n).map(|i| (0, ((i + offset) % 10) as u8)).collect();
+        let mut pixels = Vec::with_capacity(n * IMAGE_BYTES);
+        for &(_, k) in &labels {
+            for channel in 0..3 {
+                let base = if usize::from(k) % 3 == channel {
+                    25 * i32::from(k) + 20
+                } else {
+                    128
+                };
+                pixels.extend((0..1024).map(|_| (base + noise()).clamp(0, 255) as u8));
+            }
+        }
+        encode_records(&pixels, &labels, false)
+    };
+    for i in 1..=5 {
+        std::fs::write(
+            dir.join(format!("data_batch_{i}.bin")),
+            records(per_batch, i),
+        )
+        .expect("write");
+    }
+    std::fs::write(dir.join("test_batch.bin"), records(per_batch, 0)).expect("write");
+}
+
+#[test]
+fn training_reads_cifar_binaries_augments_and_learns() {
+    let data = tempfile::tempdir().expect("tempdir");
+    write_learnable_cifar10(data.path(), 40);
+    let run = tempfile::tempdir().expect("tempdir");
+    let out = lagom(
+        &[
+            "train",
+            "--quiet",
+            "--run-dir",
+            run.path().to_str().expect("utf-8"),
+            "--set",
+            "data.name=\"cifar10\"",
+            "--set",
+            &format!("data.dir=\"{}\"", data.path().display()),
+            "--set",
+            "model.name=\"cnn\"",
+            "--set",
+            "train.epochs=6",
+            "--set",
+            "train.batch_size=20",
+            "--lr",
+            "0.02",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = summary(run.path());
+    assert_eq!(s["dataset"], "cifar10");
+    assert_eq!(s["updates"], 60, "200 images, batch 20, 6 epochs");
+    let acc = s["final_test_accuracy"].as_f64().expect("accuracy");
+    eprintln!("cnn on generated CIFAR-10 files: {:.1} %", 100.0 * acc);
+    assert!(
+        acc >= 0.6,
+        "a learnable CIFAR-format set is learned (got {acc})"
+    );
+}
+
 /// Runs `lagom train` with `args` into a fresh directory; returns the summary.
 fn train_on_fashion_mnist(args: &[&str]) -> serde_json::Value {
     let dir = tempfile::tempdir().expect("tempdir");
