@@ -1,0 +1,128 @@
+//! The messages nodes exchange. Tensors travel as raw little-endian bytes (`bin`).
+
+use serde::{Deserialize, Serialize};
+
+/// What a node is, as it claims in `Hello` and as its certificate names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// The parameter server.
+    Server,
+    /// A training worker.
+    Worker,
+}
+
+impl Role {
+    /// The configuration / certificate name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Server => "server",
+            Role::Worker => "worker",
+        }
+    }
+}
+
+/// Why a server refused a peer or a message, as a stable code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RefusalCode {
+    /// The frame's protocol version is not this server's.
+    ProtocolVersion,
+    /// The peer's model layout hash differs from the server's.
+    LayoutHash,
+    /// The peer claims a role its certificate does not give it, or the wrong role.
+    Role,
+    /// The worker id is outside `0..K` or does not match its certificate.
+    WorkerId,
+    /// The message was not valid here (e.g. a gradient before `Hello`).
+    Unexpected,
+    /// The run is over.
+    Finished,
+}
+
+/// One protocol message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    /// First message of a client: who it is and what model it trains.
+    Hello {
+        /// The role it claims.
+        role: Role,
+        /// Worker slot (0-based).
+        worker: u32,
+        /// Incremented by the worker on every start; the server uses it to discard old work.
+        incarnation: u64,
+        /// `ParamLayout::hash` of its model.
+        layout_hash: u64,
+        /// Number of trainable parameters.
+        params_len: u64,
+        /// The compute device, for logs and the summary (`cpu`, `cuda:0`).
+        device: String,
+    },
+    /// The server's acceptance of a `Hello`.
+    Welcome {
+        /// The worker slot accepted.
+        worker: u32,
+        /// Number of worker slots K.
+        workers: u32,
+        /// The server's update count at the time.
+        updates: u64,
+    },
+    /// A refusal; the peer is disconnected after it.
+    Refuse {
+        /// Stable reason code.
+        code: RefusalCode,
+        /// Human-readable detail.
+        detail: String,
+    },
+    /// Parameters for a worker to compute its next gradient on.
+    Params {
+        /// The server iteration these parameters belong to (the gradient's `ite`).
+        index: u64,
+        /// The flat parameters.
+        #[serde(with = "super::f32_bytes")]
+        params: Vec<f32>,
+    },
+    /// A gradient computed on the parameters of iteration `ite`.
+    Gradient {
+        /// Worker slot.
+        worker: u32,
+        /// The worker's incarnation.
+        incarnation: u64,
+        /// Per-incarnation sequence number (exactly-once application).
+        seq: u64,
+        /// The `index` of the parameters it was computed on.
+        ite: u64,
+        /// Mean training loss of the batch.
+        loss: f32,
+        /// Examples in the batch.
+        samples: u32,
+        /// The flat gradient.
+        #[serde(with = "super::f32_bytes")]
+        grad: Vec<f32>,
+    },
+    /// Liveness, in both directions.
+    Heartbeat {
+        /// Sender's monotonic milliseconds (for round-trip estimates).
+        at_ms: u64,
+    },
+    /// The run is over; the receiver should finish and exit.
+    Stop {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Message {
+    /// The message kind, for logs and errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Hello { .. } => "hello",
+            Message::Welcome { .. } => "welcome",
+            Message::Refuse { .. } => "refuse",
+            Message::Params { .. } => "params",
+            Message::Gradient { .. } => "gradient",
+            Message::Heartbeat { .. } => "heartbeat",
+            Message::Stop { .. } => "stop",
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The wire protocol: versioned, length-prefixed, bounded MessagePack frames; tensors as raw
+//! little-endian bytes.
+
+mod f32_bytes;
+mod frame;
+mod message;
+
+pub use frame::{
+    decode_payload, encode, frame_limit, read_frame, write_frame, ProtoError, CONTROL_FRAME_LIMIT,
+    PROTOCOL_VERSION,
+};
+pub use message::{Message, RefusalCode, Role};
+
+#[cfg(not(target_endian = "little"))]
+compile_error!("lagom's wire format and tensor copies assume a little-endian machine");
