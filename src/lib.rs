@@ -10,6 +10,7 @@ pub mod config;
 pub mod data;
 pub mod heterogeneity;
 pub mod model;
+pub mod net;
 pub mod proto;
 pub mod run;
 pub mod server;

@@ -24,6 +24,8 @@ enum Command {
     Train(RunArgs),
     /// Time training steps of the configured model, batch size, device and threads on random data.
     Bench(BenchArgs),
+    /// Create a cluster CA and a certificate + key per node (server and worker hosts).
+    Certs(CertsArgs),
     /// Print the merged configuration (defaults < file < LAGOM_* environment < flags) as TOML.
     Config(ConfigArgs),
 }
@@ -47,6 +49,19 @@ struct BenchArgs {
 }
 
 #[derive(Args, Debug)]
+struct CertsArgs {
+    /// Directory for ca.pem, ca.key and NAME.pem/NAME.key per node (created; never overwritten).
+    #[arg(long, value_name = "DIR")]
+    dir: std::path::PathBuf,
+    /// The server node's name.
+    #[arg(long, value_name = "NAME", default_value = "server")]
+    server: String,
+    /// Worker hosts' names, comma-separated.
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    workers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
 struct ConfigArgs {
     #[command(flatten)]
     overrides: CliOverrides,
@@ -62,6 +77,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => with_config(&args.overrides, |c| run_sim(c, args.quiet)),
         Command::Train(args) => with_config(&args.overrides, |c| run_train(c, args.quiet)),
         Command::Bench(args) => with_config(&args.overrides, |c| run_bench(c, args.steps)),
+        Command::Certs(args) => run_certs(&args).map_err(Failure::Run),
         Command::Config(args) => with_config(&args.overrides, print_config),
     };
     match result {
@@ -131,6 +147,18 @@ fn run_train(config: &Config, quiet: bool) -> Result<()> {
         s.extra.get("images_per_s").and_then(|v| v.as_f64()).unwrap_or(0.0),
         if s.diverged { ", DIVERGED" } else { "" },
         dir.path().display(),
+    );
+    Ok(())
+}
+
+fn run_certs(args: &CertsArgs) -> Result<()> {
+    let written = lagom::net::write_cluster(&args.dir, &args.server, &args.workers)?;
+    for path in &written {
+        println!("wrote {}", path.display());
+    }
+    println!(
+        "copy ca.pem and a node's NAME.pem + NAME.key to that node; keep ca.key offline \
+         (it signs new nodes)"
     );
     Ok(())
 }

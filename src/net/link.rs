@@ -1,0 +1,37 @@
+//! Messages over a QUIC connection: one unidirectional stream per message, so a multi-megabyte
+//! tensor never delays a heartbeat or a refusal queued behind it.
+
+use anyhow::{Context, Result};
+use quinn::Connection;
+
+use crate::proto::{read_frame, write_frame, Message};
+
+/// Sends `msg` on a fresh stream and waits until the peer has received all of it.
+pub async fn send(conn: &Connection, msg: &Message) -> Result<()> {
+    let mut stream = conn
+        .open_uni()
+        .await
+        .with_context(|| format!("cannot open a stream for {}", msg.kind()))?;
+    write_frame(&mut stream, msg)
+        .await
+        .with_context(|| format!("cannot send {}", msg.kind()))?;
+    stream.finish().context("cannot finish the stream")?;
+    // `finish` only queues the end; `stopped` resolves once the peer has read it all.
+    let _ = stream.stopped().await;
+    Ok(())
+}
+
+/// Receives the next message, at most `limit` bytes. `Ok(None)` when the connection closed
+/// cleanly (the peer said goodbye); an error for anything else, including a malformed frame.
+pub async fn recv(conn: &Connection, limit: usize) -> Result<Option<Message>> {
+    let mut stream = match conn.accept_uni().await {
+        Ok(s) => s,
+        Err(quinn::ConnectionError::ApplicationClosed(_))
+        | Err(quinn::ConnectionError::LocallyClosed) => return Ok(None),
+        Err(e) => return Err(e).context("connection lost"),
+    };
+    match read_frame(&mut stream, limit).await? {
+        Some(m) => Ok(Some(m)),
+        None => anyhow::bail!("a stream ended before its message started"),
+    }
+}

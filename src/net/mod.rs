@@ -1,0 +1,12 @@
+//! The network: cluster certificates, QUIC endpoints with mutual TLS, and message streams.
+
+mod certs;
+mod link;
+mod tls;
+
+pub use certs::{
+    load_identity, node_files, role_name, write_cluster, ClusterCa, NodeIdentity, SERVER_NAME,
+    WORKER_NAME,
+};
+pub use link::{recv, send};
+pub use tls::{client_endpoint, connect, peer_has_role, server_endpoint, TransportSettings, ALPN};

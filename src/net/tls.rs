@@ -1,0 +1,147 @@
+//! QUIC endpoints with mutual TLS 1.3 against the cluster CA, transport settings sized for
+//! MB-scale tensors, and the check of which role a peer's certificate gives it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::{
+    ClientConfig, Connection, Endpoint, IdleTimeout, ServerConfig, TransportConfig, VarInt,
+};
+use rustls::server::WebPkiClientVerifier;
+use rustls::RootCertStore;
+use rustls_pki_types::{CertificateDer, ServerName};
+
+use super::certs::{role_name, NodeIdentity, SERVER_NAME};
+use crate::proto::Role;
+
+/// ALPN protocol id: peers that speak something else fail the handshake.
+pub const ALPN: &[u8] = b"lagom/1";
+
+/// Transport timing and windows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TransportSettings {
+    /// Keep-alive interval; must be below the idle timeout.
+    pub keep_alive: Duration,
+    /// A connection silent this long is dead.
+    pub idle_timeout: Duration,
+    /// Bytes one stream may have in flight (≥ the largest frame, so a tensor never waits for a
+    /// window update).
+    pub stream_window: u64,
+}
+
+impl TransportSettings {
+    /// Defaults for a model of `params_len` values: keep-alive 2 s, idle timeout 10 s, and a
+    /// stream window of at least one frame (8 MiB minimum).
+    pub fn for_params(params_len: usize) -> Self {
+        let frame = crate::proto::frame_limit(params_len) as u64;
+        TransportSettings {
+            keep_alive: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(10),
+            stream_window: frame.max(8 << 20),
+        }
+    }
+
+    fn quinn(&self) -> Result<TransportConfig> {
+        let mut t = TransportConfig::default();
+        let window = VarInt::from_u64(self.stream_window)
+            .map_err(|_| anyhow!("stream window {} is too large", self.stream_window))?;
+        let connection = VarInt::from_u64(self.stream_window.saturating_mul(4))
+            .map_err(|_| anyhow!("connection window is too large"))?;
+        t.stream_receive_window(window)
+            .receive_window(connection)
+            .send_window(self.stream_window.saturating_mul(4))
+            .max_concurrent_uni_streams(VarInt::from_u32(256))
+            .keep_alive_interval(Some(self.keep_alive))
+            .max_idle_timeout(Some(
+                IdleTimeout::try_from(self.idle_timeout).context("idle timeout out of range")?,
+            ));
+        Ok(t)
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn roots(id: &NodeIdentity) -> Result<Arc<RootCertStore>> {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(id.ca.clone())
+        .context("the cluster CA certificate is not usable as a root")?;
+    Ok(Arc::new(roots))
+}
+
+/// A server endpoint on `bind` that accepts only clients with a certificate from the cluster CA.
+pub fn server_endpoint(
+    bind: SocketAddr,
+    id: &NodeIdentity,
+    t: &TransportSettings,
+) -> Result<Endpoint> {
+    let p = provider();
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots(id)?, p.clone())
+        .build()
+        .context("cannot build the client-certificate verifier")?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(p)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![id.cert.clone()], id.key.clone_key())
+        .context("the node certificate and key do not match")?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let mut config = ServerConfig::with_crypto(Arc::new(
+        QuicServerConfig::try_from(tls).context("TLS configuration unusable for QUIC")?,
+    ));
+    config.transport_config(Arc::new(t.quinn()?));
+    Endpoint::server(config, bind).with_context(|| format!("cannot listen on {bind}"))
+}
+
+/// A client endpoint (ephemeral local port) that presents `id` and trusts only the cluster CA.
+pub fn client_endpoint(id: &NodeIdentity, t: &TransportSettings) -> Result<Endpoint> {
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots(id)?)
+        .with_client_auth_cert(vec![id.cert.clone()], id.key.clone_key())
+        .context("the node certificate and key do not match")?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let mut config = ClientConfig::new(Arc::new(
+        QuicClientConfig::try_from(tls).context("TLS configuration unusable for QUIC")?,
+    ));
+    config.transport_config(Arc::new(t.quinn()?));
+    let unspecified: SocketAddr = ([0, 0, 0, 0], 0).into();
+    let mut endpoint =
+        Endpoint::client(unspecified).context("cannot open a UDP socket for the client")?;
+    endpoint.set_default_client_config(config);
+    Ok(endpoint)
+}
+
+/// Dials the server at `addr` (TLS server name [`SERVER_NAME`]). A completed handshake does not
+/// prove the server accepted this client's certificate: wait for its `Welcome`.
+pub async fn connect(endpoint: &Endpoint, addr: SocketAddr) -> Result<Connection> {
+    endpoint
+        .connect(addr, SERVER_NAME)
+        .with_context(|| format!("cannot dial {addr}"))?
+        .await
+        .with_context(|| format!("TLS/QUIC handshake with {addr} failed"))
+}
+
+/// True when the peer's certificate (already verified against the cluster CA) names `role`.
+pub fn peer_has_role(conn: &Connection, role: Role) -> bool {
+    let Some(identity) = conn.peer_identity() else {
+        return false;
+    };
+    let Ok(chain) = identity.downcast::<Vec<CertificateDer<'static>>>() else {
+        return false;
+    };
+    let Some(leaf) = chain.first() else {
+        return false;
+    };
+    let Ok(cert) = webpki::EndEntityCert::try_from(leaf) else {
+        return false;
+    };
+    let Ok(name) = ServerName::try_from(role_name(role)) else {
+        return false;
+    };
+    cert.verify_is_valid_for_subject_name(&name).is_ok()
+}
