@@ -11,9 +11,26 @@ use lagom::run::RunDir;
 /// Distributed training for heterogeneous clusters.
 #[derive(Parser, Debug)]
 #[command(name = "lagom", version, about, long_about = None)]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// Run a node of a cluster: `server`, `worker`, or `local` (server + workers on loopback).
+    #[arg(long, value_enum)]
+    role: Option<RoleName>,
+    #[command(flatten)]
+    overrides: CliOverrides,
+}
+
+/// The node roles.
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+enum RoleName {
+    /// The parameter server (listens on `net.listen`).
+    Server,
+    /// One worker (slot `net.worker`) of the server at `net.server`.
+    Worker,
+    /// A server and `cluster.workers` workers in this process, over loopback QUIC.
+    Local,
 }
 
 #[derive(Subcommand, Debug)]
@@ -73,13 +90,27 @@ const EXIT_CONFIG: u8 = 2;
 fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
-    let result = match cli.command {
+    let Some(command) = cli.command else {
+        let result = match cli.role {
+            Some(role) => with_config(&cli.overrides, |c| run_role(c, role)),
+            None => {
+                eprintln!("lagom: give a command (see --help) or --role server|worker|local");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
+        return exit_code(result);
+    };
+    let result = match command {
         Command::Sim(args) => with_config(&args.overrides, |c| run_sim(c, args.quiet)),
         Command::Train(args) => with_config(&args.overrides, |c| run_train(c, args.quiet)),
         Command::Bench(args) => with_config(&args.overrides, |c| run_bench(c, args.steps)),
         Command::Certs(args) => run_certs(&args).map_err(Failure::Run),
         Command::Config(args) => with_config(&args.overrides, print_config),
     };
+    exit_code(result)
+}
+
+fn exit_code(result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Config(e)) => {
@@ -149,6 +180,49 @@ fn run_train(config: &Config, quiet: bool) -> Result<()> {
         dir.path().display(),
     );
     Ok(())
+}
+
+fn run_role(config: &Config, role: RoleName) -> Result<()> {
+    lagom::compute::set_cpu_threads(config.compute.threads);
+    match role {
+        RoleName::Worker => match lagom::cluster::run_worker_role(config)? {
+            lagom::cluster::WorkerExit::Stopped { gradients } => {
+                println!(
+                    "worker {}: stopped by the server after {gradients} gradients",
+                    config.net.worker
+                );
+                Ok(())
+            }
+            lagom::cluster::WorkerExit::Refused { code, detail } => {
+                anyhow::bail!("the server refused this worker ({code:?}): {detail}")
+            }
+        },
+        RoleName::Server | RoleName::Local => {
+            let dir = prepare_run_dir(config)?;
+            let metrics = dir.metrics()?;
+            let summary = match role {
+                RoleName::Server => lagom::cluster::run_server(config, metrics)?,
+                _ => lagom::cluster::run_local(config, metrics)?,
+            };
+            dir.write_summary(&summary)?;
+            let acc = summary
+                .extra
+                .get("final_test_accuracy")
+                .and_then(|v| v.as_f64());
+            println!(
+                "{} ({}, {} workers): {} updates in {:.1} s, test accuracy {}, staleness mean {:.2} — results in {}",
+                summary.algorithm,
+                summary.scheduler,
+                summary.workers,
+                summary.updates,
+                summary.wall_s,
+                acc.map_or("n/a".to_string(), |a| format!("{:.2} %", 100.0 * a)),
+                summary.staleness.mean,
+                dir.path().display(),
+            );
+            Ok(())
+        }
+    }
 }
 
 fn run_certs(args: &CertsArgs) -> Result<()> {

@@ -28,6 +28,7 @@ fn every_message() -> Vec<Message> {
             worker: 3,
             workers: 4,
             updates: 99,
+            weight_decay: 5e-4,
         },
         Message::Refuse {
             code: RefusalCode::LayoutHash,

@@ -35,6 +35,12 @@ pub struct CliOverrides {
     /// Learning rate (`algorithm.lr`).
     #[arg(long)]
     pub lr: Option<f64>,
+    /// The server's address as a worker dials it (`net.server`), e.g. `10.0.0.1:7070`.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub server: Option<String>,
+    /// This worker's slot, 0-based (`net.worker`).
+    #[arg(long)]
+    pub worker: Option<usize>,
     /// Any key, e.g. `--set algorithm.momentum=0.5` (repeatable; values parse like env values).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -170,6 +176,12 @@ fn flag_providers(cli: &CliOverrides) -> Result<Vec<FlagProvider>, ConfigError> 
     }
     if let Some(lr) = cli.lr {
         providers.push(flag("--lr", "algorithm.lr", Value::from(lr)));
+    }
+    if let Some(server) = &cli.server {
+        providers.push(flag("--server", "net.server", Value::from(server.as_str())));
+    }
+    if let Some(worker) = cli.worker {
+        providers.push(flag("--worker", "net.worker", Value::from(worker as u64)));
     }
     Ok(providers)
 }

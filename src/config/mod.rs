@@ -7,4 +7,4 @@ mod sections;
 
 pub use error::ConfigError;
 pub use load::{load, CliOverrides, ConfigSources};
-pub use sections::{ClusterConfig, Config, RunConfig};
+pub use sections::{ClusterConfig, Config, RunConfig, ServerRunConfig};

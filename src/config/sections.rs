@@ -9,6 +9,7 @@ use crate::compute::ComputeConfig;
 use crate::data::DataConfig;
 use crate::heterogeneity::HeterogeneityConfig;
 use crate::model::ModelConfig;
+use crate::net::NetConfig;
 use crate::sim::SimConfig;
 use crate::train::TrainConfig;
 
@@ -32,6 +33,10 @@ pub struct Config {
     pub compute: ComputeConfig,
     /// `[train]`: single-process training and the mini-batch size.
     pub train: TrainConfig,
+    /// `[net]`: addresses, certificates, timeouts.
+    pub net: NetConfig,
+    /// `[server]`: evaluation and stopping of a cluster run.
+    pub server: ServerRunConfig,
     /// `[run]`: output directory and seed.
     pub run: RunConfig,
 }
@@ -47,6 +52,37 @@ pub struct ClusterConfig {
 impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig { workers: 4 }
+    }
+}
+
+/// `[server]`: what the parameter server of a cluster run does besides applying gradients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerRunConfig {
+    /// Stop after this many applied updates.
+    pub updates: u64,
+    /// Evaluate the server's parameters on the test set every this many updates (0 = only at
+    /// the end). Evaluation runs on its own thread and never delays updates.
+    pub eval_every: u64,
+}
+
+impl Default for ServerRunConfig {
+    fn default() -> Self {
+        ServerRunConfig {
+            updates: 2000,
+            eval_every: 500,
+        }
+    }
+}
+
+impl ServerRunConfig {
+    /// Checks value ranges; returns every problem as (key, message).
+    pub fn validate(&self) -> Vec<(&'static str, String)> {
+        if self.updates == 0 {
+            vec![("server.updates", "must be ≥ 1, got 0".to_string())]
+        } else {
+            Vec::new()
+        }
     }
 }
 
@@ -83,6 +119,8 @@ impl Config {
         problems.extend(self.sim.validate());
         problems.extend(self.model.validate());
         problems.extend(self.train.validate());
+        problems.extend(self.net.validate());
+        problems.extend(self.server.validate());
         if self.run.divergence_loss.is_nan() || self.run.divergence_loss <= 0.0 {
             problems.push((
                 "run.divergence_loss",

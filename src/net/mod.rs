@@ -1,6 +1,7 @@
 //! The network: cluster certificates, QUIC endpoints with mutual TLS, and message streams.
 
 mod certs;
+mod config;
 mod link;
 mod tls;
 
@@ -8,5 +9,6 @@ pub use certs::{
     load_identity, node_files, role_name, write_cluster, ClusterCa, NodeIdentity, SERVER_NAME,
     WORKER_NAME,
 };
+pub use config::NetConfig;
 pub use link::{recv, send};
 pub use tls::{client_endpoint, connect, peer_has_role, server_endpoint, TransportSettings, ALPN};

@@ -66,6 +66,8 @@ pub enum Message {
         workers: u32,
         /// The server's update count at the time.
         updates: u64,
+        /// L2 weight decay the worker adds to its gradients (0 when the server applies it).
+        weight_decay: f64,
     },
     /// A refusal; the peer is disconnected after it.
     Refuse {

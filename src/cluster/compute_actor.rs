@@ -1,0 +1,107 @@
+//! The worker's compute, on a `SyncArbiter` thread of its own (never on the thread that drives
+//! the network): parameters in, the gradient of the next mini-batch of this worker's shard out.
+
+use std::time::Instant;
+
+use actix::{Actor, Handler, Message as ActixMessage, SyncContext};
+use anyhow::Result;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::algo::vector::axpy;
+use crate::compute::Engine;
+use crate::data::{Dataset, Sampler};
+
+/// Compute the gradient at `params` (iteration `index`).
+#[derive(Debug)]
+pub struct ComputeGradient {
+    /// The parameters' iteration index.
+    pub index: u64,
+    /// The parameters.
+    pub params: Vec<f32>,
+    /// L2 weight decay to add to the gradient.
+    pub weight_decay: f64,
+}
+
+/// A computed gradient.
+#[derive(Debug, Clone)]
+pub struct ComputedGradient {
+    /// The `index` it was computed at.
+    pub ite: u64,
+    /// Mean batch loss.
+    pub loss: f32,
+    /// Examples in the batch.
+    pub samples: u32,
+    /// The gradient (plus weight decay).
+    pub grad: Vec<f32>,
+    /// Seconds of compute, before any injected slowdown.
+    pub compute_s: f64,
+}
+
+impl ActixMessage for ComputeGradient {
+    type Result = Result<ComputedGradient>;
+}
+
+/// The model, this worker's data and sampler, and its speed.
+#[derive(Clone)]
+pub struct ComputeActor {
+    engine: Engine,
+    train: Dataset,
+    sampler: Sampler,
+    augment: Option<ChaCha8Rng>,
+    batch_size: usize,
+    slowdown: f64,
+}
+
+impl ComputeActor {
+    /// A worker's compute; `slowdown ≥ 1` stretches every step to `slowdown ×` its compute time
+    /// (the `delay` heterogeneity mechanism: works the same on CPU and GPU).
+    pub fn new(
+        engine: Engine,
+        train: Dataset,
+        sampler: Sampler,
+        augment_seed: Option<u64>,
+        batch_size: usize,
+        slowdown: f64,
+    ) -> Self {
+        ComputeActor {
+            engine,
+            train,
+            sampler,
+            augment: augment_seed.map(ChaCha8Rng::seed_from_u64),
+            batch_size,
+            slowdown: slowdown.max(1.0),
+        }
+    }
+}
+
+impl Actor for ComputeActor {
+    type Context = SyncContext<Self>;
+}
+
+impl Handler<ComputeGradient> for ComputeActor {
+    type Result = Result<ComputedGradient>;
+
+    fn handle(&mut self, msg: ComputeGradient, _: &mut SyncContext<Self>) -> Self::Result {
+        let started = Instant::now();
+        self.engine.set_params(&msg.params)?;
+        let indices = self.sampler.next_batch(self.batch_size);
+        let batch = self.train.batch(&indices, self.augment.as_mut());
+        let out = self.engine.gradient(&batch)?;
+        let mut grad = out.grad;
+        if msg.weight_decay != 0.0 {
+            axpy(&mut grad, msg.weight_decay as f32, &msg.params);
+        }
+        let compute = started.elapsed();
+        if self.slowdown > 1.0 {
+            std::thread::sleep(compute.mul_f64(self.slowdown - 1.0));
+        }
+        Ok(ComputedGradient {
+            ite: msg.index,
+            loss: out.loss as f32,
+            samples: out.samples as u32,
+            grad,
+            compute_s: compute.as_secs_f64(),
+        })
+    }
+}

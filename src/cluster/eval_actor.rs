@@ -1,0 +1,59 @@
+//! Evaluation of the server's parameters on its own thread, so updates never wait for it.
+
+use actix::{Actor, Handler, Message as ActixMessage, SyncContext};
+use anyhow::Result;
+
+use crate::compute::{Engine, EvalOutput};
+use crate::data::{Batch, Dataset};
+
+/// Evaluate `params` (the server's parameters after `updates` updates).
+#[derive(Debug)]
+pub struct Evaluate {
+    /// The update count the parameters belong to.
+    pub updates: u64,
+    /// The parameters.
+    pub params: Vec<f32>,
+}
+
+impl ActixMessage for Evaluate {
+    type Result = Result<(u64, EvalOutput)>;
+}
+
+/// A model, the test set, and the training batches that recompute batch-norm statistics.
+#[derive(Clone)]
+pub struct EvalActor {
+    engine: Engine,
+    test: Dataset,
+    bn_batches: Vec<Batch>,
+    batch_size: usize,
+}
+
+impl EvalActor {
+    /// An evaluator; `bn_batches` are used for models with batch norm (see the README).
+    pub fn new(engine: Engine, test: Dataset, bn_batches: Vec<Batch>, batch_size: usize) -> Self {
+        EvalActor {
+            engine,
+            test,
+            bn_batches,
+            batch_size,
+        }
+    }
+}
+
+impl Actor for EvalActor {
+    type Context = SyncContext<Self>;
+}
+
+impl Handler<Evaluate> for EvalActor {
+    type Result = Result<(u64, EvalOutput)>;
+
+    fn handle(&mut self, msg: Evaluate, _: &mut SyncContext<Self>) -> Self::Result {
+        let out = self.engine.evaluate_params(
+            &msg.params,
+            &self.bn_batches,
+            &self.test,
+            self.batch_size,
+        )?;
+        Ok((msg.updates, out))
+    }
+}

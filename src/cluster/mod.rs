@@ -1,0 +1,16 @@
+//! The cluster: actix shells around the pure cores — the server actor, the worker's network
+//! loop and compute thread, evaluation off the update path — and the roles that assemble them.
+
+mod compute_actor;
+mod eval_actor;
+mod roles;
+mod server_actor;
+mod server_net;
+mod worker;
+
+pub use compute_actor::{ComputeActor, ComputeGradient, ComputedGradient};
+pub use eval_actor::{EvalActor, Evaluate};
+pub use roles::{run_local, run_server, run_worker_role};
+pub use server_actor::{ServerActor, ServerRunInfo};
+pub use server_net::{accept_loop, PeerRequirements};
+pub use worker::{run_worker, WorkerExit, WorkerSpec};

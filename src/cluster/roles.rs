@@ -1,0 +1,299 @@
+//! The roles: `server`, `worker`, and `local` (a server and K in-process workers on loopback
+//! QUIC, with ephemeral certificates made in memory).
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix::{Actor, Addr, SyncArbiter};
+use anyhow::{anyhow, bail, Context, Result};
+use candle_core::Device;
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use super::compute_actor::ComputeActor;
+use super::eval_actor::EvalActor;
+use super::server_actor::{ServerActor, ServerRunInfo};
+use super::server_net::{accept_loop, PeerRequirements};
+use super::worker::{run_worker, WorkerExit, WorkerSpec};
+use crate::algo;
+use crate::compute::{describe, Engine};
+use crate::config::Config;
+use crate::data::{self, Dataset, Sampler, Split};
+use crate::model::{InputSpec, Network};
+use crate::net::{load_identity, server_endpoint, ClusterCa, NodeIdentity, TransportSettings};
+use crate::proto::Role;
+use crate::run::{MetricsWriter, Summary};
+use crate::server::{ServerCore, ServerCoreConfig};
+use crate::train::bn_batches;
+
+/// Seed stream of the workers' augmentation draws.
+const AUGMENT_STREAM: u64 = 0x5752_4b41;
+
+fn input_of(d: &Dataset) -> InputSpec {
+    InputSpec {
+        channels: d.channels,
+        height: d.height,
+        width: d.width,
+        classes: d.classes,
+    }
+}
+
+fn transport(config: &Config, params_len: usize) -> TransportSettings {
+    let mut t = TransportSettings::for_params(params_len);
+    t.keep_alive = Duration::from_secs_f64(config.net.keep_alive_s);
+    t.idle_timeout = Duration::from_secs_f64(config.net.idle_timeout_s);
+    t
+}
+
+/// A new incarnation: milliseconds since the epoch, so a restarted worker always has a larger
+/// one than before.
+fn fresh_incarnation() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(1)
+}
+
+fn resolve(addr: &str, key: &str) -> Result<SocketAddr> {
+    addr.to_socket_addrs()
+        .with_context(|| format!("{key} = `{addr}` is not a HOST:PORT address"))?
+        .next()
+        .ok_or_else(|| anyhow!("{key} = `{addr}` resolves to no address"))
+}
+
+/// A started server: its actor, the end-of-run signal, and what peers must match.
+struct StartedServer {
+    requirements: PeerRequirements,
+    done: oneshot::Receiver<Summary>,
+    actor: Addr<ServerActor>,
+}
+
+fn start_server(
+    config: &Config,
+    split: &Split,
+    device: &Device,
+    metrics: MetricsWriter,
+) -> Result<StartedServer> {
+    let k = config.cluster.workers;
+    let seed = config.run.seed;
+    let net = Network::new(config.model.name, input_of(&split.train), device, seed)?;
+    let layout_hash = net.layout().hash();
+    let w0 = net.layout().flatten()?;
+    let params_len = w0.len();
+    let scheduler = config.algorithm.scheduler();
+    let core = ServerCore::new(
+        ServerCoreConfig {
+            workers: k,
+            scheduler,
+            max_updates: Some(config.server.updates),
+            lr: config.algorithm.lr_schedule(),
+        },
+        algo::build::<f32>(&config.algorithm, k, w0),
+    );
+    let calibration = bn_batches(
+        &split.train,
+        config.model.bn_batches,
+        config.train.batch_size,
+        seed,
+    );
+    let evaluator = EvalActor::new(
+        Engine::new(net),
+        split.test.clone(),
+        calibration,
+        config.train.eval_batch_size,
+    );
+    let evaluator = SyncArbiter::start(1, move || evaluator.clone());
+    let mut extra = BTreeMap::new();
+    extra.insert("model".into(), json!(config.model.name.as_str()));
+    extra.insert("params".into(), json!(params_len));
+    extra.insert("dataset".into(), json!(config.data.name));
+    extra.insert("batch_size".into(), json!(config.train.batch_size));
+    let info = ServerRunInfo {
+        algorithm: config.algorithm.name.as_str().into(),
+        scheduler: scheduler.as_str().into(),
+        speeds: config.heterogeneity.speeds(k, seed),
+        seed,
+        extra,
+        eval_every: config.server.eval_every,
+    };
+    let (tx, done) = oneshot::channel();
+    let actor = ServerActor::new(core, metrics, evaluator, info, tx).start();
+    Ok(StartedServer {
+        requirements: PeerRequirements {
+            workers: k,
+            layout_hash,
+            params_len,
+            hello_timeout: Duration::from_secs_f64(config.net.hello_timeout_s),
+        },
+        done,
+        actor,
+    })
+}
+
+fn start_compute(
+    config: &Config,
+    train: &Dataset,
+    worker: usize,
+    device: &Device,
+    slowdown: f64,
+) -> Result<(Addr<ComputeActor>, u64, usize)> {
+    let seed = config.run.seed;
+    let net = Network::new(config.model.name, input_of(train), device, seed)?;
+    let (hash, len) = (net.layout().hash(), net.layout().len());
+    let sampler = Sampler::new(
+        train.len(),
+        worker,
+        config.cluster.workers,
+        config.data.sharding,
+        seed,
+    );
+    let augment = (config.data.augment && train.augmentable)
+        .then(|| seed ^ AUGMENT_STREAM ^ (worker as u64).wrapping_mul(0x9e37_79b9));
+    let actor = ComputeActor::new(
+        Engine::new(net),
+        train.clone(),
+        sampler,
+        augment,
+        config.train.batch_size,
+        slowdown,
+    );
+    Ok((SyncArbiter::start(1, move || actor.clone()), hash, len))
+}
+
+fn load_split(config: &Config) -> Result<Split> {
+    Ok(data::load(
+        config.data.name,
+        config.data.dir.as_deref(),
+        config.run.seed,
+    )?)
+}
+
+fn identity_from_config(config: &Config) -> Result<NodeIdentity> {
+    let Some(dir) = &config.net.certs else {
+        bail!(
+            "net.certs is not set: point it at a directory made by `lagom certs` \
+             (or use --role local, which makes its own)"
+        );
+    };
+    load_identity(dir, &config.net.node)
+}
+
+/// `--role local`: a server and `cluster.workers` workers in this process over loopback QUIC.
+pub fn run_local(config: &Config, metrics: MetricsWriter) -> Result<Summary> {
+    let config = config.clone();
+    actix::System::new().block_on(async move {
+        let device = config.compute.device.open()?;
+        let split = load_split(&config)?;
+        let ca = ClusterCa::generate("local")?;
+        let server_id = ca.issue("local-server", Role::Server)?.0;
+        let server = start_server(&config, &split, &device, metrics)?;
+        let req = server.requirements;
+        let endpoint = server_endpoint(
+            ([127, 0, 0, 1], 0).into(),
+            &server_id,
+            &transport(&config, req.params_len),
+        )?;
+        let addr = endpoint.local_addr()?;
+        tracing::info!("server listening on {addr} (loopback, ephemeral certificates)");
+        actix::spawn(accept_loop(endpoint.clone(), server.actor.clone(), req));
+
+        let speeds = config.heterogeneity.speeds(req.workers, config.run.seed);
+        let mut tasks = Vec::new();
+        for (worker, speed) in speeds.iter().enumerate() {
+            let identity = ca.issue(&format!("local-worker-{worker}"), Role::Worker)?.0;
+            let (compute, layout_hash, params_len) =
+                start_compute(&config, &split.train, worker, &device, 1.0 / speed)?;
+            let spec = WorkerSpec {
+                worker: worker as u32,
+                incarnation: fresh_incarnation(),
+                server: addr,
+                identity,
+                layout_hash,
+                params_len,
+                device: describe(&device),
+                transport: transport(&config, params_len),
+                hello_timeout: Duration::from_secs_f64(config.net.hello_timeout_s),
+                reconnect_max: Duration::from_secs_f64(config.net.reconnect_max_s),
+            };
+            tasks.push(actix::spawn(run_worker(spec, compute)));
+        }
+        let summary = server
+            .done
+            .await
+            .map_err(|_| anyhow!("the server stopped without a summary"))?;
+        for task in tasks {
+            match tokio::time::timeout(Duration::from_secs(30), task).await {
+                Ok(Ok(Ok(WorkerExit::Stopped { .. }))) => {}
+                Ok(Ok(Ok(WorkerExit::Refused { code, detail }))) => {
+                    tracing::warn!("a worker was refused ({code:?}): {detail}")
+                }
+                Ok(Ok(Err(e))) => tracing::warn!("a worker failed: {e:#}"),
+                Ok(Err(e)) => tracing::warn!("a worker task failed: {e}"),
+                Err(_) => tracing::warn!("a worker did not stop within 30 s"),
+            }
+        }
+        endpoint.close(0u32.into(), b"done");
+        Ok(summary)
+    })
+}
+
+/// `--role server`: the parameter server on `net.listen`, for workers of other processes.
+pub fn run_server(config: &Config, metrics: MetricsWriter) -> Result<Summary> {
+    let config = config.clone();
+    actix::System::new().block_on(async move {
+        let identity = identity_from_config(&config)?;
+        let device = config.compute.device.open()?;
+        let split = load_split(&config)?;
+        let server = start_server(&config, &split, &device, metrics)?;
+        let req = server.requirements;
+        let listen = resolve(&config.net.listen, "net.listen")?;
+        let endpoint = server_endpoint(listen, &identity, &transport(&config, req.params_len))?;
+        tracing::info!(
+            "server listening on {} for {} workers",
+            endpoint.local_addr()?,
+            req.workers
+        );
+        actix::spawn(accept_loop(endpoint.clone(), server.actor.clone(), req));
+        let summary = server
+            .done
+            .await
+            .map_err(|_| anyhow!("the server stopped without a summary"))?;
+        // Give the Stop messages a moment to reach the workers before the endpoint goes away.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        endpoint.close(0u32.into(), b"done");
+        Ok(summary)
+    })
+}
+
+/// `--role worker`: one worker (slot `net.worker`) of the server at `net.server`.
+pub fn run_worker_role(config: &Config) -> Result<WorkerExit> {
+    let config = config.clone();
+    actix::System::new().block_on(async move {
+        let identity = identity_from_config(&config)?;
+        let device = config.compute.device.open()?;
+        let split = load_split(&config)?;
+        let worker = config.net.worker;
+        let speed = config
+            .heterogeneity
+            .speeds(config.cluster.workers, config.run.seed)
+            .get(worker)
+            .copied()
+            .unwrap_or(1.0);
+        let (compute, layout_hash, params_len) =
+            start_compute(&config, &split.train, worker, &device, 1.0 / speed)?;
+        let spec = WorkerSpec {
+            worker: worker as u32,
+            incarnation: fresh_incarnation(),
+            server: resolve(&config.net.server, "net.server")?,
+            identity,
+            layout_hash,
+            params_len,
+            device: describe(&device),
+            transport: transport(&config, params_len),
+            hello_timeout: Duration::from_secs_f64(config.net.hello_timeout_s),
+            reconnect_max: Duration::from_secs_f64(config.net.reconnect_max_s),
+        };
+        run_worker(spec, compute).await
+    })
+}

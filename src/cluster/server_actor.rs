@@ -1,0 +1,370 @@
+//! The parameter server's actor: a thin shell that feeds network events to the pure
+//! `ServerCore` and carries out its actions — parameters to peers, metrics, evaluations, stop.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use actix::{
+    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler,
+    Message as ActixMessage, WrapFuture,
+};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+
+use super::eval_actor::{EvalActor, Evaluate};
+use crate::compute::EvalOutput;
+use crate::proto::{Message, RefusalCode};
+use crate::run::{MetricsWriter, PerWorker, Summary};
+use crate::server::{Action, Event, GradientIn, ServerCore};
+
+/// A connected worker: where its outgoing messages go.
+struct Peer {
+    connection: u64,
+    tx: mpsc::UnboundedSender<Message>,
+}
+
+/// What the summary needs to know besides the core's counters.
+#[derive(Debug, Clone)]
+pub struct ServerRunInfo {
+    /// Algorithm name.
+    pub algorithm: String,
+    /// `async` or `sync`.
+    pub scheduler: String,
+    /// Relative speed of each worker slot as configured (1 = nominal).
+    pub speeds: Vec<f64>,
+    /// The run seed.
+    pub seed: u64,
+    /// Kind-specific summary fields (model, data set, …).
+    pub extra: BTreeMap<String, serde_json::Value>,
+    /// Evaluate every this many updates (0 = only at the end).
+    pub eval_every: u64,
+}
+
+/// The server actor.
+pub struct ServerActor {
+    core: ServerCore<f32>,
+    metrics: MetricsWriter,
+    evaluator: Addr<EvalActor>,
+    info: ServerRunInfo,
+    peers: Vec<Option<Peer>>,
+    received: u64,
+    loss_window: (f64, u64),
+    eval_in_flight: bool,
+    last_eval: Option<(u64, EvalOutput)>,
+    started: Instant,
+    finishing: bool,
+    done: Option<oneshot::Sender<Summary>>,
+}
+
+impl ServerActor {
+    /// A server over `core`; `done` receives the summary when the run ends.
+    pub fn new(
+        core: ServerCore<f32>,
+        metrics: MetricsWriter,
+        evaluator: Addr<EvalActor>,
+        info: ServerRunInfo,
+        done: oneshot::Sender<Summary>,
+    ) -> Self {
+        let k = core.workers().len();
+        ServerActor {
+            core,
+            metrics,
+            evaluator,
+            info,
+            peers: (0..k).map(|_| None).collect(),
+            received: 0,
+            loss_window: (0.0, 0),
+            eval_in_flight: false,
+            last_eval: None,
+            started: Instant::now(),
+            finishing: false,
+            done: Some(done),
+        }
+    }
+
+    fn t_s(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    fn write(&mut self, event: serde_json::Value) {
+        if let Err(e) = self.metrics.write(&event) {
+            tracing::error!("cannot write metrics: {e:#}");
+        }
+    }
+
+    fn carry_out(&mut self, actions: Vec<Action<f32>>, ctx: &mut Context<Self>) {
+        for action in actions {
+            match action {
+                Action::SendParams {
+                    worker,
+                    index,
+                    params,
+                } => {
+                    if let Some(peer) = self.peers.get(worker).and_then(Option::as_ref) {
+                        let _ = peer.tx.send(Message::Params { index, params });
+                    }
+                }
+                Action::Applied { t, .. } => {
+                    if (t + 1) % 100 == 0 {
+                        let (sum, n) = std::mem::take(&mut self.loss_window);
+                        let event = json!({
+                            "event": "progress", "t_s": self.t_s(), "updates": t,
+                            "train_loss": if n > 0 { Some(sum / n as f64) } else { None },
+                            "lr": self.core.current_lr(), "gradients_received": self.received,
+                        });
+                        self.write(event);
+                    }
+                    if self.info.eval_every > 0 && (t + 1) % self.info.eval_every == 0 {
+                        self.start_eval(ctx, false);
+                    }
+                }
+                Action::Rejected { worker, reason } => {
+                    tracing::warn!("rejected a message of worker {worker}: {reason}");
+                    let event = json!({
+                        "event": "rejected", "t_s": self.t_s(), "updates": self.core.updates(),
+                        "worker": worker, "reason": reason.code(), "detail": reason.to_string(),
+                    });
+                    self.write(event);
+                }
+                Action::Stop => {
+                    if !self.finishing {
+                        self.finishing = true;
+                        self.stop_peers("the run reached its update budget");
+                        self.start_eval(ctx, true);
+                    }
+                }
+            }
+        }
+    }
+
+    fn stop_peers(&mut self, reason: &str) {
+        for peer in self.peers.iter().flatten() {
+            let _ = peer.tx.send(Message::Stop {
+                reason: reason.to_string(),
+            });
+        }
+    }
+
+    fn start_eval(&mut self, ctx: &mut Context<Self>, last: bool) {
+        if self.eval_in_flight && !last {
+            return; // the previous evaluation is still running: skip, never queue
+        }
+        self.eval_in_flight = true;
+        let request = Evaluate {
+            updates: self.core.updates(),
+            params: self.core.params().to_vec(),
+        };
+        let fut = self
+            .evaluator
+            .send(request)
+            .into_actor(self)
+            .map(move |res, act, ctx| {
+                act.eval_in_flight = false;
+                match res {
+                    Ok(Ok((updates, e))) => {
+                        let event = json!({
+                            "event": "eval", "t_s": act.t_s(), "updates": updates,
+                            "test_loss": e.loss.is_finite().then_some(e.loss),
+                            "test_accuracy": e.accuracy,
+                        });
+                        act.write(event);
+                        tracing::info!(
+                            "update {updates}: test accuracy {:.2} %",
+                            100.0 * e.accuracy
+                        );
+                        act.last_eval = Some((updates, e));
+                    }
+                    Ok(Err(e)) => tracing::error!("evaluation failed: {e:#}"),
+                    Err(e) => tracing::error!("the evaluator is gone: {e}"),
+                }
+                if last {
+                    act.finish();
+                    ctx.stop();
+                }
+            });
+        ctx.spawn(fut);
+    }
+
+    fn finish(&mut self) {
+        let wall_s = self.t_s();
+        let applied = self.core.updates();
+        let final_eval = self.last_eval.map(|(_, e)| e);
+        let event = json!({
+            "event": "end", "t_s": wall_s, "updates": applied,
+            "test_accuracy": final_eval.map(|e| e.accuracy),
+        });
+        self.write(event);
+        if let Err(e) = self.metrics.flush() {
+            tracing::error!("cannot flush metrics: {e:#}");
+        }
+        let rejected: u64 = self.core.rejections().values().sum();
+        let per_worker = self
+            .core
+            .workers()
+            .iter()
+            .enumerate()
+            .map(|(id, r)| PerWorker {
+                id,
+                gradients: r.applied,
+                mean_staleness: r.mean_staleness(),
+                speed: self.info.speeds.get(id).copied().unwrap_or(1.0),
+            })
+            .collect();
+        let mut extra = self.info.extra.clone();
+        extra.insert(
+            "final_test_accuracy".into(),
+            json!(final_eval.map(|e| e.accuracy)),
+        );
+        extra.insert("gradients_received".into(), json!(self.received));
+        extra.insert("gradients_applied".into(), json!(applied));
+        extra.insert("gradients_rejected_total".into(), json!(rejected));
+        let summary = Summary {
+            kind: "server".into(),
+            algorithm: self.info.algorithm.clone(),
+            scheduler: self.info.scheduler.clone(),
+            workers: self.peers.len(),
+            updates: applied,
+            wall_s,
+            final_loss: final_eval.and_then(|e| e.loss.is_finite().then_some(e.loss)),
+            diverged: false,
+            staleness: self.core.staleness().summary(),
+            per_worker,
+            gradients_rejected: self
+                .core
+                .rejections()
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            seed: self.info.seed,
+            extra,
+        };
+        if let Some(done) = self.done.take() {
+            let _ = done.send(summary);
+        }
+    }
+}
+
+impl Actor for ServerActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Bulk gradients arrive with `send().await`: a small mailbox is the backpressure.
+        ctx.set_mailbox_capacity(64);
+    }
+}
+
+/// A worker passed the handshake checks and wants to join.
+pub struct Register {
+    /// Slot.
+    pub worker: usize,
+    /// Its incarnation.
+    pub incarnation: u64,
+    /// Its device, for logs.
+    pub device: String,
+    /// A number unique to this connection.
+    pub connection: u64,
+    /// Where its outgoing messages go.
+    pub tx: mpsc::UnboundedSender<Message>,
+}
+
+/// The server's answer to `Register`: `(updates, weight_decay)` or a refusal.
+pub type RegisterResult = Result<(u64, f64), (RefusalCode, String)>;
+
+impl ActixMessage for Register {
+    type Result = RegisterResult;
+}
+
+impl Handler<Register> for ServerActor {
+    type Result = RegisterResult;
+
+    fn handle(&mut self, msg: Register, ctx: &mut Context<Self>) -> RegisterResult {
+        if self.finishing {
+            return Err((RefusalCode::Finished, "the run is over".into()));
+        }
+        let actions = self.core.handle(Event::Join {
+            worker: msg.worker,
+            incarnation: msg.incarnation,
+        });
+        if let Some(Action::Rejected { reason, .. }) = actions
+            .iter()
+            .find(|a| matches!(a, Action::Rejected { worker, .. } if *worker == msg.worker))
+        {
+            return Err((RefusalCode::WorkerId, reason.to_string()));
+        }
+        tracing::info!(
+            "worker {} joined (incarnation {}, {})",
+            msg.worker,
+            msg.incarnation,
+            msg.device
+        );
+        let event = json!({
+            "event": "join", "t_s": self.t_s(), "updates": self.core.updates(),
+            "worker": msg.worker, "incarnation": msg.incarnation, "device": msg.device,
+        });
+        self.write(event);
+        self.peers[msg.worker] = Some(Peer {
+            connection: msg.connection,
+            tx: msg.tx,
+        });
+        let answer = (self.core.updates(), self.core.worker_weight_decay());
+        self.carry_out(actions, ctx);
+        Ok(answer)
+    }
+}
+
+/// A gradient from a registered worker.
+pub struct Deliver(pub GradientIn<f32>, pub f32);
+
+impl ActixMessage for Deliver {
+    type Result = ();
+}
+
+impl Handler<Deliver> for ServerActor {
+    type Result = ();
+
+    fn handle(&mut self, Deliver(g, loss): Deliver, ctx: &mut Context<Self>) {
+        self.received += 1;
+        if loss.is_finite() {
+            self.loss_window.0 += f64::from(loss);
+            self.loss_window.1 += 1;
+        }
+        let actions = self.core.handle(Event::Gradient(g));
+        self.carry_out(actions, ctx);
+    }
+}
+
+/// A worker's connection ended.
+pub struct Disconnected {
+    /// Slot.
+    pub worker: usize,
+    /// The connection that ended (see `Register::connection`).
+    pub connection: u64,
+}
+
+impl ActixMessage for Disconnected {
+    type Result = ();
+}
+
+impl Handler<Disconnected> for ServerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Disconnected, ctx: &mut Context<Self>) {
+        let current = self
+            .peers
+            .get(msg.worker)
+            .and_then(Option::as_ref)
+            .is_some_and(|p| p.connection == msg.connection);
+        if !current {
+            return; // an older connection of a slot that has reconnected since
+        }
+        self.peers[msg.worker] = None;
+        tracing::info!("worker {} left", msg.worker);
+        let event = json!({
+            "event": "leave", "t_s": self.t_s(), "updates": self.core.updates(),
+            "worker": msg.worker,
+        });
+        self.write(event);
+        let actions = self.core.handle(Event::Leave { worker: msg.worker });
+        self.carry_out(actions, ctx);
+    }
+}

@@ -1,0 +1,198 @@
+//! The server's network side: accept connections, check each peer (certificate role, protocol
+//! version, layout, worker slot) before it reaches the actor, and move messages between the
+//! connection and the actor. A peer that misbehaves is dropped; the others keep training.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use actix::Addr;
+use quinn::{Connection, Endpoint};
+use tokio::sync::mpsc;
+
+use super::server_actor::{Deliver, Disconnected, Register, ServerActor};
+use crate::net::{peer_has_role, recv, send};
+use crate::proto::{frame_limit, Message, ProtoError, RefusalCode, Role, CONTROL_FRAME_LIMIT};
+use crate::server::GradientIn;
+
+/// What every peer must match.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerRequirements {
+    /// Worker slots K.
+    pub workers: usize,
+    /// The model's layout hash.
+    pub layout_hash: u64,
+    /// The model's parameter count.
+    pub params_len: usize,
+    /// How long a new connection has to say `Hello`.
+    pub hello_timeout: Duration,
+}
+
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// Accepts connections until the endpoint closes, one task per peer.
+pub async fn accept_loop(endpoint: Endpoint, server: Addr<ServerActor>, req: PeerRequirements) {
+    while let Some(incoming) = endpoint.accept().await {
+        let server = server.clone();
+        actix::spawn(async move {
+            match incoming.await {
+                Ok(conn) => serve_peer(conn, server, req).await,
+                // A wrong CA, no certificate, a wrong ALPN: the handshake fails here.
+                Err(e) => tracing::warn!("refused a connection: {e}"),
+            }
+        });
+    }
+}
+
+async fn refuse(conn: &Connection, code: RefusalCode, detail: String) {
+    tracing::warn!("refusing {} ({code:?}): {detail}", conn.remote_address());
+    let _ = send(conn, &Message::Refuse { code, detail }).await;
+    conn.close(2u32.into(), b"refused");
+}
+
+async fn serve_peer(conn: Connection, server: Addr<ServerActor>, req: PeerRequirements) {
+    let hello = tokio::time::timeout(req.hello_timeout, recv(&conn, CONTROL_FRAME_LIMIT)).await;
+    let (worker, incarnation, device) = match hello {
+        Err(_) => return refuse(&conn, RefusalCode::Unexpected, "no Hello in time".into()).await,
+        Ok(Err(e)) => {
+            let code = match e.downcast_ref::<ProtoError>() {
+                Some(ProtoError::Version { .. }) => RefusalCode::ProtocolVersion,
+                _ => RefusalCode::Unexpected,
+            };
+            return refuse(&conn, code, format!("{e:#}")).await;
+        }
+        Ok(Ok(None)) => return,
+        Ok(Ok(Some(Message::Hello {
+            role,
+            worker,
+            incarnation,
+            layout_hash,
+            params_len,
+            device,
+        }))) => {
+            if role != Role::Worker || !peer_has_role(&conn, Role::Worker) {
+                let detail = format!(
+                    "claims the {} role; only workers with a worker certificate may join",
+                    role.as_str()
+                );
+                return refuse(&conn, RefusalCode::Role, detail).await;
+            }
+            if layout_hash != req.layout_hash || params_len != req.params_len as u64 {
+                let detail = format!(
+                    "model layout {layout_hash:016x} with {params_len} parameters; the server's is \
+                     {:016x} with {} (same [model] and [data] on every node?)",
+                    req.layout_hash, req.params_len
+                );
+                return refuse(&conn, RefusalCode::LayoutHash, detail).await;
+            }
+            let worker = worker as usize;
+            if worker >= req.workers {
+                let detail = format!("worker {worker} is outside 0..{}", req.workers);
+                return refuse(&conn, RefusalCode::WorkerId, detail).await;
+            }
+            (worker, incarnation, device)
+        }
+        Ok(Ok(Some(other))) => {
+            let detail = format!("expected Hello, got {}", other.kind());
+            return refuse(&conn, RefusalCode::Unexpected, detail).await;
+        }
+    };
+
+    let connection = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let registered = server
+        .send(Register {
+            worker,
+            incarnation,
+            device,
+            connection,
+            tx,
+        })
+        .await;
+    let (updates, weight_decay) = match registered {
+        Ok(Ok(answer)) => answer,
+        Ok(Err((code, detail))) => return refuse(&conn, code, detail).await,
+        Err(_) => {
+            return refuse(
+                &conn,
+                RefusalCode::Finished,
+                "the server is stopping".into(),
+            )
+            .await
+        }
+    };
+    let welcome = Message::Welcome {
+        worker: worker as u32,
+        workers: req.workers as u32,
+        updates,
+        weight_decay,
+    };
+    if send(&conn, &welcome).await.is_ok() {
+        // Outgoing: parameters and stop, in order, on their own task.
+        let out_conn = conn.clone();
+        actix::spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                let stop = matches!(msg, Message::Stop { .. });
+                if let Err(e) = send(&out_conn, &msg).await {
+                    tracing::debug!("worker {worker}: cannot send {}: {e:#}", msg.kind());
+                    break;
+                }
+                if stop {
+                    break;
+                }
+            }
+        });
+        read_gradients(&conn, &server, worker, incarnation, req.params_len).await;
+    }
+    server.do_send(Disconnected { worker, connection });
+}
+
+async fn read_gradients(
+    conn: &Connection,
+    server: &Addr<ServerActor>,
+    worker: usize,
+    incarnation: u64,
+    params_len: usize,
+) {
+    let limit = frame_limit(params_len);
+    loop {
+        match recv(conn, limit).await {
+            Ok(Some(Message::Gradient {
+                worker: claimed,
+                incarnation: inc,
+                seq,
+                ite,
+                loss,
+                grad,
+                ..
+            })) => {
+                if claimed as usize != worker || inc != incarnation {
+                    let detail = format!(
+                        "gradient claims worker {claimed} incarnation {inc} on the connection of \
+                         worker {worker} incarnation {incarnation}"
+                    );
+                    return refuse(conn, RefusalCode::WorkerId, detail).await;
+                }
+                let g = GradientIn {
+                    worker,
+                    incarnation,
+                    seq,
+                    ite,
+                    grad,
+                };
+                if server.send(Deliver(g, loss)).await.is_err() {
+                    return;
+                }
+            }
+            Ok(Some(Message::Heartbeat { .. })) => {}
+            Ok(Some(other)) => {
+                tracing::warn!("worker {worker}: unexpected {}; ignored", other.kind());
+            }
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!("worker {worker}: {e:#}; dropping the connection");
+                conn.close(3u32.into(), b"protocol error");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The worker's network shell: dial the server (with retry and backoff), introduce itself, and
+//! turn every `Params` into a `Gradient` via the compute actor, until the server says `Stop`.
+//! A lost connection (a server restart) is redialled with the same incarnation, so the server
+//! can tell a reconnection from a restart and never applies a gradient twice.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use actix::Addr;
+use anyhow::{anyhow, bail, Result};
+use quinn::Connection;
+
+use super::compute_actor::{ComputeActor, ComputeGradient};
+use crate::net::{client_endpoint, connect, recv, send, NodeIdentity, TransportSettings};
+use crate::proto::{frame_limit, Message, RefusalCode, Role, CONTROL_FRAME_LIMIT};
+
+/// Everything a worker needs to join a server.
+#[derive(Debug, Clone)]
+pub struct WorkerSpec {
+    /// Worker slot.
+    pub worker: u32,
+    /// This process's incarnation (larger than any earlier one of the slot).
+    pub incarnation: u64,
+    /// The server's address.
+    pub server: SocketAddr,
+    /// Certificate, key and cluster CA.
+    pub identity: NodeIdentity,
+    /// The model's layout hash.
+    pub layout_hash: u64,
+    /// The model's parameter count.
+    pub params_len: usize,
+    /// The compute device, for the server's records.
+    pub device: String,
+    /// QUIC settings.
+    pub transport: TransportSettings,
+    /// How long to wait for `Welcome`.
+    pub hello_timeout: Duration,
+    /// Longest pause between reconnection attempts.
+    pub reconnect_max: Duration,
+}
+
+/// How a worker's run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkerExit {
+    /// The server ended the run.
+    Stopped {
+        /// Gradients this worker sent.
+        gradients: u64,
+    },
+    /// The server refused this worker (a configuration mismatch: retrying cannot help).
+    Refused {
+        /// The reason code.
+        code: RefusalCode,
+        /// The server's explanation.
+        detail: String,
+    },
+}
+
+enum SessionEnd {
+    Stopped,
+    Refused(RefusalCode, String),
+    Lost(String),
+}
+
+/// Runs the worker until the server stops it or refuses it.
+pub async fn run_worker(spec: WorkerSpec, compute: Addr<ComputeActor>) -> Result<WorkerExit> {
+    let endpoint = client_endpoint(&spec.identity, &spec.transport)?;
+    let first_backoff = Duration::from_millis(100);
+    let mut backoff = first_backoff;
+    let mut seq = 0u64;
+    loop {
+        let conn = match connect(&endpoint, spec.server).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!("worker {}: {e:#}; retrying in {backoff:?}", spec.worker);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(spec.reconnect_max);
+                continue;
+            }
+        };
+        let end = session(&conn, &spec, &compute, &mut seq).await;
+        match end {
+            Ok(SessionEnd::Stopped) => {
+                conn.close(0u32.into(), b"done");
+                endpoint.wait_idle().await;
+                return Ok(WorkerExit::Stopped { gradients: seq });
+            }
+            Ok(SessionEnd::Refused(code, detail)) => {
+                conn.close(0u32.into(), b"refused");
+                return Ok(WorkerExit::Refused { code, detail });
+            }
+            Ok(SessionEnd::Lost(why)) => {
+                tracing::warn!("worker {}: {why}; reconnecting", spec.worker);
+            }
+            Err(e) => {
+                tracing::warn!("worker {}: {e:#}; reconnecting", spec.worker);
+                conn.close(1u32.into(), b"protocol error");
+            }
+        }
+        backoff = first_backoff;
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+async fn session(
+    conn: &Connection,
+    spec: &WorkerSpec,
+    compute: &Addr<ComputeActor>,
+    seq: &mut u64,
+) -> Result<SessionEnd> {
+    send(
+        conn,
+        &Message::Hello {
+            role: Role::Worker,
+            worker: spec.worker,
+            incarnation: spec.incarnation,
+            layout_hash: spec.layout_hash,
+            params_len: spec.params_len as u64,
+            device: spec.device.clone(),
+        },
+    )
+    .await?;
+    let reply = tokio::time::timeout(spec.hello_timeout, recv(conn, CONTROL_FRAME_LIMIT))
+        .await
+        .map_err(|_| anyhow!("no answer to Hello within {:?}", spec.hello_timeout))?;
+    let weight_decay = match reply {
+        Ok(Some(Message::Welcome { weight_decay, .. })) => weight_decay,
+        Ok(Some(Message::Refuse { code, detail })) => return Ok(SessionEnd::Refused(code, detail)),
+        Ok(Some(Message::Stop { .. })) => return Ok(SessionEnd::Stopped),
+        Ok(Some(other)) => bail!("expected Welcome, got {}", other.kind()),
+        Ok(None) => return Ok(SessionEnd::Lost("the server closed the connection".into())),
+        // A certificate the server rejects shows here: the handshake "succeeded" on our side.
+        Err(e) => return Ok(SessionEnd::Lost(format!("{e:#}"))),
+    };
+    tracing::info!(
+        "worker {} joined the server at {}",
+        spec.worker,
+        spec.server
+    );
+    let limit = frame_limit(spec.params_len);
+    loop {
+        let msg = match recv(conn, limit).await {
+            Ok(Some(m)) => m,
+            Ok(None) => return Ok(SessionEnd::Lost("the server closed the connection".into())),
+            Err(e) => return Ok(SessionEnd::Lost(format!("{e:#}"))),
+        };
+        match msg {
+            Message::Params { index, params } => {
+                if params.len() != spec.params_len {
+                    bail!(
+                        "parameters of {} values, the model has {}",
+                        params.len(),
+                        spec.params_len
+                    );
+                }
+                let out = compute
+                    .send(ComputeGradient {
+                        index,
+                        params,
+                        weight_decay,
+                    })
+                    .await
+                    .map_err(|e| anyhow!("the compute thread is gone: {e}"))??;
+                *seq += 1;
+                send(
+                    conn,
+                    &Message::Gradient {
+                        worker: spec.worker,
+                        incarnation: spec.incarnation,
+                        seq: *seq,
+                        ite: out.ite,
+                        loss: out.loss,
+                        samples: out.samples,
+                        grad: out.grad,
+                    },
+                )
+                .await?;
+            }
+            Message::Stop { reason } => {
+                tracing::info!("worker {} stopped by the server: {reason}", spec.worker);
+                return Ok(SessionEnd::Stopped);
+            }
+            Message::Refuse { code, detail } => return Ok(SessionEnd::Refused(code, detail)),
+            Message::Heartbeat { .. } => {}
+            other => tracing::warn!("worker {}: ignoring {}", spec.worker, other.kind()),
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! `[net]`: where the server listens, where workers dial, which certificates a node uses.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// `[net]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetConfig {
+    /// The server's listening address (`--role server`).
+    pub listen: String,
+    /// The server's address as workers dial it (`--role worker`).
+    pub server: String,
+    /// Directory written by `lagom certs` (needed by `server` and `worker`; `local` makes its own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certs: Option<PathBuf>,
+    /// This node's certificate name in `certs` (`NAME.pem`, `NAME.key`).
+    pub node: String,
+    /// A worker's slot, 0-based (`--role worker`).
+    pub worker: usize,
+    /// Seconds a new connection has to say `Hello`.
+    pub hello_timeout_s: f64,
+    /// QUIC keep-alive interval, seconds.
+    pub keep_alive_s: f64,
+    /// A peer silent this long is gone (its connection closes; a synchronous round goes on
+    /// without it). Seconds.
+    pub idle_timeout_s: f64,
+    /// Longest wait between a worker's reconnection attempts, seconds.
+    pub reconnect_max_s: f64,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            listen: "0.0.0.0:7070".into(),
+            server: "127.0.0.1:7070".into(),
+            certs: None,
+            node: "server".into(),
+            worker: 0,
+            hello_timeout_s: 10.0,
+            keep_alive_s: 2.0,
+            idle_timeout_s: 10.0,
+            reconnect_max_s: 5.0,
+        }
+    }
+}
+
+impl NetConfig {
+    /// Checks value ranges; returns every problem as (key, message).
+    pub fn validate(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        for (key, v) in [
+            ("net.hello_timeout_s", self.hello_timeout_s),
+            ("net.keep_alive_s", self.keep_alive_s),
+            ("net.idle_timeout_s", self.idle_timeout_s),
+            ("net.reconnect_max_s", self.reconnect_max_s),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                problems.push((key, format!("must be a number of seconds > 0, got {v}")));
+            }
+        }
+        if self.keep_alive_s >= self.idle_timeout_s {
+            problems.push((
+                "net.keep_alive_s",
+                format!(
+                    "must be below net.idle_timeout_s ({}), got {}",
+                    self.idle_timeout_s, self.keep_alive_s
+                ),
+            ));
+        }
+        problems
+    }
+}
