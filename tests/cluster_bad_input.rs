@@ -1,0 +1,251 @@
+//! A running server facing bad peers: a wrong protocol version, an oversized length prefix, a
+//! worker certificate claiming the server role, a gradient full of NaN, a gradient of the wrong
+//! length and a garbage frame. Each is refused or dropped, counted, and the server keeps training
+//! with the good worker to the end of the run.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use candle_core::Device;
+use lagom::data::DatasetName;
+use lagom::model::{InputSpec, ModelName, Network};
+use lagom::net::{client_endpoint, connect, load_identity, recv, send, TransportSettings};
+use lagom::proto::{
+    frame_limit, Message, RefusalCode, Role, CONTROL_FRAME_LIMIT, PROTOCOL_VERSION,
+};
+
+mod cli_support;
+use cli_support::{lagom, stderr, summary};
+
+fn spawn_lagom(args: &[String]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_lagom"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RAYON_NUM_THREADS", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("lagom starts")
+}
+
+fn wait(mut child: Child, limit: Duration) -> std::process::Output {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Ok(Some(_)) = child.try_wait() {
+            return child.wait_with_output().expect("output");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("output");
+    panic!("did not finish within {limit:?}: {}", stderr(&out));
+}
+
+/// Sends raw bytes as one message stream.
+async fn send_raw(conn: &quinn::Connection, bytes: &[u8]) {
+    if let Ok(mut s) = conn.open_uni().await {
+        let _ = s.write_all(bytes).await;
+        let _ = s.finish();
+        let _ = s.stopped().await;
+    }
+}
+
+async fn expect_refusal(conn: &quinn::Connection, code: RefusalCode) -> String {
+    match tokio::time::timeout(Duration::from_secs(10), recv(conn, CONTROL_FRAME_LIMIT)).await {
+        Ok(Ok(Some(Message::Refuse { code: got, detail }))) => {
+            assert_eq!(got, code, "{detail}");
+            detail
+        }
+        other => panic!("expected a {code:?} refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_server_refuses_bad_peers_and_bad_gradients_and_keeps_training() {
+    let certs = tempfile::tempdir().expect("certs");
+    let out = lagom(
+        &[
+            "certs",
+            "--dir",
+            certs.path().to_str().expect("utf-8"),
+            "--server",
+            "head",
+            "--workers",
+            "w0,w1",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = tempfile::tempdir().expect("run");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let common: Vec<String> = [
+        "--set",
+        "data.name=\"synthetic\"",
+        "--set",
+        "model.name=\"mlp\"",
+        "--workers",
+        "2",
+        "--set",
+        &format!("net.certs=\"{}\"", certs.path().display()),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut server_args: Vec<String> = [
+        "--role",
+        "server",
+        "--run-dir",
+        run.path().to_str().expect("utf-8"),
+        "--set",
+        "net.node=\"head\"",
+        "--set",
+        &format!("net.listen=\"{addr}\""),
+        "--set",
+        "server.updates=300",
+        "--set",
+        "server.eval_every=0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    server_args.extend(common.iter().cloned());
+    let server = spawn_lagom(&server_args);
+
+    let (channels, height, width, classes) = DatasetName::Synthetic.shape();
+    let net = Network::new(
+        ModelName::Mlp,
+        InputSpec {
+            channels,
+            height,
+            width,
+            classes,
+        },
+        &Device::Cpu,
+        0,
+    )
+    .expect("model");
+    let (hash, len) = (net.layout().hash(), net.layout().len());
+    let identity = load_identity(certs.path(), "w1").expect("w1 identity");
+    let hello = |role| Message::Hello {
+        role,
+        worker: 1,
+        incarnation: 5,
+        layout_hash: hash,
+        params_len: len as u64,
+        device: "test".into(),
+    };
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let endpoint =
+            client_endpoint(&identity, &TransportSettings::for_params(len)).expect("endpoint");
+        let dial = || async {
+            for _ in 0..100 {
+                if let Ok(c) = connect(&endpoint, addr).await {
+                    return c;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("the server never answered");
+        };
+
+        // 1. Another protocol version.
+        let conn = dial().await;
+        let mut frame = lagom::proto::encode(&hello(Role::Worker)).expect("encode");
+        frame[4..6].copy_from_slice(&(PROTOCOL_VERSION + 7).to_le_bytes());
+        send_raw(&conn, &frame).await;
+        let detail = expect_refusal(&conn, RefusalCode::ProtocolVersion).await;
+        assert!(detail.contains("version 8"), "{detail}");
+
+        // 2. An oversized length prefix instead of a Hello.
+        let conn = dial().await;
+        send_raw(&conn, &u32::MAX.to_le_bytes()).await;
+        let detail = expect_refusal(&conn, RefusalCode::Unexpected).await;
+        assert!(detail.contains("exceeds the limit"), "{detail}");
+
+        // 3. A worker certificate claiming the server role.
+        let conn = dial().await;
+        send(&conn, &hello(Role::Server)).await.expect("send");
+        expect_refusal(&conn, RefusalCode::Role).await;
+
+        // 4. A proper worker that sends a NaN gradient, then one of the wrong length, then
+        //    garbage. The first two are rejected with fresh parameters; the garbage drops it.
+        let conn = dial().await;
+        send(&conn, &hello(Role::Worker)).await.expect("send");
+        let limit = frame_limit(len);
+        let next_params = || async {
+            loop {
+                match recv(&conn, limit).await.expect("recv") {
+                    Some(Message::Params { index, params }) => return (index, params),
+                    Some(Message::Welcome { .. }) => continue,
+                    other => panic!("expected params, got {other:?}"),
+                }
+            }
+        };
+        let (index, params) = next_params().await;
+        assert_eq!(params.len(), len);
+        let mut nan = vec![0.0f32; len];
+        nan[17] = f32::NAN;
+        let gradient = |seq, ite, grad| Message::Gradient {
+            worker: 1,
+            incarnation: 5,
+            seq,
+            ite,
+            loss: 1.0,
+            samples: 8,
+            grad,
+        };
+        send(&conn, &gradient(1, index, nan)).await.expect("send");
+        let (index, _) = next_params().await;
+        send(&conn, &gradient(2, index, vec![0.0; len - 1]))
+            .await
+            .expect("send");
+        let (_, _) = next_params().await;
+        send_raw(
+            &conn,
+            &[9, 0, 0, 0, 1, 0, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1],
+        )
+        .await;
+        let closed = tokio::time::timeout(Duration::from_secs(10), conn.closed())
+            .await
+            .expect("the server drops a peer that sends garbage");
+        assert!(format!("{closed}").contains("protocol error"), "{closed}");
+    });
+
+    // The good worker trains the run to its end.
+    let mut worker_args: Vec<String> = [
+        "--role",
+        "worker",
+        "--server",
+        &addr.to_string(),
+        "--worker",
+        "0",
+        "--set",
+        "net.node=\"w0\"",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    worker_args.extend(common);
+    let worker = spawn_lagom(&worker_args);
+    let server = wait(server, Duration::from_secs(120));
+    assert!(server.status.success(), "{}", stderr(&server));
+    let worker = wait(worker, Duration::from_secs(30));
+    assert!(worker.status.success(), "{}", stderr(&worker));
+    let s = summary(run.path());
+    assert_eq!(s["updates"], 300);
+    assert_eq!(s["gradients_rejected"]["non-finite"], 1, "{s}");
+    assert_eq!(s["gradients_rejected"]["wrong-size"], 1, "{s}");
+    assert_eq!(
+        s["gradients_received"].as_u64(),
+        Some(300 + s["gradients_rejected_total"].as_u64().unwrap_or(0))
+    );
+}

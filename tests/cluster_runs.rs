@@ -1,0 +1,216 @@
+//! Cluster runs with real processes and sockets on loopback: `--role local`, and a server with
+//! worker processes holding certificates from `lagom certs`; peers with the wrong model are
+//! refused while the others train.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod cli_support;
+use cli_support::{fashion_mnist_present, lagom, stderr, summary};
+
+/// A UDP port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn spawn_lagom(args: &[&str]) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lagom"));
+    cmd.args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RAYON_NUM_THREADS", "1")
+        .env("CANDLE_NUM_THREADS", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LAGOM_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.spawn().expect("lagom starts")
+}
+
+/// Waits for `child` at most `limit`; kills it and fails the test if it takes longer.
+fn wait(mut child: Child, limit: Duration, what: &str) -> std::process::Output {
+    let started = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return child.wait_with_output().expect("output"),
+            Ok(None) if started.elapsed() < limit => std::thread::sleep(Duration::from_millis(100)),
+            _ => {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("output");
+                panic!("{what} did not finish within {limit:?}: {}", stderr(&out));
+            }
+        }
+    }
+}
+
+fn counts_add_up(s: &serde_json::Value) {
+    let received = s["gradients_received"].as_u64().expect("received");
+    let applied = s["gradients_applied"].as_u64().expect("applied");
+    let rejected = s["gradients_rejected_total"].as_u64().expect("rejected");
+    assert_eq!(received, applied + rejected, "{s}");
+    assert_eq!(applied, s["updates"].as_u64().expect("updates"));
+    let per_worker: u64 = s["per_worker"]
+        .as_array()
+        .expect("per_worker")
+        .iter()
+        .map(|w| w["gradients"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        per_worker, applied,
+        "per-worker counts sum to the applied updates"
+    );
+}
+
+#[test]
+fn local_async_ormo_with_three_workers_learns_fashion_mnist() {
+    if !fashion_mnist_present("cluster learning") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = lagom(
+        &[
+            "--role",
+            "local",
+            "--run-dir",
+            dir.path().to_str().expect("utf-8"),
+            "--algorithm",
+            "ormo",
+            "--workers",
+            "3",
+            "--lr",
+            "0.05",
+            "--set",
+            "model.name=\"mlp\"",
+            "--set",
+            "server.updates=600",
+            "--set",
+            "server.eval_every=300",
+        ],
+        &[("RAYON_NUM_THREADS", "2")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = summary(dir.path());
+    assert_eq!(s["kind"], "server");
+    assert_eq!(s["algorithm"], "ormo");
+    assert_eq!(s["updates"], 600);
+    counts_add_up(&s);
+    let acc = s["final_test_accuracy"].as_f64().expect("accuracy");
+    eprintln!("async OrMo, 3 workers, mlp: {:.2} %", 100.0 * acc);
+    assert!(acc >= 0.80, "test accuracy {acc}");
+    assert!(
+        s["staleness"]["mean"].as_f64().is_some_and(|m| m > 0.5),
+        "asynchrony shows"
+    );
+}
+
+fn write_certs(dir: &Path) {
+    let out = lagom(
+        &[
+            "certs",
+            "--dir",
+            dir.to_str().expect("utf-8"),
+            "--server",
+            "head",
+            "--workers",
+            "w0,w1",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn a_server_and_worker_processes_train_and_a_mismatched_worker_is_refused() {
+    let certs = tempfile::tempdir().expect("certs");
+    write_certs(certs.path());
+    let certs_dir = certs.path().to_str().expect("utf-8");
+    let run = tempfile::tempdir().expect("run");
+    let port = free_port();
+    let listen = format!("net.listen=\"127.0.0.1:{port}\"");
+    let server_addr = format!("127.0.0.1:{port}");
+    let certs_set = format!("net.certs=\"{certs_dir}\"");
+    let common = [
+        "--set",
+        "data.name=\"synthetic\"",
+        "--set",
+        "model.name=\"mlp\"",
+        "--workers",
+        "2",
+        "--algorithm",
+        "asgd",
+        "--lr",
+        "0.05",
+        "--set",
+        certs_set.as_str(),
+    ];
+    let mut server_args = vec![
+        "--role",
+        "server",
+        "--run-dir",
+        run.path().to_str().expect("utf-8"),
+        "--set",
+        "net.node=\"head\"",
+        "--set",
+        listen.as_str(),
+        "--set",
+        "server.updates=200",
+        "--set",
+        "server.eval_every=100",
+    ];
+    server_args.extend_from_slice(&common);
+    let server = spawn_lagom(&server_args);
+
+    let worker = |slot: &'static str, node: &'static str, extra: &[&'static str]| {
+        let node_set = format!("net.node=\"{node}\"");
+        let mut args = vec![
+            "--role",
+            "worker",
+            "--server",
+            server_addr.as_str(),
+            "--worker",
+            slot,
+            "--set",
+            node_set.as_str(),
+        ];
+        args.extend_from_slice(&common);
+        args.extend_from_slice(extra);
+        spawn_lagom(&args)
+    };
+    // A worker whose model differs from the server's: refused, and it says why.
+    let wrong = worker("1", "w1", &["--set", "model.name=\"cnn\""]);
+    let wrong = wait(wrong, Duration::from_secs(60), "the mismatched worker");
+    assert_eq!(wrong.status.code(), Some(1), "{}", stderr(&wrong));
+    assert!(stderr(&wrong).contains("LayoutHash"), "{}", stderr(&wrong));
+
+    let w0 = worker("0", "w0", &[]);
+    let w1 = worker("1", "w1", &[]);
+    let server = wait(server, Duration::from_secs(120), "the server");
+    assert!(server.status.success(), "{}", stderr(&server));
+    for (w, name) in [(w0, "worker 0"), (w1, "worker 1")] {
+        let out = wait(w, Duration::from_secs(30), name);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("stopped by the server"),
+            "{name}"
+        );
+    }
+    let s = summary(run.path());
+    assert_eq!(s["updates"], 200);
+    counts_add_up(&s);
+    assert!(
+        s["final_test_accuracy"].as_f64().is_some_and(|a| a > 0.5),
+        "the synthetic set is learned: {s}"
+    );
+    let metrics = std::fs::read_to_string(run.path().join("metrics.jsonl")).expect("metrics");
+    assert_eq!(
+        metrics.matches("\"event\":\"join\"").count(),
+        2,
+        "only the two matching workers joined"
+    );
+}
