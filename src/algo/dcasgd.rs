@@ -2,7 +2,7 @@
 //! with a diagonal Hessian approximation, `g + λ g⊙g⊙(w − backup[k])`, where `backup[k]` is exactly
 //! what worker k computed on.
 
-use super::{AlgorithmError, Applied, DcAsgdParams, Real, ServerAlgorithm, Update};
+use super::{AlgorithmError, AlgorithmState, Applied, DcAsgdParams, Real, ServerAlgorithm, Update};
 use crate::algo::vector::{axpby, axpy};
 
 /// DC-ASGD server state: `w`, one backup per worker, the optional momentum and, for DC-ASGD-a,
@@ -124,5 +124,46 @@ impl<T: Real> ServerAlgorithm<T> for DcAsgd<T> {
 
     fn worker_weight_decay(&self) -> f64 {
         0.0
+    }
+    fn save_state(&self) -> AlgorithmState<T> {
+        let mut s = AlgorithmState::default();
+        s.put("w", &self.w);
+        for (i, b) in self.backups.iter().enumerate() {
+            if let Some(b) = b {
+                s.put(&format!("backup.{i}"), b);
+            }
+        }
+        if let Some((_, m)) = &self.momentum {
+            s.put("momentum", m);
+        }
+        if let Some(ms) = &self.mean_square {
+            s.put("mean_square", ms);
+        }
+        s
+    }
+
+    fn load_state(&mut self, state: &AlgorithmState<T>) -> Result<(), String> {
+        let d = self.w.len();
+        let w = state.vector("w", d)?;
+        let backups = (0..self.backups.len())
+            .map(|i| state.optional_vector(&format!("backup.{i}"), d))
+            .collect::<Result<Vec<_>, _>>()?;
+        let momentum = match &self.momentum {
+            Some(_) => Some(state.vector("momentum", d)?),
+            None => None,
+        };
+        let mean_square = match &self.mean_square {
+            Some(_) => Some(state.vector("mean_square", d)?),
+            None => None,
+        };
+        self.w = w;
+        self.backups = backups;
+        if let (Some((_, m)), Some(saved)) = (&mut self.momentum, momentum) {
+            *m = saved;
+        }
+        if let (Some(ms), Some(saved)) = (&mut self.mean_square, mean_square) {
+            *ms = saved;
+        }
+        Ok(())
     }
 }

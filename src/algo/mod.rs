@@ -18,6 +18,7 @@ mod sgd;
 mod shifted_momentum;
 mod smega2;
 mod ssgdm;
+mod state;
 pub mod vector;
 
 pub use dcasgd::DcAsgd;
@@ -35,6 +36,7 @@ pub use sgd::Sgd;
 pub use shifted_momentum::ShiftedMomentum;
 pub use smega2::Smega2;
 pub use ssgdm::Ssgdm;
+pub use state::AlgorithmState;
 
 /// One gradient as the server applies it at iteration `t`.
 #[derive(Debug, Clone, Copy)]
@@ -117,6 +119,11 @@ pub trait ServerAlgorithm<T: Real>: Send {
     /// The weight decay a worker must add to its gradient (`wd·w_ite`); 0 when the algorithm
     /// applies weight decay on the server (SMEGA², DC-ASGD).
     fn worker_weight_decay(&self) -> f64;
+    /// Everything the algorithm has learned (for checkpoints); hyper-parameters excluded.
+    fn save_state(&self) -> AlgorithmState<T>;
+    /// Replaces the learned state with a saved one from the same algorithm and model; on error
+    /// (a missing or wrongly sized entry) the state is unchanged.
+    fn load_state(&mut self, state: &AlgorithmState<T>) -> Result<(), String>;
 }
 
 /// Builds the configured algorithm for `workers` workers, starting from `w0`.

@@ -1,6 +1,6 @@
 //! Naive ASGDm (spec §3): ordinary momentum SGD on whatever stale gradient arrives.
 
-use super::{AlgorithmError, Applied, Real, ServerAlgorithm, Update};
+use super::{AlgorithmError, AlgorithmState, Applied, Real, ServerAlgorithm, Update};
 use crate::algo::vector::{axpby, axpy};
 
 /// One server momentum buffer, scaled convention: `u ← βu + ηg; w ← w − u`.
@@ -38,5 +38,18 @@ impl<T: Real> ServerAlgorithm<T> for NaiveAsgdm<T> {
 
     fn worker_weight_decay(&self) -> f64 {
         self.weight_decay
+    }
+    fn save_state(&self) -> AlgorithmState<T> {
+        let mut s = AlgorithmState::default();
+        s.put("w", &self.w);
+        s.put("u", &self.u);
+        s
+    }
+
+    fn load_state(&mut self, state: &AlgorithmState<T>) -> Result<(), String> {
+        let w = state.vector("w", self.w.len())?;
+        self.u = state.vector("u", self.u.len())?;
+        self.w = w;
+        Ok(())
     }
 }

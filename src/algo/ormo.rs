@@ -3,7 +3,7 @@
 //! latest group is `I` enters the momentum with weight `β^n` and the parameters with
 //! `c(n) = 1 + β + … + β^n`, `n = I − j`: the state depends only on which gradients arrived.
 
-use super::{AlgorithmError, Applied, DelayRule, Real, ServerAlgorithm, Update};
+use super::{AlgorithmError, AlgorithmState, Applied, DelayRule, Real, ServerAlgorithm, Update};
 use crate::algo::vector::{axpy, geometric_sum, pow_n, scale};
 
 /// `⌈ite / K⌉`, the gradient group of a parameter index.
@@ -91,5 +91,22 @@ impl<T: Real> ServerAlgorithm<T> for OrMo<T> {
 
     fn worker_weight_decay(&self) -> f64 {
         self.weight_decay
+    }
+    fn save_state(&self) -> AlgorithmState<T> {
+        let mut s = AlgorithmState::default();
+        s.put("w", &self.w);
+        s.put("u", &self.u);
+        s.put_number("latest_group", self.latest_group as f64);
+        s
+    }
+
+    fn load_state(&mut self, state: &AlgorithmState<T>) -> Result<(), String> {
+        let w = state.vector("w", self.w.len())?;
+        let u = state.vector("u", self.u.len())?;
+        let group = state.number("latest_group")?;
+        self.w = w;
+        self.u = u;
+        self.latest_group = group as u64;
+        Ok(())
     }
 }

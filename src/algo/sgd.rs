@@ -1,7 +1,7 @@
 //! ASGD and SSGD (Algorithm 1): `w ← w − η g` for every arriving gradient; the two differ only in
 //! the scheduler (spec §1).
 
-use super::{AlgorithmError, Applied, Real, ServerAlgorithm, Update};
+use super::{AlgorithmError, AlgorithmState, Applied, Real, ServerAlgorithm, Update};
 use crate::algo::vector::axpy;
 
 /// Plain per-gradient SGD on the server.
@@ -33,5 +33,15 @@ impl<T: Real> ServerAlgorithm<T> for Sgd<T> {
 
     fn worker_weight_decay(&self) -> f64 {
         self.weight_decay
+    }
+    fn save_state(&self) -> AlgorithmState<T> {
+        let mut s = AlgorithmState::default();
+        s.put("w", &self.w);
+        s
+    }
+
+    fn load_state(&mut self, state: &AlgorithmState<T>) -> Result<(), String> {
+        self.w = state.vector("w", self.w.len())?;
+        Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! Shifted momentum (spec §4, Giladi et al.): one momentum buffer per worker, so each update uses
 //! only that worker's own gradient history (`m[k] ← βm[k] + g; w ← w − η m[k]`, PyTorch convention).
 
-use super::{AlgorithmError, Applied, Real, ServerAlgorithm, Update};
+use super::{AlgorithmError, AlgorithmState, Applied, Real, ServerAlgorithm, Update};
 use crate::algo::vector::{axpby, axpy};
 
 /// Per-worker momentum buffers on the server, keyed by worker id (not by arrival slot).
@@ -52,5 +52,23 @@ impl<T: Real> ServerAlgorithm<T> for ShiftedMomentum<T> {
 
     fn worker_weight_decay(&self) -> f64 {
         self.weight_decay
+    }
+    fn save_state(&self) -> AlgorithmState<T> {
+        let mut s = AlgorithmState::default();
+        s.put("w", &self.w);
+        for (i, b) in self.buffers.iter().enumerate() {
+            s.put(&format!("buffer.{i}"), b);
+        }
+        s
+    }
+
+    fn load_state(&mut self, state: &AlgorithmState<T>) -> Result<(), String> {
+        let w = state.vector("w", self.w.len())?;
+        let buffers = (0..self.buffers.len())
+            .map(|i| state.vector(&format!("buffer.{i}"), self.w.len()))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.w = w;
+        self.buffers = buffers;
+        Ok(())
     }
 }

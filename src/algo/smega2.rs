@@ -2,7 +2,10 @@
 //! the mean of the cycle's gradients; workers receive an estimate of where θ will be N arrivals
 //! later instead of θ itself.
 
-use super::{AlgorithmError, Applied, Real, ServerAlgorithm, Smega2Estimate, Smega2Params, Update};
+use super::{
+    AlgorithmError, AlgorithmState, Applied, Real, ServerAlgorithm, Smega2Estimate, Smega2Params,
+    Update,
+};
 use crate::algo::vector::{axpby, axpy};
 
 /// SMEGA² server state: θ, the buffer `v`, the cycle accumulator `G` and the step counter `s`.
@@ -121,5 +124,29 @@ impl<T: Real> ServerAlgorithm<T> for Smega2<T> {
 
     fn worker_weight_decay(&self) -> f64 {
         0.0
+    }
+    fn save_state(&self) -> AlgorithmState<T> {
+        let mut s = AlgorithmState::default();
+        s.put("theta", &self.theta);
+        s.put("v", &self.v);
+        s.put("accumulated", &self.accumulated);
+        s.put_number("step", self.step as f64);
+        s.put_number("last_lr", self.last_lr.to_f64());
+        s
+    }
+
+    fn load_state(&mut self, state: &AlgorithmState<T>) -> Result<(), String> {
+        let d = self.theta.len();
+        let theta = state.vector("theta", d)?;
+        let v = state.vector("v", d)?;
+        let accumulated = state.vector("accumulated", d)?;
+        let step = state.number("step")?;
+        let last_lr = state.number("last_lr")?;
+        self.theta = theta;
+        self.v = v;
+        self.accumulated = accumulated;
+        self.step = step as usize;
+        self.last_lr = T::of(last_lr);
+        Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! SSGDm in per-gradient form (spec §2): heavy-ball momentum over rounds, with the look-ahead
 //! `w −= βu; u *= β` applied once at each round's first gradient (when the waiting set is empty).
 
-use super::{AlgorithmError, Applied, Real, ServerAlgorithm, Update};
+use super::{AlgorithmError, AlgorithmState, Applied, Real, ServerAlgorithm, Update};
 use crate::algo::vector::{axpy, scale};
 
 /// Synchronous SGD with momentum, scaled convention (`u` holds `η·g`).
@@ -48,5 +48,18 @@ impl<T: Real> ServerAlgorithm<T> for Ssgdm<T> {
 
     fn worker_weight_decay(&self) -> f64 {
         self.weight_decay
+    }
+    fn save_state(&self) -> AlgorithmState<T> {
+        let mut s = AlgorithmState::default();
+        s.put("w", &self.w);
+        s.put("u", &self.u);
+        s
+    }
+
+    fn load_state(&mut self, state: &AlgorithmState<T>) -> Result<(), String> {
+        let w = state.vector("w", self.w.len())?;
+        self.u = state.vector("u", self.u.len())?;
+        self.w = w;
+        Ok(())
     }
 }
