@@ -214,3 +214,37 @@ fn a_server_and_worker_processes_train_and_a_mismatched_worker_is_refused() {
         "only the two matching workers joined"
     );
 }
+
+#[test]
+fn a_diverging_cluster_run_stops_early_and_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = lagom(
+        &[
+            "--role",
+            "local",
+            "--run-dir",
+            dir.path().to_str().expect("utf-8"),
+            "--workers",
+            "2",
+            "--algorithm",
+            "naive-asgdm",
+            "--lr",
+            "50",
+            "--set",
+            "data.name=\"synthetic\"",
+            "--set",
+            "model.name=\"mlp\"",
+            "--set",
+            "server.updates=5000",
+            "--set",
+            "server.eval_every=0",
+        ],
+        &[("RAYON_NUM_THREADS", "1")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = summary(dir.path());
+    assert_eq!(s["diverged"], true, "{s}");
+    assert!(s["updates"].as_u64().is_some_and(|u| u < 5000), "{s}");
+    let metrics = std::fs::read_to_string(dir.path().join("metrics.jsonl")).expect("metrics");
+    assert!(metrics.contains("\"event\":\"diverged\""));
+}

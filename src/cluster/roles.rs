@@ -116,6 +116,7 @@ fn start_server(
         seed,
         extra,
         eval_every: config.server.eval_every,
+        divergence_loss: config.run.divergence_loss,
     };
     let (tx, done) = oneshot::channel();
     let actor = ServerActor::new(core, metrics, evaluator, info, tx).start();

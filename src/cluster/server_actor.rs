@@ -15,7 +15,7 @@ use super::eval_actor::{EvalActor, Evaluate};
 use crate::compute::EvalOutput;
 use crate::proto::{Message, RefusalCode};
 use crate::run::{MetricsWriter, PerWorker, Summary};
-use crate::server::{Action, Event, GradientIn, ServerCore};
+use crate::server::{Action, Event, GradientIn, RejectReason, ServerCore};
 
 /// A connected worker: where its outgoing messages go.
 struct Peer {
@@ -38,6 +38,8 @@ pub struct ServerRunInfo {
     pub extra: BTreeMap<String, serde_json::Value>,
     /// Evaluate every this many updates (0 = only at the end).
     pub eval_every: u64,
+    /// A training loss above this (or not finite) counts as diverging.
+    pub divergence_loss: f64,
 }
 
 /// The server actor.
@@ -53,6 +55,8 @@ pub struct ServerActor {
     last_eval: Option<(u64, EvalOutput)>,
     started: Instant,
     finishing: bool,
+    diverging: u64,
+    diverged: bool,
     done: Option<oneshot::Sender<Summary>>,
 }
 
@@ -78,6 +82,8 @@ impl ServerActor {
             last_eval: None,
             started: Instant::now(),
             finishing: false,
+            diverging: 0,
+            diverged: false,
             done: Some(done),
         }
     }
@@ -90,6 +96,31 @@ impl ServerActor {
         if let Err(e) = self.metrics.write(&event) {
             tracing::error!("cannot write metrics: {e:#}");
         }
+    }
+
+    /// Writes an event and flushes, so the file can be followed while the run goes on.
+    fn write_now(&mut self, event: serde_json::Value) {
+        self.write(event);
+        if let Err(e) = self.metrics.flush() {
+            tracing::error!("cannot flush metrics: {e:#}");
+        }
+    }
+
+    /// Ends the run early (divergence): workers stop, the parameters are evaluated once more.
+    fn abort(&mut self, ctx: &mut Context<Self>, reason: &str) {
+        if self.finishing {
+            return;
+        }
+        tracing::error!("stopping the run: {reason}");
+        self.finishing = true;
+        self.diverged = true;
+        let event = json!({
+            "event": "diverged", "t_s": self.t_s(), "updates": self.core.updates(),
+            "reason": reason,
+        });
+        self.write_now(event);
+        self.stop_peers(reason);
+        self.start_eval(ctx, true);
     }
 
     fn carry_out(&mut self, actions: Vec<Action<f32>>, ctx: &mut Context<Self>) {
@@ -112,7 +143,7 @@ impl ServerActor {
                             "train_loss": if n > 0 { Some(sum / n as f64) } else { None },
                             "lr": self.core.current_lr(), "gradients_received": self.received,
                         });
-                        self.write(event);
+                        self.write_now(event);
                     }
                     if self.info.eval_every > 0 && (t + 1) % self.info.eval_every == 0 {
                         self.start_eval(ctx, false);
@@ -226,7 +257,7 @@ impl ServerActor {
             updates: applied,
             wall_s,
             final_loss: final_eval.and_then(|e| e.loss.is_finite().then_some(e.loss)),
-            diverged: false,
+            diverged: self.diverged,
             staleness: self.core.staleness().summary(),
             per_worker,
             gradients_rejected: self
@@ -324,12 +355,37 @@ impl Handler<Deliver> for ServerActor {
 
     fn handle(&mut self, Deliver(g, loss): Deliver, ctx: &mut Context<Self>) {
         self.received += 1;
-        if loss.is_finite() {
-            self.loss_window.0 += f64::from(loss);
+        let loss = f64::from(loss);
+        if loss.is_finite() && loss <= self.info.divergence_loss {
+            self.loss_window.0 += loss;
             self.loss_window.1 += 1;
+            self.diverging = 0;
+        } else {
+            self.diverging += 1;
         }
         let actions = self.core.handle(Event::Gradient(g));
+        let non_finite = actions.iter().any(|a| {
+            matches!(
+                a,
+                Action::Rejected {
+                    reason: RejectReason::NonFinite,
+                    ..
+                }
+            )
+        });
+        if non_finite {
+            self.diverging += 1;
+        }
         self.carry_out(actions, ctx);
+        // Two rounds' worth of diverging losses or non-finite gradients in a row: the model has
+        // diverged, and no later gradient can be applied.
+        if self.diverging >= 2 * self.peers.len() as u64 {
+            let reason = format!(
+                "{} gradients in a row had a loss above {} or non-finite values",
+                self.diverging, self.info.divergence_loss
+            );
+            self.abort(ctx, &reason);
+        }
     }
 }
 
