@@ -199,10 +199,9 @@ fn run_role(config: &Config, role: RoleName) -> Result<()> {
         },
         RoleName::Server | RoleName::Local => {
             let dir = prepare_run_dir(config)?;
-            let metrics = dir.metrics()?;
             let summary = match role {
-                RoleName::Server => lagom::cluster::run_server(config, metrics)?,
-                _ => lagom::cluster::run_local(config, metrics)?,
+                RoleName::Server => lagom::cluster::run_server(config, &dir)?,
+                _ => lagom::cluster::run_local(config, &dir)?,
             };
             dir.write_summary(&summary)?;
             let acc = summary

@@ -1,6 +1,7 @@
 //! The cluster: actix shells around the pure cores — the server actor, the worker's network
 //! loop and compute thread, evaluation off the update path — and the roles that assemble them.
 
+mod checkpoint;
 mod compute_actor;
 mod eval_actor;
 mod roles;
@@ -8,6 +9,7 @@ mod server_actor;
 mod server_net;
 mod worker;
 
+pub use checkpoint::{Checkpoint, CHECKPOINT_FILE, CHECKPOINT_VERSION};
 pub use compute_actor::{ComputeActor, ComputeGradient, ComputedGradient};
 pub use eval_actor::{EvalActor, Evaluate};
 pub use roles::{run_local, run_server, run_worker_role};

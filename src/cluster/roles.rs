@@ -11,9 +11,10 @@ use candle_core::Device;
 use serde_json::json;
 use tokio::sync::oneshot;
 
+use super::checkpoint::Checkpoint;
 use super::compute_actor::ComputeActor;
 use super::eval_actor::EvalActor;
-use super::server_actor::{ServerActor, ServerRunInfo};
+use super::server_actor::{Checkpointing, Resumed, ServerActor, ServerRunInfo};
 use super::server_net::{accept_loop, PeerRequirements};
 use super::worker::{run_worker, WorkerExit, WorkerSpec};
 use crate::algo;
@@ -23,7 +24,7 @@ use crate::data::{self, Dataset, Sampler, Split};
 use crate::model::{InputSpec, Network};
 use crate::net::{load_identity, server_endpoint, ClusterCa, NodeIdentity, TransportSettings};
 use crate::proto::Role;
-use crate::run::{MetricsWriter, Summary};
+use crate::run::{RunDir, Summary};
 use crate::server::{ServerCore, ServerCoreConfig};
 use crate::train::bn_batches;
 
@@ -73,7 +74,7 @@ fn start_server(
     config: &Config,
     split: &Split,
     device: &Device,
-    metrics: MetricsWriter,
+    dir: &RunDir,
 ) -> Result<StartedServer> {
     let k = config.cluster.workers;
     let seed = config.run.seed;
@@ -82,7 +83,7 @@ fn start_server(
     let w0 = net.layout().flatten()?;
     let params_len = w0.len();
     let scheduler = config.algorithm.scheduler();
-    let core = ServerCore::new(
+    let mut core = ServerCore::new(
         ServerCoreConfig {
             workers: k,
             scheduler,
@@ -91,6 +92,25 @@ fn start_server(
         },
         algo::build::<f32>(&config.algorithm, k, w0),
     );
+    let mut resumed = Resumed::default();
+    let mut metrics = if config.server.resume {
+        let cp = Checkpoint::load(dir.path(), layout_hash, config.algorithm.name.as_str())?;
+        core.restore(&cp.core)
+            .map_err(|e| anyhow!("cannot restore the checkpoint: {e}"))?;
+        resumed = Resumed {
+            received: cp.received,
+            wall_s: cp.wall_s,
+        };
+        tracing::info!("resuming from the checkpoint at update {}", cp.core.t);
+        dir.metrics_append()?
+    } else {
+        dir.metrics()?
+    };
+    if config.server.resume {
+        metrics.write(&json!({
+            "event": "resume", "t_s": resumed.wall_s, "updates": core.updates(),
+        }))?;
+    }
     let calibration = bn_batches(
         &split.train,
         config.model.bn_batches,
@@ -119,7 +139,22 @@ fn start_server(
         divergence_loss: config.run.divergence_loss,
     };
     let (tx, done) = oneshot::channel();
-    let actor = ServerActor::new(core, metrics, evaluator, info, tx).start();
+    let checkpointing = Checkpointing {
+        dir: RunDir::create(dir.path())?,
+        layout_hash,
+        every: config.server.checkpoint_every,
+        every_s: config.server.checkpoint_every_s,
+    };
+    let actor = ServerActor::new(
+        core,
+        metrics,
+        evaluator,
+        info,
+        Some(checkpointing),
+        resumed,
+        tx,
+    )
+    .start();
     Ok(StartedServer {
         requirements: PeerRequirements {
             workers: k,
@@ -181,14 +216,15 @@ fn identity_from_config(config: &Config) -> Result<NodeIdentity> {
 }
 
 /// `--role local`: a server and `cluster.workers` workers in this process over loopback QUIC.
-pub fn run_local(config: &Config, metrics: MetricsWriter) -> Result<Summary> {
+pub fn run_local(config: &Config, dir: &RunDir) -> Result<Summary> {
     let config = config.clone();
+    let dir = RunDir::create(dir.path())?;
     actix::System::new().block_on(async move {
         let device = config.compute.device.open()?;
         let split = load_split(&config)?;
         let ca = ClusterCa::generate("local")?;
         let server_id = ca.issue("local-server", Role::Server)?.0;
-        let server = start_server(&config, &split, &device, metrics)?;
+        let server = start_server(&config, &split, &device, &dir)?;
         let req = server.requirements;
         let endpoint = server_endpoint(
             ([127, 0, 0, 1], 0).into(),
@@ -240,13 +276,14 @@ pub fn run_local(config: &Config, metrics: MetricsWriter) -> Result<Summary> {
 }
 
 /// `--role server`: the parameter server on `net.listen`, for workers of other processes.
-pub fn run_server(config: &Config, metrics: MetricsWriter) -> Result<Summary> {
+pub fn run_server(config: &Config, dir: &RunDir) -> Result<Summary> {
     let config = config.clone();
+    let dir = RunDir::create(dir.path())?;
     actix::System::new().block_on(async move {
         let identity = identity_from_config(&config)?;
         let device = config.compute.device.open()?;
         let split = load_split(&config)?;
-        let server = start_server(&config, &split, &device, metrics)?;
+        let server = start_server(&config, &split, &device, &dir)?;
         let req = server.requirements;
         let listen = resolve(&config.net.listen, "net.listen")?;
         let endpoint = server_endpoint(listen, &identity, &transport(&config, req.params_len))?;

@@ -11,10 +11,11 @@ use actix::{
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
+use super::checkpoint::{Checkpoint, CHECKPOINT_VERSION};
 use super::eval_actor::{EvalActor, Evaluate};
 use crate::compute::EvalOutput;
 use crate::proto::{Message, RefusalCode};
-use crate::run::{MetricsWriter, PerWorker, Summary};
+use crate::run::{MetricsWriter, PerWorker, RunDir, Summary};
 use crate::server::{Action, Event, GradientIn, RejectReason, ServerCore};
 
 /// A connected worker: where its outgoing messages go.
@@ -42,6 +43,28 @@ pub struct ServerRunInfo {
     pub divergence_loss: f64,
 }
 
+/// Where and how often the server checkpoints.
+#[derive(Debug)]
+pub struct Checkpointing {
+    /// The run directory (the checkpoint goes next to the metrics).
+    pub dir: RunDir,
+    /// Layout hash recorded in the checkpoint.
+    pub layout_hash: u64,
+    /// Every this many updates (0 = not by count).
+    pub every: u64,
+    /// At least every this many seconds (0 = not by time).
+    pub every_s: f64,
+}
+
+/// Where a resumed run left off.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Resumed {
+    /// Gradients received before the restart.
+    pub received: u64,
+    /// Wall-clock seconds before the restart.
+    pub wall_s: f64,
+}
+
 /// The server actor.
 pub struct ServerActor {
     core: ServerCore<f32>,
@@ -55,33 +78,42 @@ pub struct ServerActor {
     last_eval: Option<(u64, EvalOutput)>,
     started: Instant,
     finishing: bool,
+    checkpointing: Option<Checkpointing>,
     diverging: u64,
     diverged: bool,
     done: Option<oneshot::Sender<Summary>>,
 }
 
 impl ServerActor {
-    /// A server over `core`; `done` receives the summary when the run ends.
+    /// A server over `core` (fresh or restored; `resumed` says where it left off); `done`
+    /// receives the summary when the run ends.
     pub fn new(
         core: ServerCore<f32>,
         metrics: MetricsWriter,
         evaluator: Addr<EvalActor>,
         info: ServerRunInfo,
+        checkpointing: Option<Checkpointing>,
+        resumed: Resumed,
         done: oneshot::Sender<Summary>,
     ) -> Self {
         let k = core.workers().len();
+        let now = Instant::now();
+        let started = now
+            .checked_sub(std::time::Duration::from_secs_f64(resumed.wall_s))
+            .unwrap_or(now);
         ServerActor {
             core,
             metrics,
             evaluator,
             info,
             peers: (0..k).map(|_| None).collect(),
-            received: 0,
+            received: resumed.received,
             loss_window: (0.0, 0),
             eval_in_flight: false,
             last_eval: None,
-            started: Instant::now(),
+            started,
             finishing: false,
+            checkpointing,
             diverging: 0,
             diverged: false,
             done: Some(done),
@@ -103,6 +135,30 @@ impl ServerActor {
         self.write(event);
         if let Err(e) = self.metrics.flush() {
             tracing::error!("cannot flush metrics: {e:#}");
+        }
+    }
+
+    /// Writes a checkpoint now (if checkpointing is on); a failure is logged, not fatal.
+    fn checkpoint(&mut self) {
+        let Some(c) = &self.checkpointing else {
+            return;
+        };
+        let cp = Checkpoint {
+            version: CHECKPOINT_VERSION,
+            layout_hash: c.layout_hash,
+            algorithm: self.info.algorithm.clone(),
+            received: self.received,
+            wall_s: self.started.elapsed().as_secs_f64(),
+            core: self.core.snapshot(),
+        };
+        match cp.save(&c.dir) {
+            Ok(()) => {
+                let event = json!({
+                    "event": "checkpoint", "t_s": self.t_s(), "updates": self.core.updates(),
+                });
+                self.write_now(event);
+            }
+            Err(e) => tracing::error!("checkpoint failed (training goes on): {e:#}"),
         }
     }
 
@@ -147,6 +203,10 @@ impl ServerActor {
                     }
                     if self.info.eval_every > 0 && (t + 1) % self.info.eval_every == 0 {
                         self.start_eval(ctx, false);
+                    }
+                    let every = self.checkpointing.as_ref().map_or(0, |c| c.every);
+                    if every > 0 && (t + 1) % every == 0 {
+                        self.checkpoint();
                     }
                 }
                 Action::Rejected { worker, reason } => {
@@ -217,6 +277,7 @@ impl ServerActor {
     }
 
     fn finish(&mut self) {
+        self.checkpoint();
         let wall_s = self.t_s();
         let applied = self.core.updates();
         let final_eval = self.last_eval.map(|(_, e)| e);
@@ -281,6 +342,14 @@ impl Actor for ServerActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Bulk gradients arrive with `send().await`: a small mailbox is the backpressure.
         ctx.set_mailbox_capacity(64);
+        let every_s = self.checkpointing.as_ref().map_or(0.0, |c| c.every_s);
+        if every_s > 0.0 {
+            ctx.run_interval(std::time::Duration::from_secs_f64(every_s), |act, _| {
+                if !act.finishing {
+                    act.checkpoint();
+                }
+            });
+        }
     }
 }
 

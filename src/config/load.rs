@@ -41,6 +41,9 @@ pub struct CliOverrides {
     /// This worker's slot, 0-based (`net.worker`).
     #[arg(long)]
     pub worker: Option<usize>,
+    /// Continue a server run from its checkpoint (`server.resume`).
+    #[arg(long)]
+    pub resume: bool,
     /// Any key, e.g. `--set algorithm.momentum=0.5` (repeatable; values parse like env values).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -179,6 +182,9 @@ fn flag_providers(cli: &CliOverrides) -> Result<Vec<FlagProvider>, ConfigError> 
     }
     if let Some(server) = &cli.server {
         providers.push(flag("--server", "net.server", Value::from(server.as_str())));
+    }
+    if cli.resume {
+        providers.push(flag("--resume", "server.resume", Value::from(true)));
     }
     if let Some(worker) = cli.worker {
         providers.push(flag("--worker", "net.worker", Value::from(worker as u64)));

@@ -64,6 +64,12 @@ pub struct ServerRunConfig {
     /// Evaluate the server's parameters on the test set every this many updates (0 = only at
     /// the end). Evaluation runs on its own thread and never delays updates.
     pub eval_every: u64,
+    /// Checkpoint every this many updates (0 = never by count).
+    pub checkpoint_every: u64,
+    /// Checkpoint at least every this many seconds (0 = never by time).
+    pub checkpoint_every_s: f64,
+    /// Continue from the run directory's checkpoint instead of starting afresh (`--resume`).
+    pub resume: bool,
 }
 
 impl Default for ServerRunConfig {
@@ -71,6 +77,9 @@ impl Default for ServerRunConfig {
         ServerRunConfig {
             updates: 2000,
             eval_every: 500,
+            checkpoint_every: 500,
+            checkpoint_every_s: 60.0,
+            resume: false,
         }
     }
 }
@@ -78,11 +87,17 @@ impl Default for ServerRunConfig {
 impl ServerRunConfig {
     /// Checks value ranges; returns every problem as (key, message).
     pub fn validate(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
         if self.updates == 0 {
-            vec![("server.updates", "must be ≥ 1, got 0".to_string())]
-        } else {
-            Vec::new()
+            problems.push(("server.updates", "must be ≥ 1, got 0".to_string()));
         }
+        if !(self.checkpoint_every_s.is_finite() && self.checkpoint_every_s >= 0.0) {
+            problems.push((
+                "server.checkpoint_every_s",
+                format!("must be ≥ 0 seconds, got {}", self.checkpoint_every_s),
+            ));
+        }
+        problems
     }
 }
 

@@ -47,6 +47,20 @@ impl RunDir {
         })
     }
 
+    /// Continues an existing `metrics.jsonl` (a resumed run), creating it if absent.
+    pub fn metrics_append(&self) -> Result<MetricsWriter> {
+        let path = self.path.join("metrics.jsonl");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(MetricsWriter {
+            out: BufWriter::new(file),
+            path,
+        })
+    }
+
     /// Writes `summary.json` atomically (temporary file, fsync, rename).
     pub fn write_summary(&self, summary: &Summary) -> Result<()> {
         let mut text = serde_json::to_string_pretty(summary).context("cannot encode summary")?;
@@ -54,7 +68,8 @@ impl RunDir {
         self.write_atomically("summary.json", text.as_bytes())
     }
 
-    /// Writes `name` atomically: a reader sees the old file or the complete new one.
+    /// Writes `name` atomically and durably (temporary file, fsync, rename, fsync of the
+    /// directory): a reader, or a restart after a crash, sees the old file or the complete new one.
     pub fn write_atomically(&self, name: &str, bytes: &[u8]) -> Result<()> {
         let target = self.path.join(name);
         let tmp = self.path.join(format!(".{name}.tmp"));
@@ -65,6 +80,11 @@ impl RunDir {
             .with_context(|| format!("cannot write {}", tmp.display()))?;
         fs::rename(&tmp, &target)
             .with_context(|| format!("cannot rename {} to {}", tmp.display(), target.display()))?;
+        // The rename is durable once the directory entry is on disk.
+        #[cfg(unix)]
+        File::open(&self.path)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot sync {}", self.path.display()))?;
         Ok(())
     }
 }

@@ -117,6 +117,19 @@ pub enum RejectReason {
     Stopped,
 }
 
+/// Every rejection code, for reading counters back from a checkpoint.
+pub const REJECT_CODES: [&str; 9] = [
+    "unknown-worker",
+    "not-joined",
+    "wrong-incarnation",
+    "duplicate",
+    "unexpected-index",
+    "wrong-size",
+    "non-finite",
+    "algorithm",
+    "stopped",
+];
+
 impl RejectReason {
     /// A short stable name for counting rejections by reason.
     pub fn code(&self) -> &'static str {
@@ -171,19 +184,19 @@ pub enum Action<T> {
 
 /// The parameter server as a state machine over one algorithm.
 pub struct ServerCore<T: Real> {
-    config: ServerCoreConfig,
-    algorithm: Box<dyn ServerAlgorithm<T>>,
-    dim: usize,
-    t: u64,
-    waiting: BTreeSet<usize>,
+    pub(super) config: ServerCoreConfig,
+    pub(super) algorithm: Box<dyn ServerAlgorithm<T>>,
+    pub(super) dim: usize,
+    pub(super) t: u64,
+    pub(super) waiting: BTreeSet<usize>,
     /// No gradient has been applied since the last broadcast (the spec's "C is empty" at a
     /// round's first gradient; a worker that joins mid-round waits in C without closing it).
-    round_fresh: bool,
-    started: bool,
-    stopped: bool,
-    workers: Vec<WorkerRecord>,
-    staleness: StalenessHistogram,
-    rejected: BTreeMap<&'static str, u64>,
+    pub(super) round_fresh: bool,
+    pub(super) started: bool,
+    pub(super) stopped: bool,
+    pub(super) workers: Vec<WorkerRecord>,
+    pub(super) staleness: StalenessHistogram,
+    pub(super) rejected: BTreeMap<&'static str, u64>,
 }
 
 impl<T: Real> ServerCore<T> {

@@ -1,10 +1,10 @@
 //! What the server knows about each worker slot: incarnation, liveness, the one parameter index
 //! it holds, the last sequence number applied, and counters for the summary.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The server's record of one worker slot.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WorkerRecord {
     /// The incarnation of the process that holds the slot now (increases on every restart).
     pub incarnation: u64,

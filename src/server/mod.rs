@@ -3,8 +3,10 @@
 
 mod core;
 mod membership;
+mod snapshot;
 mod staleness;
 
 pub use self::core::{Action, Event, GradientIn, RejectReason, ServerCore, ServerCoreConfig};
 pub use membership::WorkerRecord;
+pub use snapshot::CoreSnapshot;
 pub use staleness::{StalenessHistogram, StalenessSummary};

@@ -55,6 +55,22 @@ impl StalenessHistogram {
         self.counts.keys().next_back().copied().unwrap_or(0)
     }
 
+    /// `(staleness, count)` pairs in increasing staleness (for checkpoints).
+    pub fn counts(&self) -> Vec<(u64, u64)> {
+        self.counts.iter().map(|(&v, &c)| (v, c)).collect()
+    }
+
+    /// The histogram with these `(staleness, count)` pairs.
+    pub fn from_counts(pairs: &[(u64, u64)]) -> Self {
+        let mut h = StalenessHistogram::default();
+        for &(value, count) in pairs {
+            *h.counts.entry(value).or_insert(0) += count;
+            h.total += count;
+            h.sum += u128::from(value) * u128::from(count);
+        }
+        h
+    }
+
     /// Mean, median, 99th percentile and maximum.
     pub fn summary(&self) -> StalenessSummary {
         StalenessSummary {

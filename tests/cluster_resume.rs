@@ -1,0 +1,187 @@
+//! Durability: the server is killed with SIGKILL mid-run and restarted with `--resume`; it
+//! continues from its last checkpoint, the workers reconnect by themselves, and the run
+//! completes with consistent counts.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod cli_support;
+use cli_support::{lagom, stderr, summary};
+
+fn spawn_lagom(args: &[String]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_lagom"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RAYON_NUM_THREADS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("lagom starts")
+}
+
+fn wait(mut child: Child, limit: Duration, what: &str) -> std::process::Output {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Ok(Some(_)) = child.try_wait() {
+            return child.wait_with_output().expect("output");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("output");
+    panic!("{what} did not finish within {limit:?}: {}", stderr(&out));
+}
+
+/// The update count of the last `checkpoint` event in `metrics.jsonl`, if any.
+fn last_checkpoint(run: &std::path::Path) -> Option<u64> {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).ok()?;
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "checkpoint")
+        .filter_map(|v| v["updates"].as_u64())
+        .next_back()
+}
+
+fn strings(xs: &[&str]) -> Vec<String> {
+    xs.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn a_killed_server_resumes_from_its_checkpoint_and_the_run_completes() {
+    let certs = tempfile::tempdir().expect("certs");
+    let certs_dir = certs.path().to_str().expect("utf-8").to_string();
+    let out = lagom(
+        &[
+            "certs",
+            "--dir",
+            &certs_dir,
+            "--server",
+            "head",
+            "--workers",
+            "w0,w1",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = tempfile::tempdir().expect("run");
+    let run_dir = run.path().to_str().expect("utf-8").to_string();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let total = 6000u64;
+    let common = strings(&[
+        "--set",
+        "data.name=\"synthetic\"",
+        "--set",
+        "model.name=\"mlp\"",
+        "--workers",
+        "2",
+        "--algorithm",
+        "ormo",
+        "--lr",
+        "0.02",
+        "--set",
+        &format!("net.certs=\"{certs_dir}\""),
+        "--set",
+        "net.keep_alive_s=0.5",
+        "--set",
+        "net.idle_timeout_s=2",
+        "--set",
+        "net.reconnect_max_s=0.3",
+    ]);
+    let mut server_args = strings(&[
+        "--role",
+        "server",
+        "--run-dir",
+        &run_dir,
+        "--set",
+        "net.node=\"head\"",
+        "--set",
+        &format!("net.listen=\"127.0.0.1:{port}\""),
+        "--set",
+        &format!("server.updates={total}"),
+        "--set",
+        "server.eval_every=0",
+        "--set",
+        "server.checkpoint_every=250",
+        "--set",
+        "server.checkpoint_every_s=0",
+    ]);
+    server_args.extend(common.iter().cloned());
+    let server = spawn_lagom(&server_args);
+    let workers: Vec<Child> = (0..2)
+        .map(|w| {
+            let mut args = strings(&[
+                "--role",
+                "worker",
+                "--server",
+                &format!("127.0.0.1:{port}"),
+                "--worker",
+                &w.to_string(),
+                "--set",
+                &format!("net.node=\"w{w}\""),
+            ]);
+            args.extend(common.iter().cloned());
+            spawn_lagom(&args)
+        })
+        .collect();
+
+    // Kill the server (SIGKILL) once it has checkpointed at least twice.
+    let started = Instant::now();
+    let mut server = server;
+    while last_checkpoint(run.path()).is_none_or(|c| c < 500) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no checkpoint within 60 s"
+        );
+        assert!(
+            server.try_wait().expect("poll").is_none(),
+            "the server ended before it could be killed (make the run longer)"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill().expect("SIGKILL");
+    let _ = server.wait();
+    let checkpointed = last_checkpoint(run.path()).expect("a checkpoint");
+    assert!(checkpointed < total, "killed mid-run");
+
+    let mut resume_args = server_args.clone();
+    resume_args.push("--resume".into());
+    let server = spawn_lagom(&resume_args);
+    let server = wait(server, Duration::from_secs(120), "the resumed server");
+    assert!(server.status.success(), "{}", stderr(&server));
+    for (i, w) in workers.into_iter().enumerate() {
+        let out = wait(w, Duration::from_secs(30), "a worker");
+        assert!(out.status.success(), "worker {i}: {}", stderr(&out));
+    }
+
+    let s = summary(run.path());
+    assert_eq!(s["updates"], total);
+    let received = s["gradients_received"].as_u64().expect("received");
+    let rejected = s["gradients_rejected_total"].as_u64().expect("rejected");
+    assert_eq!(received, total + rejected, "{s}");
+    let per_worker: u64 = s["per_worker"]
+        .as_array()
+        .expect("per_worker")
+        .iter()
+        .map(|w| w["gradients"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(per_worker, total);
+    let metrics = std::fs::read_to_string(run.path().join("metrics.jsonl")).expect("metrics");
+    let resume: Vec<serde_json::Value> = metrics
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "resume")
+        .collect();
+    assert_eq!(resume.len(), 1);
+    let resumed_at = resume[0]["updates"].as_u64().expect("updates");
+    assert!(
+        resumed_at >= checkpointed && resumed_at % 250 == 0,
+        "resumed at {resumed_at}, last seen checkpoint {checkpointed}"
+    );
+    assert!(
+        s["final_test_accuracy"].as_f64().is_some_and(|a| a > 0.5),
+        "{s}"
+    );
+}
