@@ -12,7 +12,9 @@ mod worker;
 pub use checkpoint::{Checkpoint, CHECKPOINT_FILE, CHECKPOINT_VERSION};
 pub use compute_actor::{ComputeActor, ComputeGradient, ComputedGradient};
 pub use eval_actor::{EvalActor, Evaluate};
-pub use roles::{run_local, run_server, run_worker_role};
+pub use roles::{
+    load_split, run_local, run_server, run_worker_role, start_server_node, ServerNode,
+};
 pub use server_actor::{ServerActor, ServerRunInfo};
 pub use server_net::{accept_loop, PeerRequirements};
 pub use worker::{run_worker, WorkerExit, WorkerSpec};

@@ -136,6 +136,7 @@ fn start_server(
         seed,
         extra,
         eval_every: config.server.eval_every,
+        eval_every_s: config.server.eval_every_s,
         divergence_loss: config.run.divergence_loss,
     };
     let (tx, done) = oneshot::channel();
@@ -164,6 +165,41 @@ fn start_server(
         },
         done,
         actor,
+    })
+}
+
+/// A running server node: where it listens, what peers must match, and its end-of-run signal.
+pub struct ServerNode {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// What every peer must match.
+    pub requirements: PeerRequirements,
+    /// Receives the summary when the run ends.
+    pub done: oneshot::Receiver<Summary>,
+    /// The QUIC endpoint (close it after the run).
+    pub endpoint: quinn::Endpoint,
+}
+
+/// Starts the server actor for `config` on `bind` with `identity`, checkpointing into `dir`.
+/// Call inside an actix `System`.
+pub fn start_server_node(
+    config: &Config,
+    split: &Split,
+    device: &Device,
+    dir: &RunDir,
+    identity: &NodeIdentity,
+    bind: SocketAddr,
+) -> Result<ServerNode> {
+    let server = start_server(config, split, device, dir)?;
+    let req = server.requirements;
+    let endpoint = server_endpoint(bind, identity, &transport(config, req.params_len))?;
+    let addr = endpoint.local_addr()?;
+    actix::spawn(accept_loop(endpoint.clone(), server.actor, req));
+    Ok(ServerNode {
+        addr,
+        requirements: req,
+        done: server.done,
+        endpoint,
     })
 }
 
@@ -197,7 +233,8 @@ fn start_compute(
     Ok((SyncArbiter::start(1, move || actor.clone()), hash, len))
 }
 
-fn load_split(config: &Config) -> Result<Split> {
+/// Loads the configured data set.
+pub fn load_split(config: &Config) -> Result<Split> {
     Ok(data::load(
         config.data.name,
         config.data.dir.as_deref(),
@@ -224,16 +261,16 @@ pub fn run_local(config: &Config, dir: &RunDir) -> Result<Summary> {
         let split = load_split(&config)?;
         let ca = ClusterCa::generate("local")?;
         let server_id = ca.issue("local-server", Role::Server)?.0;
-        let server = start_server(&config, &split, &device, &dir)?;
-        let req = server.requirements;
-        let endpoint = server_endpoint(
-            ([127, 0, 0, 1], 0).into(),
+        let server = start_server_node(
+            &config,
+            &split,
+            &device,
+            &dir,
             &server_id,
-            &transport(&config, req.params_len),
+            ([127, 0, 0, 1], 0).into(),
         )?;
-        let addr = endpoint.local_addr()?;
+        let (req, addr) = (server.requirements, server.addr);
         tracing::info!("server listening on {addr} (loopback, ephemeral certificates)");
-        actix::spawn(accept_loop(endpoint.clone(), server.actor.clone(), req));
 
         let speeds = config.heterogeneity.speeds(req.workers, config.run.seed);
         let mut tasks = Vec::new();
@@ -270,7 +307,7 @@ pub fn run_local(config: &Config, dir: &RunDir) -> Result<Summary> {
                 Err(_) => tracing::warn!("a worker did not stop within 30 s"),
             }
         }
-        endpoint.close(0u32.into(), b"done");
+        server.endpoint.close(0u32.into(), b"done");
         Ok(summary)
     })
 }
@@ -283,23 +320,20 @@ pub fn run_server(config: &Config, dir: &RunDir) -> Result<Summary> {
         let identity = identity_from_config(&config)?;
         let device = config.compute.device.open()?;
         let split = load_split(&config)?;
-        let server = start_server(&config, &split, &device, &dir)?;
-        let req = server.requirements;
         let listen = resolve(&config.net.listen, "net.listen")?;
-        let endpoint = server_endpoint(listen, &identity, &transport(&config, req.params_len))?;
+        let server = start_server_node(&config, &split, &device, &dir, &identity, listen)?;
         tracing::info!(
             "server listening on {} for {} workers",
-            endpoint.local_addr()?,
-            req.workers
+            server.addr,
+            server.requirements.workers
         );
-        actix::spawn(accept_loop(endpoint.clone(), server.actor.clone(), req));
         let summary = server
             .done
             .await
             .map_err(|_| anyhow!("the server stopped without a summary"))?;
         // Give the Stop messages a moment to reach the workers before the endpoint goes away.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        endpoint.close(0u32.into(), b"done");
+        server.endpoint.close(0u32.into(), b"done");
         Ok(summary)
     })
 }

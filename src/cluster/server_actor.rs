@@ -39,6 +39,8 @@ pub struct ServerRunInfo {
     pub extra: BTreeMap<String, serde_json::Value>,
     /// Evaluate every this many updates (0 = only at the end).
     pub eval_every: u64,
+    /// Also evaluate at least every this many seconds (0 = not by time).
+    pub eval_every_s: f64,
     /// A training loss above this (or not finite) counts as diverging.
     pub divergence_loss: f64,
 }
@@ -342,6 +344,14 @@ impl Actor for ServerActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Bulk gradients arrive with `send().await`: a small mailbox is the backpressure.
         ctx.set_mailbox_capacity(64);
+        if self.info.eval_every_s > 0.0 {
+            let every = std::time::Duration::from_secs_f64(self.info.eval_every_s);
+            ctx.run_interval(every, |act, ctx| {
+                if !act.finishing {
+                    act.start_eval(ctx, false);
+                }
+            });
+        }
         let every_s = self.checkpointing.as_ref().map_or(0.0, |c| c.every_s);
         if every_s > 0.0 {
             ctx.run_interval(std::time::Duration::from_secs_f64(every_s), |act, _| {

@@ -64,6 +64,8 @@ pub struct ServerRunConfig {
     /// Evaluate the server's parameters on the test set every this many updates (0 = only at
     /// the end). Evaluation runs on its own thread and never delays updates.
     pub eval_every: u64,
+    /// Also evaluate at least every this many seconds (0 = not by time).
+    pub eval_every_s: f64,
     /// Checkpoint every this many updates (0 = never by count).
     pub checkpoint_every: u64,
     /// Checkpoint at least every this many seconds (0 = never by time).
@@ -77,6 +79,7 @@ impl Default for ServerRunConfig {
         ServerRunConfig {
             updates: 2000,
             eval_every: 500,
+            eval_every_s: 0.0,
             checkpoint_every: 500,
             checkpoint_every_s: 60.0,
             resume: false,
@@ -90,6 +93,12 @@ impl ServerRunConfig {
         let mut problems = Vec::new();
         if self.updates == 0 {
             problems.push(("server.updates", "must be ≥ 1, got 0".to_string()));
+        }
+        if !(self.eval_every_s.is_finite() && self.eval_every_s >= 0.0) {
+            problems.push((
+                "server.eval_every_s",
+                format!("must be ≥ 0 seconds, got {}", self.eval_every_s),
+            ));
         }
         if !(self.checkpoint_every_s.is_finite() && self.checkpoint_every_s >= 0.0) {
             problems.push((
