@@ -4,8 +4,7 @@
 //! with the good worker to the end of the run.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use candle_core::Device;
 use lagom::data::DatasetName;
@@ -16,31 +15,7 @@ use lagom::proto::{
 };
 
 mod cli_support;
-use cli_support::{lagom, stderr, summary};
-
-fn spawn_lagom(args: &[String]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_lagom"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("RAYON_NUM_THREADS", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("lagom starts")
-}
-
-fn wait(mut child: Child, limit: Duration) -> std::process::Output {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if let Ok(Some(_)) = child.try_wait() {
-            return child.wait_with_output().expect("output");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().expect("output");
-    panic!("did not finish within {limit:?}: {}", stderr(&out));
-}
+use cli_support::{free_port, spawn_lagom, stderr, summary, wait_for, write_certs};
 
 /// Sends raw bytes as one message stream.
 async fn send_raw(conn: &quinn::Connection, bytes: &[u8]) {
@@ -64,24 +39,9 @@ async fn expect_refusal(conn: &quinn::Connection, code: RefusalCode) -> String {
 #[test]
 fn the_server_refuses_bad_peers_and_bad_gradients_and_keeps_training() {
     let certs = tempfile::tempdir().expect("certs");
-    let out = lagom(
-        &[
-            "certs",
-            "--dir",
-            certs.path().to_str().expect("utf-8"),
-            "--server",
-            "head",
-            "--workers",
-            "w0,w1",
-        ],
-        &[],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    write_certs(certs.path());
     let run = tempfile::tempdir().expect("run");
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("port");
+    let port = free_port();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let common: Vec<String> = [
         "--set",
@@ -236,9 +196,9 @@ fn the_server_refuses_bad_peers_and_bad_gradients_and_keeps_training() {
     .collect();
     worker_args.extend(common);
     let worker = spawn_lagom(&worker_args);
-    let server = wait(server, Duration::from_secs(120));
+    let server = wait_for(server, Duration::from_secs(120), "the server");
     assert!(server.status.success(), "{}", stderr(&server));
-    let worker = wait(worker, Duration::from_secs(30));
+    let worker = wait_for(worker, Duration::from_secs(30), "the worker");
     assert!(worker.status.success(), "{}", stderr(&worker));
     let s = summary(run.path());
     assert_eq!(s["updates"], 300);

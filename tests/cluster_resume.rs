@@ -2,35 +2,11 @@
 //! continues from its last checkpoint, the workers reconnect by themselves, and the run
 //! completes with consistent counts.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 mod cli_support;
-use cli_support::{lagom, stderr, summary};
-
-fn spawn_lagom(args: &[String]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_lagom"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("RAYON_NUM_THREADS", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("lagom starts")
-}
-
-fn wait(mut child: Child, limit: Duration, what: &str) -> std::process::Output {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if let Ok(Some(_)) = child.try_wait() {
-            return child.wait_with_output().expect("output");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().expect("output");
-    panic!("{what} did not finish within {limit:?}: {}", stderr(&out));
-}
+use cli_support::{free_port, spawn_lagom, stderr, strings, summary, wait_for, write_certs};
 
 /// The update count of the last `checkpoint` event in `metrics.jsonl`, if any.
 fn last_checkpoint(run: &std::path::Path) -> Option<u64> {
@@ -42,33 +18,14 @@ fn last_checkpoint(run: &std::path::Path) -> Option<u64> {
         .next_back()
 }
 
-fn strings(xs: &[&str]) -> Vec<String> {
-    xs.iter().map(|s| s.to_string()).collect()
-}
-
 #[test]
 fn a_killed_server_resumes_from_its_checkpoint_and_the_run_completes() {
     let certs = tempfile::tempdir().expect("certs");
     let certs_dir = certs.path().to_str().expect("utf-8").to_string();
-    let out = lagom(
-        &[
-            "certs",
-            "--dir",
-            &certs_dir,
-            "--server",
-            "head",
-            "--workers",
-            "w0,w1",
-        ],
-        &[],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    write_certs(certs.path());
     let run = tempfile::tempdir().expect("run");
     let run_dir = run.path().to_str().expect("utf-8").to_string();
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("port");
+    let port = free_port();
     let total = 6000u64;
     let common = strings(&[
         "--set",
@@ -149,10 +106,10 @@ fn a_killed_server_resumes_from_its_checkpoint_and_the_run_completes() {
     let mut resume_args = server_args.clone();
     resume_args.push("--resume".into());
     let server = spawn_lagom(&resume_args);
-    let server = wait(server, Duration::from_secs(120), "the resumed server");
+    let server = wait_for(server, Duration::from_secs(120), "the resumed server");
     assert!(server.status.success(), "{}", stderr(&server));
     for (i, w) in workers.into_iter().enumerate() {
-        let out = wait(w, Duration::from_secs(30), "a worker");
+        let out = wait_for(w, Duration::from_secs(30), "a worker");
         assert!(out.status.success(), "worker {i}: {}", stderr(&out));
     }
 

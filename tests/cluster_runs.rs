@@ -2,52 +2,13 @@
 //! worker processes holding certificates from `lagom certs`; peers with the wrong model are
 //! refused while the others train.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod cli_support;
-use cli_support::{fashion_mnist_present, lagom, stderr, summary};
-
-/// A UDP port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn spawn_lagom(args: &[&str]) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lagom"));
-    cmd.args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("RAYON_NUM_THREADS", "1")
-        .env("CANDLE_NUM_THREADS", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("LAGOM_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.spawn().expect("lagom starts")
-}
-
-/// Waits for `child` at most `limit`; kills it and fails the test if it takes longer.
-fn wait(mut child: Child, limit: Duration, what: &str) -> std::process::Output {
-    let started = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => return child.wait_with_output().expect("output"),
-            Ok(None) if started.elapsed() < limit => std::thread::sleep(Duration::from_millis(100)),
-            _ => {
-                let _ = child.kill();
-                let out = child.wait_with_output().expect("output");
-                panic!("{what} did not finish within {limit:?}: {}", stderr(&out));
-            }
-        }
-    }
-}
+use cli_support::{
+    fashion_mnist_present, free_port, lagom, spawn_lagom, stderr, strings, summary, wait_for,
+    write_certs,
+};
 
 fn counts_add_up(s: &serde_json::Value) {
     let received = s["gradients_received"].as_u64().expect("received");
@@ -109,22 +70,6 @@ fn local_async_ormo_with_three_workers_learns_fashion_mnist() {
     );
 }
 
-fn write_certs(dir: &Path) {
-    let out = lagom(
-        &[
-            "certs",
-            "--dir",
-            dir.to_str().expect("utf-8"),
-            "--server",
-            "head",
-            "--workers",
-            "w0,w1",
-        ],
-        &[],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-}
-
 #[test]
 fn a_server_and_worker_processes_train_and_a_mismatched_worker_is_refused() {
     let certs = tempfile::tempdir().expect("certs");
@@ -164,7 +109,7 @@ fn a_server_and_worker_processes_train_and_a_mismatched_worker_is_refused() {
         "server.eval_every=100",
     ];
     server_args.extend_from_slice(&common);
-    let server = spawn_lagom(&server_args);
+    let server = spawn_lagom(&strings(&server_args));
 
     let worker = |slot: &'static str, node: &'static str, extra: &[&'static str]| {
         let node_set = format!("net.node=\"{node}\"");
@@ -180,20 +125,20 @@ fn a_server_and_worker_processes_train_and_a_mismatched_worker_is_refused() {
         ];
         args.extend_from_slice(&common);
         args.extend_from_slice(extra);
-        spawn_lagom(&args)
+        spawn_lagom(&strings(&args))
     };
     // A worker whose model differs from the server's: refused, and it says why.
     let wrong = worker("1", "w1", &["--set", "model.name=\"cnn\""]);
-    let wrong = wait(wrong, Duration::from_secs(60), "the mismatched worker");
+    let wrong = wait_for(wrong, Duration::from_secs(60), "the mismatched worker");
     assert_eq!(wrong.status.code(), Some(1), "{}", stderr(&wrong));
     assert!(stderr(&wrong).contains("LayoutHash"), "{}", stderr(&wrong));
 
     let w0 = worker("0", "w0", &[]);
     let w1 = worker("1", "w1", &[]);
-    let server = wait(server, Duration::from_secs(120), "the server");
+    let server = wait_for(server, Duration::from_secs(120), "the server");
     assert!(server.status.success(), "{}", stderr(&server));
     for (w, name) in [(w0, "worker 0"), (w1, "worker 1")] {
-        let out = wait(w, Duration::from_secs(30), name);
+        let out = wait_for(w, Duration::from_secs(30), name);
         assert!(out.status.success(), "{name}: {}", stderr(&out));
         assert!(
             String::from_utf8_lossy(&out.stdout).contains("stopped by the server"),

@@ -1,7 +1,6 @@
 //! The synchronous scheduler over a real network: SSGD with two workers equals single-process
 //! big-batch SGD, and a round does not wait for a worker that died.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use candle_core::Device;
@@ -12,7 +11,7 @@ use lagom::model::{InputSpec, ModelName, Network};
 use rand_chacha::ChaCha8Rng;
 
 mod cli_support;
-use cli_support::{lagom, stderr, summary};
+use cli_support::{free_port, lagom, spawn_lagom, stderr, strings, summary, write_certs};
 
 #[test]
 fn ssgd_with_two_workers_equals_big_batch_sgd() {
@@ -99,43 +98,13 @@ fn ssgd_with_two_workers_equals_big_batch_sgd() {
     assert!(worst < 1e-5, "largest difference {worst}");
 }
 
-fn spawn_lagom(args: &[String]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_lagom"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("RAYON_NUM_THREADS", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("lagom starts")
-}
-
-fn strings(xs: &[&str]) -> Vec<String> {
-    xs.iter().map(|s| s.to_string()).collect()
-}
-
 #[test]
 fn a_synchronous_round_goes_on_without_a_worker_that_died() {
     let certs = tempfile::tempdir().expect("certs");
     let certs_dir = certs.path().to_str().expect("utf-8").to_string();
-    let out = lagom(
-        &[
-            "certs",
-            "--dir",
-            &certs_dir,
-            "--server",
-            "head",
-            "--workers",
-            "w0,w1",
-        ],
-        &[],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    write_certs(certs.path());
     let run = tempfile::tempdir().expect("run");
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("port");
+    let port = free_port();
     let common = strings(&[
         "--set",
         "data.name=\"synthetic\"",

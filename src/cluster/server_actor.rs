@@ -292,18 +292,7 @@ impl ServerActor {
             tracing::error!("cannot flush metrics: {e:#}");
         }
         let rejected: u64 = self.core.rejections().values().sum();
-        let per_worker = self
-            .core
-            .workers()
-            .iter()
-            .enumerate()
-            .map(|(id, r)| PerWorker {
-                id,
-                gradients: r.applied,
-                mean_staleness: r.mean_staleness(),
-                speed: self.info.speeds.get(id).copied().unwrap_or(1.0),
-            })
-            .collect();
+        let per_worker = PerWorker::from_records(self.core.workers(), &self.info.speeds);
         let mut extra = self.info.extra.clone();
         extra.insert(
             "final_test_accuracy".into(),

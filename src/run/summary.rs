@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::server::StalenessSummary;
+use crate::server::{StalenessSummary, WorkerRecord};
 
 /// One worker's line in `per_worker`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -17,6 +17,23 @@ pub struct PerWorker {
     pub mean_staleness: f64,
     /// Its configured relative speed (1 = nominal, 0.25 = four times slower).
     pub speed: f64,
+}
+
+impl PerWorker {
+    /// One line per worker slot from the server core's records and the configured speeds
+    /// (1.0 where a speed is missing).
+    pub fn from_records(records: &[WorkerRecord], speeds: &[f64]) -> Vec<PerWorker> {
+        records
+            .iter()
+            .enumerate()
+            .map(|(id, r)| PerWorker {
+                id,
+                gradients: r.applied,
+                mean_staleness: r.mean_staleness(),
+                speed: speeds.get(id).copied().unwrap_or(1.0),
+            })
+            .collect()
+    }
 }
 
 /// The run summary. Field order is fixed, so equal runs give byte-identical files.

@@ -178,17 +178,7 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
     }))?;
     metrics.flush()?;
 
-    let per_worker = core
-        .workers()
-        .iter()
-        .enumerate()
-        .map(|(id, r)| PerWorker {
-            id,
-            gradients: r.applied,
-            mean_staleness: r.mean_staleness(),
-            speed: speeds[id],
-        })
-        .collect();
+    let per_worker = PerWorker::from_records(core.workers(), &speeds);
     let mut extra = BTreeMap::new();
     extra.insert("objective".to_string(), json!(config.sim.objective));
     extra.insert("dim".to_string(), json!(objective.dim()));

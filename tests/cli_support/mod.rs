@@ -49,3 +49,66 @@ pub fn fashion_mnist_present(test: &str) -> bool {
     eprintln!("{test} skipped: {FASHION_MNIST} is absent (apt-get install dataset-fashion-mnist)");
     false
 }
+
+/// A UDP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Owned strings from string slices (argument lists).
+pub fn strings(xs: &[&str]) -> Vec<String> {
+    xs.iter().map(|s| s.to_string()).collect()
+}
+
+/// Starts `lagom ARGS` in the background with one CPU thread, warnings-only logs (so its piped
+/// output never fills up) and no inherited `LAGOM_*` variables.
+pub fn spawn_lagom(args: &[String]) -> std::process::Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lagom"));
+    cmd.args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RAYON_NUM_THREADS", "1")
+        .env("CANDLE_NUM_THREADS", "1")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LAGOM_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.spawn().expect("lagom starts")
+}
+
+/// Waits for `child` at most `limit`; kills it and fails the test if it takes longer.
+pub fn wait_for(mut child: std::process::Child, limit: std::time::Duration, what: &str) -> Output {
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
+        if let Ok(Some(_)) = child.try_wait() {
+            return child.wait_with_output().expect("output");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("output");
+    panic!("{what} did not finish within {limit:?}: {}", stderr(&out));
+}
+
+/// `lagom certs --dir DIR --server head --workers w0,w1`.
+pub fn write_certs(dir: &Path) {
+    let out = lagom(
+        &[
+            "certs",
+            "--dir",
+            dir.to_str().expect("utf-8"),
+            "--server",
+            "head",
+            "--workers",
+            "w0,w1",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}
