@@ -15,7 +15,7 @@ use super::checkpoint::{Checkpoint, CHECKPOINT_VERSION};
 use super::eval_actor::{EvalActor, Evaluate};
 use crate::compute::EvalOutput;
 use crate::proto::{Message, RefusalCode};
-use crate::run::{MetricsWriter, PerWorker, RunDir, Summary};
+use crate::run::{MetricsWriter, PerWorker, Progress, RunDir, Summary};
 use crate::server::{Action, Event, GradientIn, RejectReason, ServerCore};
 
 /// A connected worker: where its outgoing messages go.
@@ -81,6 +81,7 @@ pub struct ServerActor {
     started: Instant,
     finishing: bool,
     checkpointing: Option<Checkpointing>,
+    progress: Progress,
     diverging: u64,
     diverged: bool,
     done: Option<oneshot::Sender<Summary>>,
@@ -99,6 +100,7 @@ impl ServerActor {
         done: oneshot::Sender<Summary>,
     ) -> Self {
         let k = core.workers().len();
+        let progress = Progress::new("server", core_target(&core));
         let now = Instant::now();
         let started = now
             .checked_sub(std::time::Duration::from_secs_f64(resumed.wall_s))
@@ -116,6 +118,7 @@ impl ServerActor {
             started,
             finishing: false,
             checkpointing,
+            progress,
             diverging: 0,
             diverged: false,
             done: Some(done),
@@ -194,6 +197,11 @@ impl ServerActor {
                     }
                 }
                 Action::Applied { t, .. } => {
+                    let acc = self.last_eval.map_or(String::new(), |(_, e)| {
+                        format!("test acc {:.2} %, ", 100.0 * e.accuracy)
+                    });
+                    let msg = format!("{acc}{} gradients received", self.received);
+                    self.progress.update(t + 1, &msg);
                     if (t + 1) % 100 == 0 {
                         let (sum, n) = std::mem::take(&mut self.loss_window);
                         let event = json!({
@@ -279,6 +287,7 @@ impl ServerActor {
     }
 
     fn finish(&mut self) {
+        self.progress.finish();
         self.checkpoint();
         let wall_s = self.t_s();
         let applied = self.core.updates();
@@ -325,6 +334,11 @@ impl ServerActor {
             let _ = done.send(summary);
         }
     }
+}
+
+/// The update budget of a core, for the progress bar.
+fn core_target(core: &ServerCore<f32>) -> u64 {
+    core.max_updates().unwrap_or(0)
 }
 
 impl Actor for ServerActor {

@@ -224,6 +224,11 @@ impl<T: Real> ServerCore<T> {
         self.algorithm.params()
     }
 
+    /// The update budget (`None`: unbounded).
+    pub fn max_updates(&self) -> Option<u64> {
+        self.config.max_updates
+    }
+
     /// Applied updates so far (the current iteration `t`).
     pub fn updates(&self) -> u64 {
         self.t
