@@ -233,6 +233,34 @@ fn start_compute(
     Ok((SyncArbiter::start(1, move || actor.clone()), hash, len))
 }
 
+/// A worker's compute thread and its spec for joining the server at `server`; `speed` is its
+/// relative speed (1 = nominal; 0.25 = four times slower).
+fn start_worker(
+    config: &Config,
+    train: &Dataset,
+    worker: usize,
+    device: &Device,
+    speed: f64,
+    server: SocketAddr,
+    identity: NodeIdentity,
+) -> Result<(Addr<ComputeActor>, WorkerSpec)> {
+    let (compute, layout_hash, params_len) =
+        start_compute(config, train, worker, device, 1.0 / speed)?;
+    let spec = WorkerSpec {
+        worker: worker as u32,
+        incarnation: fresh_incarnation(),
+        server,
+        identity,
+        layout_hash,
+        params_len,
+        device: describe(device),
+        transport: transport(config, params_len),
+        hello_timeout: Duration::from_secs_f64(config.net.hello_timeout_s),
+        reconnect_max: Duration::from_secs_f64(config.net.reconnect_max_s),
+    };
+    Ok((compute, spec))
+}
+
 /// Loads the configured data set.
 pub fn load_split(config: &Config) -> Result<Split> {
     Ok(data::load(
@@ -276,20 +304,15 @@ pub fn run_local(config: &Config, dir: &RunDir) -> Result<Summary> {
         let mut tasks = Vec::new();
         for (worker, speed) in speeds.iter().enumerate() {
             let identity = ca.issue(&format!("local-worker-{worker}"), Role::Worker)?.0;
-            let (compute, layout_hash, params_len) =
-                start_compute(&config, &split.train, worker, &device, 1.0 / speed)?;
-            let spec = WorkerSpec {
-                worker: worker as u32,
-                incarnation: fresh_incarnation(),
-                server: addr,
+            let (compute, spec) = start_worker(
+                &config,
+                &split.train,
+                worker,
+                &device,
+                *speed,
+                addr,
                 identity,
-                layout_hash,
-                params_len,
-                device: describe(&device),
-                transport: transport(&config, params_len),
-                hello_timeout: Duration::from_secs_f64(config.net.hello_timeout_s),
-                reconnect_max: Duration::from_secs_f64(config.net.reconnect_max_s),
-            };
+            )?;
             tasks.push(actix::spawn(run_worker(spec, compute)));
         }
         let summary = server
@@ -352,20 +375,16 @@ pub fn run_worker_role(config: &Config) -> Result<WorkerExit> {
             .get(worker)
             .copied()
             .unwrap_or(1.0);
-        let (compute, layout_hash, params_len) =
-            start_compute(&config, &split.train, worker, &device, 1.0 / speed)?;
-        let spec = WorkerSpec {
-            worker: worker as u32,
-            incarnation: fresh_incarnation(),
-            server: resolve(&config.net.server, "net.server")?,
+        let server = resolve(&config.net.server, "net.server")?;
+        let (compute, spec) = start_worker(
+            &config,
+            &split.train,
+            worker,
+            &device,
+            speed,
+            server,
             identity,
-            layout_hash,
-            params_len,
-            device: describe(&device),
-            transport: transport(&config, params_len),
-            hello_timeout: Duration::from_secs_f64(config.net.hello_timeout_s),
-            reconnect_max: Duration::from_secs_f64(config.net.reconnect_max_s),
-        };
+        )?;
         run_worker(spec, compute).await
     })
 }
