@@ -6,13 +6,10 @@ use std::fmt;
 use serde::de::{self, Visitor};
 use serde::{Deserializer, Serializer};
 
-/// Serializes `v` as `bin` (little-endian `f32`s).
+/// Serializes `v` as `bin` (little-endian `f32`s; the crate refuses to build big-endian, so the
+/// in-memory bytes are the wire bytes and no conversion or copy happens here).
 pub fn serialize<S: Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
-    let mut bytes = Vec::with_capacity(v.len() * 4);
-    for x in v {
-        bytes.extend_from_slice(&x.to_le_bytes());
-    }
-    s.serialize_bytes(&bytes)
+    s.serialize_bytes(bytemuck::cast_slice(v))
 }
 
 /// Deserializes a `bin` whose length is a multiple of 4 into `f32`s (any alignment).
@@ -36,9 +33,8 @@ impl<'de> Visitor<'de> for F32BytesVisitor {
                 b.len()
             )));
         }
-        Ok(b.chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
+        // One copy into aligned storage (a borrowed `bin` can start at any address).
+        Ok(bytemuck::pod_collect_to_vec(b))
     }
 
     fn visit_borrowed_bytes<E: de::Error>(self, b: &'de [u8]) -> Result<Vec<f32>, E> {

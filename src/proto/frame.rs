@@ -50,19 +50,29 @@ pub enum ProtoError {
     Io(#[from] std::io::Error),
 }
 
-/// The complete frame (length prefix included) of `msg`.
+/// The complete frame (length prefix included) of `msg`, encoded in place (no copy of the body).
 pub fn encode(msg: &Message) -> Result<Vec<u8>, ProtoError> {
-    let body = rmp_serde::to_vec_named(msg).map_err(|e| ProtoError::Malformed(e.to_string()))?;
-    let payload_len = body.len() + 2;
+    let mut frame = Vec::with_capacity(64 + tensor_bytes(msg));
+    frame.extend_from_slice(&[0u8; 4]);
+    frame.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+    rmp_serde::encode::write_named(&mut frame, msg)
+        .map_err(|e| ProtoError::Malformed(e.to_string()))?;
+    let payload_len = frame.len() - 4;
     let len = u32::try_from(payload_len).map_err(|_| ProtoError::Oversized {
         len: payload_len,
         limit: u32::MAX as usize,
     })?;
-    let mut frame = Vec::with_capacity(4 + payload_len);
-    frame.extend_from_slice(&len.to_le_bytes());
-    frame.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
-    frame.extend_from_slice(&body);
+    frame[..4].copy_from_slice(&len.to_le_bytes());
     Ok(frame)
+}
+
+/// Bytes of the tensor a message carries (for sizing buffers).
+fn tensor_bytes(msg: &Message) -> usize {
+    match msg {
+        Message::Params { params, .. } => params.len() * 4,
+        Message::Gradient { grad, .. } => grad.len() * 4,
+        _ => 0,
+    }
 }
 
 /// Decodes a payload (version + body, without the length prefix).
