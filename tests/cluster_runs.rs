@@ -49,9 +49,11 @@ fn local_async_ormo_with_three_workers_learns_fashion_mnist() {
             "--set",
             "model.name=\"mlp\"",
             "--set",
-            "server.updates=600",
+            "server.updates=1200",
             "--set",
-            "server.eval_every=300",
+            "algorithm.lr_decay_at=[900]",
+            "--set",
+            "server.eval_every=600",
         ],
         &[("RAYON_NUM_THREADS", "2")],
     );
@@ -59,7 +61,7 @@ fn local_async_ormo_with_three_workers_learns_fashion_mnist() {
     let s = summary(dir.path());
     assert_eq!(s["kind"], "server");
     assert_eq!(s["algorithm"], "ormo");
-    assert_eq!(s["updates"], 600);
+    assert_eq!(s["updates"], 1200);
     counts_add_up(&s);
     let acc = s["final_test_accuracy"].as_f64().expect("accuracy");
     eprintln!("async OrMo, 3 workers, mlp: {:.2} %", 100.0 * acc);
