@@ -133,13 +133,13 @@ fn the_server_refuses_bad_peers_and_bad_gradients_and_keeps_training() {
 
         // 3. A worker certificate claiming the server role.
         let conn = dial().await;
-        send(&conn, &hello(Role::Server)).await.expect("send");
+        send(&conn, hello(Role::Server)).await.expect("send");
         expect_refusal(&conn, RefusalCode::Role).await;
 
         // 4. A proper worker that sends a NaN gradient, then one of the wrong length, then
         //    garbage. The first two are rejected with fresh parameters; the garbage drops it.
         let conn = dial().await;
-        send(&conn, &hello(Role::Worker)).await.expect("send");
+        send(&conn, hello(Role::Worker)).await.expect("send");
         let limit = frame_limit(len);
         let next_params = || async {
             loop {
@@ -163,9 +163,9 @@ fn the_server_refuses_bad_peers_and_bad_gradients_and_keeps_training() {
             samples: 8,
             grad,
         };
-        send(&conn, &gradient(1, index, nan)).await.expect("send");
+        send(&conn, gradient(1, index, nan)).await.expect("send");
         let (index, _) = next_params().await;
-        send(&conn, &gradient(2, index, vec![0.0; len - 1]))
+        send(&conn, gradient(2, index, vec![0.0; len - 1]))
             .await
             .expect("send");
         let (_, _) = next_params().await;

@@ -44,7 +44,7 @@ async fn serve_once(endpoint: quinn::Endpoint) -> anyhow::Result<(bool, bool, Me
     let msg = recv(&conn, CONTROL_FRAME_LIMIT)
         .await?
         .ok_or_else(|| anyhow::anyhow!("closed"))?;
-    send(&conn, &Message::Heartbeat { at_ms: 42 }).await?;
+    send(&conn, Message::Heartbeat { at_ms: 42 }).await?;
     Ok((is_worker, is_server, msg))
 }
 
@@ -60,7 +60,7 @@ async fn peers_of_one_cluster_exchange_messages_and_certificates_prove_roles() {
     assert!(!peer_has_role(&conn, Role::Worker));
     send(
         &conn,
-        &Message::Stop {
+        Message::Stop {
             reason: "hi".into(),
         },
     )
@@ -96,7 +96,7 @@ async fn a_client_from_another_ca_is_refused() {
     // client may think it connected; no message gets through.
     let outcome = tokio::time::timeout(Duration::from_secs(5), async {
         let conn = connect(&client, addr).await?;
-        send(&conn, &Message::Heartbeat { at_ms: 1 }).await?;
+        send(&conn, Message::Heartbeat { at_ms: 1 }).await?;
         recv(&conn, CONTROL_FRAME_LIMIT).await
     })
     .await
@@ -135,7 +135,7 @@ async fn a_client_without_a_certificate_is_refused() {
     client.set_default_client_config(config);
     let outcome = tokio::time::timeout(Duration::from_secs(5), async {
         let conn = client.connect(addr, lagom::net::SERVER_NAME)?.await?;
-        send(&conn, &Message::Heartbeat { at_ms: 1 }).await?;
+        send(&conn, Message::Heartbeat { at_ms: 1 }).await?;
         recv(&conn, CONTROL_FRAME_LIMIT).await
     })
     .await

@@ -4,7 +4,7 @@
 //! `c(n) = 1 + β + … + β^n`, `n = I − j`: the state depends only on which gradients arrived.
 
 use super::{AlgorithmError, AlgorithmState, Applied, DelayRule, Real, ServerAlgorithm, Update};
-use crate::algo::vector::{axpy, geometric_sum, pow_n, scale};
+use crate::algo::vector::{axpy_pair, axpy_then_scale, geometric_sum, pow_n};
 
 /// `⌈ite / K⌉`, the gradient group of a parameter index.
 pub fn group_of(ite: u64, workers: usize) -> u64 {
@@ -73,8 +73,7 @@ impl<T: Real> ServerAlgorithm<T> for OrMo<T> {
                 t: update.t,
             })?;
         if advance {
-            axpy(&mut self.w, -self.beta, &self.u);
-            scale(&mut self.u, self.beta);
+            axpy_then_scale(&mut self.w, -self.beta, &mut self.u, self.beta);
             self.latest_group = latest;
         }
         // (b) the delay-adaptive learning rate (plain OrMo keeps η).
@@ -84,8 +83,13 @@ impl<T: Real> ServerAlgorithm<T> for OrMo<T> {
         }
         let eta = update.lr * T::of(lr_factor);
         // (c) u += β^n η g ; w −= c(n) η g.
-        axpy(&mut self.u, pow_n(self.beta, n) * eta, update.grad);
-        axpy(&mut self.w, -geometric_sum(self.beta, n) * eta, update.grad);
+        axpy_pair(
+            &mut self.u,
+            pow_n(self.beta, n) * eta,
+            &mut self.w,
+            -geometric_sum(self.beta, n) * eta,
+            update.grad,
+        );
         Ok(Applied { lr_factor })
     }
 

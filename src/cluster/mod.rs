@@ -4,6 +4,7 @@
 mod checkpoint;
 mod compute_actor;
 mod eval_actor;
+mod heap;
 mod roles;
 mod server_actor;
 mod server_net;
@@ -13,8 +14,11 @@ pub use checkpoint::{Checkpoint, CHECKPOINT_FILE, CHECKPOINT_VERSION};
 pub use compute_actor::{ComputeActor, ComputeGradient, ComputedGradient};
 pub use eval_actor::{EvalActor, Evaluate};
 pub use roles::{
-    load_split, run_local, run_server, run_worker_role, start_server_node, ServerNode,
+    load_split, run_local, run_server, run_worker_role, start_server, start_server_node,
+    ServerNode, StartedServer,
 };
-pub use server_actor::{ServerActor, ServerRunInfo};
+pub use server_actor::{
+    Deliver, Disconnected, Register, RegisterResult, ServerActor, ServerRunInfo,
+};
 pub use server_net::{accept_loop, PeerRequirements};
 pub use worker::{run_worker, WorkerExit, WorkerSpec};

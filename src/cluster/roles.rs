@@ -63,19 +63,26 @@ fn resolve(addr: &str, key: &str) -> Result<SocketAddr> {
         .ok_or_else(|| anyhow!("{key} = `{addr}` resolves to no address"))
 }
 
-/// A started server: its actor, the end-of-run signal, and what peers must match.
-struct StartedServer {
-    requirements: PeerRequirements,
-    done: oneshot::Receiver<Summary>,
-    actor: Addr<ServerActor>,
+/// A started server actor, before any transport: what peers must match, its end-of-run signal,
+/// and its address for `Register`/`Deliver`/`Disconnected`.
+pub struct StartedServer {
+    /// What every peer must match.
+    pub requirements: PeerRequirements,
+    /// Receives the summary when the run ends.
+    pub done: oneshot::Receiver<Summary>,
+    /// The server actor.
+    pub actor: Addr<ServerActor>,
 }
 
-fn start_server(
+/// Starts the server actor for `config` (its evaluator, checkpointing into `dir`, resuming when
+/// `[server] resume` is set) with no transport attached. Call inside an actix `System`.
+pub fn start_server(
     config: &Config,
     split: &Split,
     device: &Device,
     dir: &RunDir,
 ) -> Result<StartedServer> {
+    super::heap::keep_freed_tensor_buffers();
     let k = config.cluster.workers;
     let seed = config.run.seed;
     let net = Network::new(config.model.name, input_of(&split.train), device, seed)?;

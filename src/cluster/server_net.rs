@@ -45,7 +45,7 @@ pub async fn accept_loop(endpoint: Endpoint, server: Addr<ServerActor>, req: Pee
 
 async fn refuse(conn: &Connection, code: RefusalCode, detail: String) {
     tracing::warn!("refusing {} ({code:?}): {detail}", conn.remote_address());
-    let _ = send(conn, &Message::Refuse { code, detail }).await;
+    let _ = send(conn, Message::Refuse { code, detail }).await;
     conn.close(2u32.into(), b"refused");
 }
 
@@ -126,14 +126,14 @@ async fn serve_peer(conn: Connection, server: Addr<ServerActor>, req: PeerRequir
         updates,
         weight_decay,
     };
-    if send(&conn, &welcome).await.is_ok() {
+    if send(&conn, welcome).await.is_ok() {
         // Outgoing: parameters and stop, in order, on their own task.
         let out_conn = conn.clone();
         actix::spawn(async move {
             while let Some(msg) = rx.recv().await {
                 let stop = matches!(msg, Message::Stop { .. });
-                if let Err(e) = send(&out_conn, &msg).await {
-                    tracing::debug!("worker {worker}: cannot send {}: {e:#}", msg.kind());
+                if let Err(e) = send(&out_conn, msg).await {
+                    tracing::debug!("worker {worker}: {e:#}");
                     break;
                 }
                 if stop {

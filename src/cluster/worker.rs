@@ -110,7 +110,7 @@ async fn session(
 ) -> Result<SessionEnd> {
     send(
         conn,
-        &Message::Hello {
+        Message::Hello {
             role: Role::Worker,
             worker: spec.worker,
             incarnation: spec.incarnation,
@@ -164,7 +164,7 @@ async fn session(
                 *seq += 1;
                 send(
                     conn,
-                    &Message::Gradient {
+                    Message::Gradient {
                         worker: spec.worker,
                         incarnation: spec.incarnation,
                         seq: *seq,

@@ -4,17 +4,21 @@
 use anyhow::{Context, Result};
 use quinn::Connection;
 
-use crate::proto::{read_frame, write_frame, Message};
+use crate::proto::{encode_chunks, read_frame, Message};
 
-/// Sends `msg` on a fresh stream and waits until the peer has received all of it.
-pub async fn send(conn: &Connection, msg: &Message) -> Result<()> {
+/// Sends `msg` on a fresh stream and waits until the peer has received all of it. A tensor goes
+/// to the transport without being copied into a frame first.
+pub async fn send(conn: &Connection, msg: Message) -> Result<()> {
+    let kind = msg.kind();
     let mut stream = conn
         .open_uni()
         .await
-        .with_context(|| format!("cannot open a stream for {}", msg.kind()))?;
-    write_frame(&mut stream, msg)
+        .with_context(|| format!("cannot open a stream for {kind}"))?;
+    let mut chunks = encode_chunks(msg).with_context(|| format!("cannot encode {kind}"))?;
+    stream
+        .write_all_chunks(&mut chunks)
         .await
-        .with_context(|| format!("cannot send {}", msg.kind()))?;
+        .with_context(|| format!("cannot send {kind}"))?;
     stream.finish().context("cannot finish the stream")?;
     // `finish` only queues the end; `stopped` resolves once the peer has read it all.
     let _ = stream.stopped().await;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{
-    ClientConfig, Connection, Endpoint, IdleTimeout, MtuDiscoveryConfig, ServerConfig,
-    TransportConfig, VarInt,
+    ClientConfig, Connection, Endpoint, EndpointConfig, IdleTimeout, MtuDiscoveryConfig,
+    ServerConfig, TransportConfig, VarInt,
 };
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
@@ -62,10 +62,43 @@ impl TransportSettings {
         // Let path-MTU discovery grow packets as far as the path allows (jumbo frames, loopback):
         // far fewer packets, and far less per-packet work, for megabyte tensors.
         let mut mtu = MtuDiscoveryConfig::default();
-        mtu.upper_bound(65_000);
+        mtu.upper_bound(MAX_UDP_PAYLOAD);
         t.mtu_discovery_config(Some(mtu));
         Ok(t)
     }
+}
+
+/// Largest UDP payload an endpoint accepts and path-MTU discovery may probe for. quinn's default
+/// (1 472 bytes, an Ethernet frame) would cap discovery there even on loopback or jumbo-frame links.
+const MAX_UDP_PAYLOAD: u16 = 65_000;
+
+/// Socket buffer size asked for on every endpoint (the kernel may grant less).
+const SOCKET_BUFFER: usize = 16 << 20;
+
+/// An endpoint on a socket bound to `bind`, accepting datagrams up to [`MAX_UDP_PAYLOAD`].
+fn endpoint(bind: SocketAddr, server: Option<ServerConfig>) -> Result<Endpoint> {
+    let mut config = EndpointConfig::default();
+    config
+        .max_udp_payload_size(MAX_UDP_PAYLOAD)
+        .map_err(|e| anyhow!("max UDP payload {MAX_UDP_PAYLOAD}: {e}"))?;
+    let socket =
+        std::net::UdpSocket::bind(bind).with_context(|| format!("cannot bind UDP {bind}"))?;
+    // Room for a few tensors' worth of datagrams: the kernel's default (≈ 200 KiB) overflows under
+    // a single megabyte burst, and the losses that follow also make quinn's black-hole detector
+    // pin the MTU at its minimum. The kernel clamps the request to `net.core.{r,w}mem_max`.
+    let sock = socket2::SockRef::from(&socket);
+    for (what, result) in [
+        ("receive", sock.set_recv_buffer_size(SOCKET_BUFFER)),
+        ("send", sock.set_send_buffer_size(SOCKET_BUFFER)),
+    ] {
+        if let Err(e) = result {
+            tracing::warn!(
+                "cannot raise the UDP {what} buffer of {bind} to {SOCKET_BUFFER} bytes: {e}"
+            );
+        }
+    }
+    let runtime = quinn::default_runtime().ok_or_else(|| anyhow!("no async runtime found"))?;
+    Endpoint::new(config, server, socket, runtime).with_context(|| format!("UDP socket {bind}"))
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -100,7 +133,7 @@ pub fn server_endpoint(
         QuicServerConfig::try_from(tls).context("TLS configuration unusable for QUIC")?,
     ));
     config.transport_config(Arc::new(t.quinn()?));
-    Endpoint::server(config, bind).with_context(|| format!("cannot listen on {bind}"))
+    endpoint(bind, Some(config)).with_context(|| format!("cannot listen on {bind}"))
 }
 
 /// A client endpoint (ephemeral local port) that presents `id` and trusts only the cluster CA.
@@ -117,7 +150,7 @@ pub fn client_endpoint(id: &NodeIdentity, t: &TransportSettings) -> Result<Endpo
     config.transport_config(Arc::new(t.quinn()?));
     let unspecified: SocketAddr = ([0, 0, 0, 0], 0).into();
     let mut endpoint =
-        Endpoint::client(unspecified).context("cannot open a UDP socket for the client")?;
+        endpoint(unspecified, None).context("cannot open a UDP socket for the client")?;
     endpoint.set_default_client_config(config);
     Ok(endpoint)
 }

@@ -33,8 +33,14 @@ impl<'de> Visitor<'de> for F32BytesVisitor {
                 b.len()
             )));
         }
-        // One copy into aligned storage (a borrowed `bin` can start at any address).
-        Ok(bytemuck::pod_collect_to_vec(b))
+        // One copy into aligned storage (a borrowed `bin` can start at any address), into
+        // uninitialised capacity: no zero-fill first.
+        let mut v = Vec::with_capacity(b.len() / 4);
+        v.extend(
+            b.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        );
+        Ok(v)
     }
 
     fn visit_borrowed_bytes<E: de::Error>(self, b: &'de [u8]) -> Result<Vec<f32>, E> {

@@ -2,7 +2,7 @@
 //! length checked before anything is allocated, and the version checked before the body is
 //! decoded (so a peer from another version gets "wrong version", not "malformed").
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::Message;
 
@@ -122,15 +122,4 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         }
     })?;
     decode_payload(&payload).map(Some)
-}
-
-/// Writes one frame and flushes.
-pub async fn write_frame<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    msg: &Message,
-) -> Result<(), ProtoError> {
-    let frame = encode(msg)?;
-    w.write_all(&frame).await?;
-    w.flush().await?;
-    Ok(())
 }

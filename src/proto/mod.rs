@@ -1,12 +1,14 @@
 //! The wire protocol: versioned, length-prefixed, bounded MessagePack frames; tensors as raw
 //! little-endian bytes.
 
+mod chunked;
 mod f32_bytes;
 mod frame;
 mod message;
 
+pub use chunked::encode_chunks;
 pub use frame::{
-    decode_payload, encode, frame_limit, read_frame, write_frame, ProtoError, CONTROL_FRAME_LIMIT,
+    decode_payload, encode, frame_limit, read_frame, ProtoError, CONTROL_FRAME_LIMIT,
     PROTOCOL_VERSION,
 };
 pub use message::{Message, RefusalCode, Role};

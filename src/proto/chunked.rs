@@ -1,0 +1,128 @@
+//! Frames as a list of chunks that share the tensor's memory: the header is encoded, the tensor
+//! is handed over as it is. Sending a `Params` or `Gradient` then copies nothing of the tensor
+//! before the transport encrypts it.
+
+use bytes::Bytes;
+
+use super::{encode, Message, ProtoError};
+
+/// MessagePack `bin 8` with length 0: what an empty tensor encodes to.
+const EMPTY_BIN: [u8; 2] = [0xc4, 0x00];
+
+/// The MessagePack `bin` header for `len` bytes, in the smallest form (as rmp writes it).
+fn bin_header(len: u32, out: &mut Vec<u8>) {
+    if let Ok(n) = u8::try_from(len) {
+        out.extend_from_slice(&[0xc4, n]);
+    } else if let Ok(n) = u16::try_from(len) {
+        out.push(0xc5);
+        out.extend_from_slice(&n.to_be_bytes());
+    } else {
+        out.push(0xc6);
+        out.extend_from_slice(&len.to_be_bytes());
+    }
+}
+
+/// A `Vec<f32>` viewed as its little-endian bytes, so it can back a [`Bytes`] without a copy.
+struct TensorBytes(Vec<f32>);
+
+impl AsRef<[u8]> for TensorBytes {
+    fn as_ref(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.0)
+    }
+}
+
+/// The frame of `msg` as chunks whose concatenation is exactly [`encode`]`(&msg)`: for a message
+/// with a tensor, the header (length prefix, version and every field before the tensor) and then
+/// the tensor's own memory; any other message is one chunk.
+pub fn encode_chunks(mut msg: Message) -> Result<Vec<Bytes>, ProtoError> {
+    let tensor = match &mut msg {
+        Message::Params { params, .. } => std::mem::take(params),
+        Message::Gradient { grad, .. } => std::mem::take(grad),
+        _ => return Ok(vec![Bytes::from(encode(&msg)?)]),
+    };
+    let tensor_len = tensor.len() * 4;
+    let too_big = || ProtoError::Oversized {
+        len: tensor_len,
+        limit: u32::MAX as usize,
+    };
+    let bin_len = u32::try_from(tensor_len).map_err(|_| too_big())?;
+    // The tensor is the last field of both messages, so the frame with an empty tensor ends in
+    // an empty `bin`: swap it for the header of the real length and fix the prefix.
+    let mut head = encode(&msg)?;
+    if !head.ends_with(&EMPTY_BIN) {
+        return Err(ProtoError::Malformed(format!(
+            "the tensor of a {} message is not its last field",
+            msg.kind()
+        )));
+    }
+    head.truncate(head.len() - EMPTY_BIN.len());
+    bin_header(bin_len, &mut head);
+    let payload = (head.len() - 4)
+        .checked_add(tensor_len)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(too_big)?;
+    head[..4].copy_from_slice(&payload.to_le_bytes());
+    Ok(vec![
+        Bytes::from(head),
+        Bytes::from_owner(TensorBytes(tensor)),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn concat(chunks: &[Bytes]) -> Vec<u8> {
+        chunks.iter().flat_map(|c| c.iter().copied()).collect()
+    }
+
+    #[test]
+    fn chunks_concatenate_to_the_encoded_frame_for_every_tensor_size() {
+        for n in [0usize, 1, 3, 63, 64, 65_535, 65_536, 70_000] {
+            let params: Vec<f32> = (0..n).map(|i| i as f32 * 0.5 - 7.0).collect();
+            let messages = [
+                Message::Params {
+                    index: 12_345_678_901,
+                    params: params.clone(),
+                },
+                Message::Gradient {
+                    worker: 3,
+                    incarnation: 1 << 40,
+                    seq: 9,
+                    ite: 8,
+                    loss: 2.5,
+                    samples: 128,
+                    grad: params.clone(),
+                },
+            ];
+            for msg in messages {
+                let whole = encode(&msg).unwrap();
+                let chunks = encode_chunks(msg).unwrap();
+                assert_eq!(chunks.len(), 2);
+                assert_eq!(concat(&chunks), whole, "{n} values");
+            }
+        }
+    }
+
+    #[test]
+    fn control_messages_are_one_chunk_equal_to_the_frame() {
+        let msg = Message::Stop {
+            reason: "done".into(),
+        };
+        let chunks = encode_chunks(msg.clone()).unwrap();
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(concat(&chunks), encode(&msg).unwrap());
+    }
+
+    #[test]
+    fn the_tensor_chunk_shares_the_vectors_memory() {
+        let grad = vec![1.0f32; 1000];
+        let address = grad.as_ptr() as usize;
+        let chunks = encode_chunks(Message::Params {
+            index: 1,
+            params: grad,
+        })
+        .unwrap();
+        assert_eq!(chunks[1].as_ptr() as usize, address);
+    }
+}
