@@ -16,4 +16,5 @@ pub mod proto;
 pub mod run;
 pub mod server;
 pub mod sim;
+pub mod supervisor;
 pub mod train;

@@ -31,6 +31,8 @@ enum RoleName {
     Worker,
     /// A server and `cluster.workers` workers in this process, over loopback QUIC.
     Local,
+    /// This host's workers (`[supervisor]`) as child processes, restarted when they die.
+    Supervisor,
 }
 
 #[derive(Subcommand, Debug)]
@@ -85,7 +87,17 @@ struct ConfigArgs {
 }
 
 /// Exit code for a configuration that cannot be used.
-const EXIT_CONFIG: u8 = 2;
+const EXIT_CONFIG: u8 = lagom::supervisor::EXIT_CONFIG as u8;
+/// Exit code of a worker the server refused.
+const EXIT_REFUSED: u8 = lagom::supervisor::EXIT_REFUSED as u8;
+
+/// The server refused this worker for good (the supervisor does not restart it).
+#[derive(Debug, thiserror::Error)]
+#[error("the server refused this worker ({code:?}): {detail}")]
+struct Refused {
+    code: lagom::proto::RefusalCode,
+    detail: String,
+}
 
 fn main() -> ExitCode {
     init_logging();
@@ -94,7 +106,9 @@ fn main() -> ExitCode {
         let result = match cli.role {
             Some(role) => with_config(&cli.overrides, |c| run_role(c, role)),
             None => {
-                eprintln!("lagom: give a command (see --help) or --role server|worker|local");
+                eprintln!(
+                    "lagom: give a command (see --help) or --role server|worker|supervisor|local"
+                );
                 return ExitCode::from(EXIT_CONFIG);
             }
         };
@@ -119,7 +133,11 @@ fn exit_code(result: Result<(), Failure>) -> ExitCode {
         }
         Err(Failure::Run(e)) => {
             eprintln!("lagom: {e:#}");
-            ExitCode::FAILURE
+            if e.is::<Refused>() {
+                ExitCode::from(EXIT_REFUSED)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -193,10 +211,38 @@ fn run_role(config: &Config, role: RoleName) -> Result<()> {
                 );
                 Ok(())
             }
+            lagom::cluster::WorkerExit::Refused {
+                code: lagom::proto::RefusalCode::Finished,
+                detail,
+            } => {
+                println!(
+                    "worker {}: the run is already over ({detail})",
+                    config.net.worker
+                );
+                Ok(())
+            }
             lagom::cluster::WorkerExit::Refused { code, detail } => {
-                anyhow::bail!("the server refused this worker ({code:?}): {detail}")
+                Err(Refused { code, detail }.into())
             }
         },
+        RoleName::Supervisor => {
+            let dir = RunDir::create(&config.run.dir.join("supervisor"))?;
+            let effective =
+                toml::to_string(config).context("cannot encode the configuration as TOML")?;
+            dir.write_atomically("config.toml", effective.as_bytes())?;
+            let mut metrics = dir.metrics()?;
+            let config_file = dir.path().join("config.toml");
+            actix::System::new().block_on(lagom::supervisor::supervise(
+                config,
+                config_file,
+                &mut metrics,
+            ))?;
+            println!(
+                "supervisor: every worker finished — events in {}",
+                dir.path().join("metrics.jsonl").display()
+            );
+            Ok(())
+        }
         RoleName::Server | RoleName::Local => {
             let dir = prepare_run_dir(config)?;
             let summary = match role {

@@ -11,6 +11,7 @@ use crate::heterogeneity::HeterogeneityConfig;
 use crate::model::ModelConfig;
 use crate::net::NetConfig;
 use crate::sim::SimConfig;
+use crate::supervisor::{ChaosConfig, SupervisorConfig};
 use crate::train::TrainConfig;
 
 /// The whole configuration. Every section rejects keys it does not know.
@@ -39,6 +40,10 @@ pub struct Config {
     pub server: ServerRunConfig,
     /// `[run]`: output directory and seed.
     pub run: RunConfig,
+    /// `[supervisor]`: the workers of one host and their restart rules.
+    pub supervisor: SupervisorConfig,
+    /// `[chaos]`: fault injection by the supervisor (off by default).
+    pub chaos: ChaosConfig,
 }
 
 /// `[cluster]`.
@@ -145,6 +150,8 @@ impl Config {
         problems.extend(self.train.validate());
         problems.extend(self.net.validate());
         problems.extend(self.server.validate());
+        problems.extend(self.supervisor.validate(self.cluster.workers));
+        problems.extend(self.chaos.validate());
         if self.run.divergence_loss.is_nan() || self.run.divergence_loss <= 0.0 {
             problems.push((
                 "run.divergence_loss",

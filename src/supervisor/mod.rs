@@ -1,0 +1,13 @@
+//! The supervisor: runs the workers of one host as child processes, restarts those that die
+//! (with backoff and a budget), injects faults on request, and passes shutdown signals on.
+//! The rules are pure (`restart`, `chaos`); `shell` carries them out on real processes.
+
+mod chaos;
+mod config;
+mod restart;
+mod shell;
+
+pub use chaos::{ChaosConfig, ChaosSchedule, Fault};
+pub use config::{SupervisedWorker, SupervisorConfig};
+pub use restart::{RestartDecision, RestartPolicy, RestartState};
+pub use shell::{supervise, EXIT_CONFIG, EXIT_REFUSED};

@@ -1,0 +1,221 @@
+//! The supervisor with real child processes: it gives up on a worker that always crashes after
+//! its restart budget, and under `[chaos]` kills it restarts every killed worker while an
+//! asynchronous run completes and still learns.
+
+use std::path::Path;
+use std::time::Duration;
+
+mod cli_support;
+use cli_support::{
+    fashion_mnist_present, free_port, lagom, spawn_lagom, stderr, strings, summary, wait_for,
+    write_certs,
+};
+
+/// The events of a `metrics.jsonl`.
+fn events(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+fn of_kind<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["event"] == kind).collect()
+}
+
+#[test]
+fn a_worker_that_always_crashes_at_start_up_makes_the_supervisor_give_up_after_its_budget() {
+    let run = tempfile::tempdir().expect("run");
+    // No certificates configured: the worker fails at start-up with exit code 1, every time.
+    let out = lagom(
+        &[
+            "--role",
+            "supervisor",
+            "--run-dir",
+            run.path().to_str().expect("utf-8"),
+            "--workers",
+            "1",
+            "--server",
+            "127.0.0.1:9",
+            "--set",
+            "supervisor.restart_backoff_s=0.05",
+            "--set",
+            "supervisor.restart_backoff_max_s=0.4",
+            "--set",
+            "supervisor.restart_budget=3",
+            "--set",
+            "supervisor.restart_window_s=60",
+        ],
+        &[("RUST_LOG", "warn")],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("restarted 3 times"), "{err}");
+    assert!(err.contains("giving up on it"), "{err}");
+    assert!(err.contains("gave up on worker(s) [0]"), "{err}");
+    let ev = events(&run.path().join("supervisor/metrics.jsonl"));
+    assert_eq!(of_kind(&ev, "start").len(), 4, "first start + 3 restarts");
+    assert_eq!(of_kind(&ev, "exit").len(), 4);
+    assert!(of_kind(&ev, "exit").iter().all(|e| e["code"] == 1));
+    let waits: Vec<f64> = of_kind(&ev, "restart")
+        .iter()
+        .map(|e| e["after_s"].as_f64().expect("after_s"))
+        .collect();
+    // Exponential backoff, not a spin: 0.05, 0.1, 0.2.
+    assert_eq!(waits, vec![0.05, 0.1, 0.2]);
+    let give_up = of_kind(&ev, "give_up");
+    assert_eq!(give_up.len(), 1);
+    assert_eq!(give_up[0]["restarts"], 3);
+    assert_eq!(ev.last().expect("events")["event"], "end");
+}
+
+#[test]
+fn a_worker_with_an_unusable_configuration_is_not_restarted() {
+    let run = tempfile::tempdir().expect("run");
+    let out = lagom(
+        &[
+            "--role",
+            "supervisor",
+            "--run-dir",
+            run.path().to_str().expect("utf-8"),
+            "--workers",
+            "1",
+            "--set",
+            "supervisor.workers=[{ worker = 0, device = \"tpu:0\" }]",
+        ],
+        &[("RUST_LOG", "warn")],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("restarting cannot help"), "{err}");
+    let ev = events(&run.path().join("supervisor/metrics.jsonl"));
+    assert_eq!(of_kind(&ev, "start").len(), 1, "never restarted");
+    assert_eq!(of_kind(&ev, "exit")[0]["code"], 2);
+}
+
+#[test]
+fn chaos_kills_are_survived_every_killed_worker_restarts_and_the_run_learns() {
+    if !fashion_mnist_present("supervisor chaos") {
+        return;
+    }
+    let certs = tempfile::tempdir().expect("certs");
+    let certs_dir = certs.path().to_str().expect("utf-8").to_string();
+    write_certs(certs.path());
+    let run = tempfile::tempdir().expect("run");
+    let run_dir = run.path().to_str().expect("utf-8").to_string();
+    let port = free_port();
+    let updates = 4000u64;
+    let common = strings(&[
+        "--run-dir",
+        &run_dir,
+        "--workers",
+        "4",
+        "--algorithm",
+        "ormo",
+        "--lr",
+        "0.05",
+        "--set",
+        "model.name=\"mlp\"",
+        "--set",
+        "algorithm.lr_decay_at=[3000]",
+        "--set",
+        &format!("server.updates={updates}"),
+        "--set",
+        "server.eval_every=0",
+        "--set",
+        &format!("net.certs=\"{certs_dir}\""),
+        "--set",
+        "net.keep_alive_s=0.5",
+        "--set",
+        "net.idle_timeout_s=2",
+        "--set",
+        "net.reconnect_max_s=0.3",
+        "--set",
+        "compute.threads=1",
+    ]);
+    let mut server_args = strings(&[
+        "--role",
+        "server",
+        "--set",
+        "net.node=\"head\"",
+        "--set",
+        &format!("net.listen=\"127.0.0.1:{port}\""),
+    ]);
+    server_args.extend(common.iter().cloned());
+    let server = spawn_lagom(&server_args);
+    let mut sup_args = strings(&[
+        "--role",
+        "supervisor",
+        "--server",
+        &format!("127.0.0.1:{port}"),
+        "--set",
+        "net.node=\"w0\"",
+        "--set",
+        "chaos.kill_mtbf_s=1.5",
+        "--set",
+        "chaos.start_after_s=2",
+        "--set",
+        "chaos.seed=11",
+        "--set",
+        "supervisor.restart_backoff_s=0.1",
+    ]);
+    sup_args.extend(common.iter().cloned());
+    let supervisor = spawn_lagom(&sup_args);
+    let server_out = wait_for(server, Duration::from_secs(600), "the server");
+    assert!(server_out.status.success(), "{}", stderr(&server_out));
+    let sup_out = wait_for(supervisor, Duration::from_secs(120), "the supervisor");
+    assert!(sup_out.status.success(), "{}", stderr(&sup_out));
+
+    let ev = events(&run.path().join("supervisor/metrics.jsonl"));
+    let kills = of_kind(&ev, "chaos_kill");
+    assert!(kills.len() >= 2, "only {} kills: {ev:?}", kills.len());
+    // Every kill is followed by an exit by SIGKILL and a new start of that worker.
+    for kill in &kills {
+        let (worker, t) = (&kill["worker"], kill["t_s"].as_f64().expect("t_s"));
+        let restarted = ev.iter().any(|e| {
+            e["event"] == "start"
+                && &e["worker"] == worker
+                && e["t_s"].as_f64().is_some_and(|s| s > t)
+        });
+        assert!(
+            restarted,
+            "worker {worker} killed at {t} s was not restarted"
+        );
+    }
+    let by_sigkill = of_kind(&ev, "exit")
+        .iter()
+        .filter(|e| e["signal"] == 9)
+        .count();
+    assert_eq!(by_sigkill, kills.len());
+    assert!(of_kind(&ev, "give_up").is_empty(), "{ev:?}");
+
+    let s = summary(run.path());
+    assert_eq!(s["updates"], updates);
+    let received = s["gradients_received"].as_u64().expect("received");
+    let applied = s["gradients_applied"].as_u64().expect("applied");
+    let rejected = s["gradients_rejected_total"].as_u64().expect("rejected");
+    assert_eq!(received, applied + rejected, "{s}");
+    assert_eq!(applied, updates);
+    // Each start is a new process, so a new incarnation joins the server.
+    let server_ev = events(&run.path().join("metrics.jsonl"));
+    let joins = of_kind(&server_ev, "join");
+    let incarnations: std::collections::BTreeSet<(u64, u64)> = joins
+        .iter()
+        .filter_map(|j| Some((j["worker"].as_u64()?, j["incarnation"].as_u64()?)))
+        .collect();
+    assert!(
+        incarnations.len() >= 4 + kills.len() / 2,
+        "{} incarnations joined for {} kills",
+        incarnations.len(),
+        kills.len()
+    );
+    let acc = s["final_test_accuracy"].as_f64().expect("accuracy");
+    eprintln!(
+        "chaos: {} kills, {} incarnations, {received} received, test accuracy {:.2} %",
+        kills.len(),
+        incarnations.len(),
+        100.0 * acc
+    );
+    assert!(acc >= 0.80, "test accuracy {acc}");
+}
