@@ -17,12 +17,16 @@ pub struct PerWorker {
     pub mean_staleness: f64,
     /// Its configured relative speed (1 = nominal, 0.25 = four times slower).
     pub speed: f64,
+    /// What it really did: its gradients relative to the most productive worker's (0.25 = a
+    /// quarter as many; 0 when no worker delivered any).
+    pub effective_speed: f64,
 }
 
 impl PerWorker {
     /// One line per worker slot from the server core's records and the configured speeds
     /// (1.0 where a speed is missing).
     pub fn from_records(records: &[WorkerRecord], speeds: &[f64]) -> Vec<PerWorker> {
+        let most = records.iter().map(|r| r.applied).max().unwrap_or(0);
         records
             .iter()
             .enumerate()
@@ -31,6 +35,11 @@ impl PerWorker {
                 gradients: r.applied,
                 mean_staleness: r.mean_staleness(),
                 speed: speeds.get(id).copied().unwrap_or(1.0),
+                effective_speed: if most == 0 {
+                    0.0
+                } else {
+                    r.applied as f64 / most as f64
+                },
             })
             .collect()
     }

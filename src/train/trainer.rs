@@ -220,6 +220,7 @@ pub fn run(
             gradients: steps,
             mean_staleness: 0.0,
             speed: 1.0,
+            effective_speed: 1.0,
         }],
         gradients_rejected: BTreeMap::new(),
         seed,
