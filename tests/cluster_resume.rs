@@ -20,6 +20,19 @@ fn last_checkpoint(run: &std::path::Path) -> Option<u64> {
 
 #[test]
 fn a_killed_server_resumes_from_its_checkpoint_and_the_run_completes() {
+    kill_and_restart_server(&[], &["--resume"]);
+}
+
+/// What a service manager does: the same command line before and after the crash, with
+/// `server.auto_resume` (a fresh start the first time, a resume the second).
+#[test]
+fn with_auto_resume_the_same_command_starts_fresh_then_resumes() {
+    kill_and_restart_server(&["--set", "server.auto_resume=true"], &[]);
+}
+
+/// Starts a server (with `first` added) and two workers, kills the server mid-run, restarts it
+/// with `restart` added, and checks the run completes from the checkpoint.
+fn kill_and_restart_server(first: &[&str], restart: &[&str]) {
     let certs = tempfile::tempdir().expect("certs");
     let certs_dir = certs.path().to_str().expect("utf-8").to_string();
     write_certs(certs.path());
@@ -66,6 +79,7 @@ fn a_killed_server_resumes_from_its_checkpoint_and_the_run_completes() {
         "server.checkpoint_every_s=0",
     ]);
     server_args.extend(common.iter().cloned());
+    server_args.extend(strings(first));
     let server = spawn_lagom(&server_args);
     let workers: Vec<Child> = (0..2)
         .map(|w| {
@@ -104,7 +118,7 @@ fn a_killed_server_resumes_from_its_checkpoint_and_the_run_completes() {
     assert!(checkpointed < total, "killed mid-run");
 
     let mut resume_args = server_args.clone();
-    resume_args.push("--resume".into());
+    resume_args.extend(strings(restart));
     let server = spawn_lagom(&resume_args);
     let server = wait_for(server, Duration::from_secs(120), "the resumed server");
     assert!(server.status.success(), "{}", stderr(&server));

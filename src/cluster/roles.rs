@@ -11,7 +11,7 @@ use candle_core::Device;
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use super::checkpoint::Checkpoint;
+use super::checkpoint::{Checkpoint, CHECKPOINT_FILE};
 use super::compute_actor::ComputeActor;
 use super::eval_actor::EvalActor;
 use super::server_actor::{Checkpointing, Resumed, ServerActor, ServerRunInfo};
@@ -100,7 +100,9 @@ pub fn start_server(
         algo::build::<f32>(&config.algorithm, k, w0),
     );
     let mut resumed = Resumed::default();
-    let mut metrics = if config.server.resume {
+    let resume = config.server.resume
+        || (config.server.auto_resume && dir.path().join(CHECKPOINT_FILE).is_file());
+    let mut metrics = if resume {
         let cp = Checkpoint::load(dir.path(), layout_hash, config.algorithm.name.as_str())?;
         core.restore(&cp.core)
             .map_err(|e| anyhow!("cannot restore the checkpoint: {e}"))?;
@@ -113,7 +115,7 @@ pub fn start_server(
     } else {
         dir.metrics()?
     };
-    if config.server.resume {
+    if resume {
         metrics.write(&json!({
             "event": "resume", "t_s": resumed.wall_s, "updates": core.updates(),
         }))?;

@@ -75,8 +75,12 @@ pub struct ServerRunConfig {
     pub checkpoint_every: u64,
     /// Checkpoint at least every this many seconds (0 = never by time).
     pub checkpoint_every_s: f64,
-    /// Continue from the run directory's checkpoint instead of starting afresh (`--resume`).
+    /// Continue from the run directory's checkpoint instead of starting afresh (`--resume`);
+    /// an error when there is none.
     pub resume: bool,
+    /// Continue from the run directory's checkpoint when there is one, start afresh otherwise
+    /// (for a service manager that restarts the server).
+    pub auto_resume: bool,
 }
 
 impl Default for ServerRunConfig {
@@ -88,6 +92,7 @@ impl Default for ServerRunConfig {
             checkpoint_every: 500,
             checkpoint_every_s: 60.0,
             resume: false,
+            auto_resume: false,
         }
     }
 }
