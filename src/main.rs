@@ -15,7 +15,8 @@ use lagom::run::RunDir;
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Run a node of a cluster: `server`, `worker`, or `local` (server + workers on loopback).
+    /// Run a node of a cluster: `server`, `worker`, `supervisor`, or `local` (server + supervisor
+    /// + workers on loopback).
     #[arg(long, value_enum)]
     role: Option<RoleName>,
     #[command(flatten)]
@@ -29,7 +30,7 @@ enum RoleName {
     Server,
     /// One worker (slot `net.worker`) of the server at `net.server`.
     Worker,
-    /// A server and `cluster.workers` workers in this process, over loopback QUIC.
+    /// A server in this process and a supervisor running `cluster.workers` worker processes.
     Local,
     /// This host's workers (`[supervisor]`) as child processes, restarted when they die.
     Supervisor,
@@ -232,13 +233,17 @@ fn run_role(config: &Config, role: RoleName) -> Result<()> {
             dir.write_atomically("config.toml", effective.as_bytes())?;
             let mut metrics = dir.metrics()?;
             let config_file = dir.path().join("config.toml");
-            actix::System::new().block_on(lagom::supervisor::supervise(
+            let end = actix::System::new().block_on(lagom::supervisor::supervise(
                 config,
                 config_file,
                 &mut metrics,
             ))?;
+            let how = match end {
+                lagom::supervisor::SupervisionEnd::Finished => "every worker finished".to_string(),
+                lagom::supervisor::SupervisionEnd::Signalled(s) => format!("stopped by {s}"),
+            };
             println!(
-                "supervisor: every worker finished — events in {}",
+                "supervisor: {how} — events in {}",
                 dir.path().join("metrics.jsonl").display()
             );
             Ok(())

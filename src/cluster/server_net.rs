@@ -25,6 +25,8 @@ pub struct PeerRequirements {
     pub params_len: usize,
     /// How long a new connection has to say `Hello`.
     pub hello_timeout: Duration,
+    /// A joined worker silent this long (no heartbeat, no gradient) is dropped.
+    pub heartbeat_timeout: Duration,
 }
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
@@ -141,7 +143,7 @@ async fn serve_peer(conn: Connection, server: Addr<ServerActor>, req: PeerRequir
                 }
             }
         });
-        read_gradients(&conn, &server, worker, incarnation, req.params_len).await;
+        read_gradients(&conn, &server, worker, incarnation, &req).await;
     }
     server.do_send(Disconnected { worker, connection });
 }
@@ -151,11 +153,20 @@ async fn read_gradients(
     server: &Addr<ServerActor>,
     worker: usize,
     incarnation: u64,
-    params_len: usize,
+    req: &PeerRequirements,
 ) {
-    let limit = frame_limit(params_len);
+    let limit = frame_limit(req.params_len);
     loop {
-        match recv(conn, limit).await {
+        let Ok(received) = tokio::time::timeout(req.heartbeat_timeout, recv(conn, limit)).await
+        else {
+            tracing::warn!(
+                "worker {worker}: nothing heard for {:?} (net.heartbeat_timeout_s); it is gone",
+                req.heartbeat_timeout
+            );
+            conn.close(4u32.into(), b"heartbeat timeout");
+            return;
+        };
+        match received {
             Ok(Some(Message::Gradient {
                 worker: claimed,
                 incarnation: inc,

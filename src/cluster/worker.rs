@@ -4,7 +4,7 @@
 //! can tell a reconnection from a restart and never applies a gradient twice.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::Addr;
 use anyhow::{anyhow, bail, Result};
@@ -37,6 +37,8 @@ pub struct WorkerSpec {
     pub hello_timeout: Duration,
     /// Longest pause between reconnection attempts.
     pub reconnect_max: Duration,
+    /// Interval between heartbeats while joined.
+    pub heartbeat: Duration,
 }
 
 /// How a worker's run ended.
@@ -102,6 +104,30 @@ pub async fn run_worker(spec: WorkerSpec, compute: Addr<ComputeActor>) -> Result
     }
 }
 
+/// Sends a `Heartbeat` every `every` until the connection fails.
+async fn heartbeat(conn: Connection, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        if send(&conn, Message::Heartbeat { at_ms }).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Stops the heartbeat task when the session ends, however it ends.
+struct HeartbeatTask(tokio::task::JoinHandle<()>);
+
+impl Drop for HeartbeatTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 async fn session(
     conn: &Connection,
     spec: &WorkerSpec,
@@ -137,6 +163,8 @@ async fn session(
         spec.worker,
         spec.server
     );
+    // Heartbeats on their own task, so a long compute step never makes the worker look gone.
+    let _heartbeats = HeartbeatTask(actix::spawn(heartbeat(conn.clone(), spec.heartbeat)));
     let limit = frame_limit(spec.params_len);
     loop {
         let msg = match recv(conn, limit).await {

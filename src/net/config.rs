@@ -28,6 +28,11 @@ pub struct NetConfig {
     pub idle_timeout_s: f64,
     /// Longest wait between a worker's reconnection attempts, seconds.
     pub reconnect_max_s: f64,
+    /// A worker sends a `Heartbeat` this often, seconds (whatever its compute is doing).
+    pub heartbeat_s: f64,
+    /// The server drops a worker it has heard nothing from (no heartbeat, no gradient) for this
+    /// long, seconds: it is gone, and a synchronous round goes on without it.
+    pub heartbeat_timeout_s: f64,
 }
 
 impl Default for NetConfig {
@@ -42,6 +47,8 @@ impl Default for NetConfig {
             keep_alive_s: 2.0,
             idle_timeout_s: 10.0,
             reconnect_max_s: 5.0,
+            heartbeat_s: 2.0,
+            heartbeat_timeout_s: 10.0,
         }
     }
 }
@@ -55,6 +62,8 @@ impl NetConfig {
             ("net.keep_alive_s", self.keep_alive_s),
             ("net.idle_timeout_s", self.idle_timeout_s),
             ("net.reconnect_max_s", self.reconnect_max_s),
+            ("net.heartbeat_s", self.heartbeat_s),
+            ("net.heartbeat_timeout_s", self.heartbeat_timeout_s),
         ] {
             if !(v.is_finite() && v > 0.0) {
                 problems.push((key, format!("must be a number of seconds > 0, got {v}")));
@@ -66,6 +75,15 @@ impl NetConfig {
                 format!(
                     "must be below net.idle_timeout_s ({}), got {}",
                     self.idle_timeout_s, self.keep_alive_s
+                ),
+            ));
+        }
+        if self.heartbeat_s >= self.heartbeat_timeout_s {
+            problems.push((
+                "net.heartbeat_s",
+                format!(
+                    "must be below net.heartbeat_timeout_s ({}), got {}",
+                    self.heartbeat_timeout_s, self.heartbeat_s
                 ),
             ));
         }

@@ -10,4 +10,4 @@ mod shell;
 pub use chaos::{ChaosConfig, ChaosSchedule, Fault};
 pub use config::{SupervisedWorker, SupervisorConfig};
 pub use restart::{RestartDecision, RestartPolicy, RestartState};
-pub use shell::{supervise, EXIT_CONFIG, EXIT_REFUSED};
+pub use shell::{supervise, SupervisionEnd, EXIT_CONFIG, EXIT_REFUSED};

@@ -21,6 +21,15 @@ pub const EXIT_CONFIG: i32 = 2;
 /// Exit code of a worker the server refused (layout, role or slot: restarting cannot help).
 pub const EXIT_REFUSED: i32 = 3;
 
+/// How supervision ended (giving up on a worker is an error instead).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SupervisionEnd {
+    /// Every worker finished (the server ended the run).
+    Finished,
+    /// A signal (named) stopped the workers.
+    Signalled(String),
+}
+
 /// Where a worker slot stands.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum State {
@@ -52,7 +61,7 @@ pub async fn supervise(
     config: &Config,
     config_file: PathBuf,
     metrics: &mut MetricsWriter,
-) -> Result<()> {
+) -> Result<SupervisionEnd> {
     let exe = std::env::current_exe().context("cannot find this program's own executable")?;
     let sup = &config.supervisor;
     let workers = sup.resolved(config.cluster.workers);
@@ -171,7 +180,7 @@ pub async fn supervise(
     metrics.write(&json!({"event": "end", "t_s": t_s(Instant::now()), "gave_up": gave_up}))?;
     metrics.flush()?;
     if gave_up.is_empty() {
-        Ok(())
+        Ok(SupervisionEnd::Finished)
     } else {
         Err(anyhow!(
             "gave up on worker(s) {gave_up:?} (see the supervisor's log and metrics.jsonl)"
@@ -381,7 +390,7 @@ async fn shutdown(
     grace_s: f64,
     metrics: &mut MetricsWriter,
     started: Instant,
-) -> Result<()> {
+) -> Result<SupervisionEnd> {
     let t_s = |now: Instant| now.duration_since(started).as_secs_f64();
     tracing::info!("{signal_name}: stopping the workers (grace {grace_s} s)");
     metrics.write(&json!({"event": "shutdown", "t_s": t_s(Instant::now()),
@@ -434,5 +443,5 @@ async fn shutdown(
     }
     metrics.write(&json!({"event": "end", "t_s": t_s(Instant::now()), "gave_up": []}))?;
     metrics.flush()?;
-    Ok(())
+    Ok(SupervisionEnd::Signalled(signal_name.to_string()))
 }
