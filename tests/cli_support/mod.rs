@@ -66,7 +66,20 @@ pub fn strings(xs: &[&str]) -> Vec<String> {
 /// Starts `lagom ARGS` in the background with one CPU thread, warnings-only logs (so its piped
 /// output never fills up) and no inherited `LAGOM_*` variables.
 pub fn spawn_lagom(args: &[String]) -> std::process::Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lagom"));
+    spawn_lagom_under(&[], args)
+}
+
+/// [`spawn_lagom`] run by a wrapper command (e.g. `ip netns exec NS`): `WRAPPER... lagom ARGS`.
+pub fn spawn_lagom_under(wrapper: &[String], args: &[String]) -> std::process::Child {
+    let bin = env!("CARGO_BIN_EXE_lagom");
+    let mut cmd = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
     cmd.args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("RAYON_NUM_THREADS", "1")
