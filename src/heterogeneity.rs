@@ -7,6 +7,18 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Gamma};
 use serde::{Deserialize, Serialize};
 
+/// How a worker is made slow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SlowdownMechanism {
+    /// The worker stretches each step to its compute time × 1/speed (CPU and GPU alike).
+    #[default]
+    Delay,
+    /// The supervisor caps the worker process's CPU time with cgroup v2 `cpu.max` (CPU workers
+    /// on hosts that delegate the cpu controller).
+    CpuQuota,
+}
+
 /// `[heterogeneity]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -21,6 +33,8 @@ pub struct HeterogeneityConfig {
     /// Coefficient of variation of each step's compute time (0 = deterministic). Step times are
     /// Gamma-distributed with mean 1 and this spread, times the worker's nominal time.
     pub jitter: f64,
+    /// How slow workers are slowed: `delay` or `cpu-quota`.
+    pub mechanism: SlowdownMechanism,
     /// Seed for choosing the slow workers and for the jitter; absent means `run.seed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
@@ -33,6 +47,7 @@ impl Default for HeterogeneityConfig {
             slowdown: 1.0,
             speeds: Vec::new(),
             jitter: 0.0,
+            mechanism: SlowdownMechanism::Delay,
             seed: None,
         }
     }

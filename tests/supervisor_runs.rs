@@ -1,6 +1,7 @@
 //! The supervisor with real child processes: it gives up on a worker that always crashes after
-//! its restart budget, and under `[chaos]` kills it restarts every killed worker while an
-//! asynchronous run completes and still learns.
+//! its restart budget, does not restart one whose configuration is unusable, refuses
+//! `cpu-quota` where cgroup v2 cannot be used, and under `[chaos]` kills and pauses it restarts
+//! every killed worker while an asynchronous run completes and still learns.
 
 use std::path::Path;
 use std::time::Duration;
@@ -158,6 +159,10 @@ fn chaos_kills_are_survived_every_killed_worker_restarts_and_the_run_learns() {
         "--set",
         "chaos.seed=11",
         "--set",
+        "chaos.pause_mtbf_s=4",
+        "--set",
+        "chaos.pause_s=1",
+        "--set",
         "supervisor.restart_backoff_s=0.1",
     ]);
     sup_args.extend(common.iter().cloned());
@@ -189,6 +194,10 @@ fn chaos_kills_are_survived_every_killed_worker_restarts_and_the_run_learns() {
         .count();
     assert_eq!(by_sigkill, kills.len());
     assert!(of_kind(&ev, "give_up").is_empty(), "{ev:?}");
+    // Every pause (SIGSTOP) was followed by its SIGCONT.
+    let pauses = of_kind(&ev, "chaos_pause");
+    assert!(!pauses.is_empty(), "no pause was injected: {ev:?}");
+    assert_eq!(pauses.len(), of_kind(&ev, "chaos_resume").len(), "{ev:?}");
 
     let s = summary(run.path());
     assert_eq!(s["updates"], updates);
@@ -212,10 +221,64 @@ fn chaos_kills_are_survived_every_killed_worker_restarts_and_the_run_learns() {
     );
     let acc = s["final_test_accuracy"].as_f64().expect("accuracy");
     eprintln!(
-        "chaos: {} kills, {} incarnations, {received} received, test accuracy {:.2} %",
+        "chaos: {} kills, {} pauses, {} incarnations, {received} received, test accuracy {:.2} %",
         kills.len(),
+        pauses.len(),
         incarnations.len(),
         100.0 * acc
     );
     assert!(acc >= 0.80, "test accuracy {acc}");
+}
+
+#[test]
+fn cpu_quota_is_refused_with_a_clear_error_where_cgroup_v2_cannot_be_used() {
+    let run = tempfile::tempdir().expect("run");
+    let out = lagom(
+        &[
+            "--role",
+            "supervisor",
+            "--run-dir",
+            run.path().to_str().expect("utf-8"),
+            "--workers",
+            "1",
+            "--server",
+            "127.0.0.1:9",
+            "--set",
+            "heterogeneity.mechanism=\"cpu-quota\"",
+            "--set",
+            "heterogeneity.slow_fraction=1",
+            "--set",
+            "heterogeneity.slowdown=4",
+            "--set",
+            "supervisor.restart_budget=0",
+        ],
+        &[("RUST_LOG", "warn")],
+    );
+    let err = stderr(&out);
+    let metrics = run.path().join("supervisor/metrics.jsonl");
+    if !Path::new("/sys/fs/cgroup/cgroup.controllers").is_file() {
+        // cgroup v1 or hybrid (this development machine): refused before any worker starts.
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("needs cgroup v2"), "{err}");
+        assert!(err.contains("mechanism = \"delay\""), "{err}");
+        let started = std::fs::read_to_string(&metrics).unwrap_or_default();
+        assert!(!started.contains("\"start\""), "{started}");
+        return;
+    }
+    // cgroup v2: either the worker was placed under cpu.max (then it failed for want of
+    // certificates and was given up on), or the refusal names what is missing.
+    let events = std::fs::read_to_string(&metrics).unwrap_or_default();
+    assert!(
+        events.contains("\"cpu_quota\"")
+            || err.contains("cpu controller")
+            || err.contains("cannot write")
+            || err.contains("cannot create the cgroup"),
+        "{err}\n{events}"
+    );
+    if events.contains("\"cpu_quota\"") {
+        // A quarter of the cores the worker would use (all of them: compute.threads is 0).
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let line = format!("{} 100000", 25_000 * cores);
+        assert!(events.contains(&line), "expected cpu.max {line}: {events}");
+    }
 }

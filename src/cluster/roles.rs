@@ -21,6 +21,7 @@ use crate::algo;
 use crate::compute::{describe, Engine};
 use crate::config::Config;
 use crate::data::{self, Dataset, Sampler, Split};
+use crate::heterogeneity::SlowdownMechanism;
 use crate::model::{InputSpec, Network};
 use crate::net::{load_identity, server_endpoint, write_cluster, NodeIdentity, TransportSettings};
 use crate::run::{RunDir, Summary};
@@ -430,12 +431,16 @@ pub fn run_worker_role(config: &Config) -> Result<WorkerExit> {
         let device = config.compute.device.open()?;
         let split = load_split(&config)?;
         let worker = config.net.worker;
-        let speed = config
-            .heterogeneity
-            .speeds(config.cluster.workers, config.run.seed)
-            .get(worker)
-            .copied()
-            .unwrap_or(1.0);
+        // Under `cpu-quota` the supervisor's cgroup slows this process; no delay on top.
+        let speed = match config.heterogeneity.mechanism {
+            SlowdownMechanism::Delay => config
+                .heterogeneity
+                .speeds(config.cluster.workers, config.run.seed)
+                .get(worker)
+                .copied()
+                .unwrap_or(1.0),
+            SlowdownMechanism::CpuQuota => 1.0,
+        };
         let server = resolve(&config.net.server, "net.server")?;
         let (compute, spec) = start_worker(
             &config,

@@ -2,11 +2,13 @@
 //! (with backoff and a budget), injects faults on request, and passes shutdown signals on.
 //! The rules are pure (`restart`, `chaos`); `shell` carries them out on real processes.
 
+mod cgroup;
 mod chaos;
 mod config;
 mod restart;
 mod shell;
 
+pub use cgroup::{cpu_max, CpuQuota};
 pub use chaos::{ChaosConfig, ChaosSchedule, Fault};
 pub use config::{SupervisedWorker, SupervisorConfig};
 pub use restart::{RestartDecision, RestartPolicy, RestartState};

@@ -12,8 +12,10 @@ use tokio::process::Command;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
+use super::cgroup::CpuQuota;
 use super::{ChaosSchedule, Fault, RestartDecision, RestartState, SupervisedWorker};
 use crate::config::Config;
+use crate::heterogeneity::SlowdownMechanism;
 use crate::run::MetricsWriter;
 
 /// Exit code of a worker whose configuration cannot be used (restarting cannot help).
@@ -41,6 +43,9 @@ enum State {
 
 struct Slot {
     spec: SupervisedWorker,
+    /// Relative speed, and the cores the worker would use at full speed (for `cpu-quota`).
+    speed: f64,
+    cores: usize,
     args: Vec<String>,
     state: State,
     restart: RestartState,
@@ -81,6 +86,11 @@ pub async fn supervise(
             .collect::<Vec<_>>()
             .join(",")
     );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let quota = match config.heterogeneity.mechanism {
+        SlowdownMechanism::CpuQuota => Some(CpuQuota::prepare()?),
+        SlowdownMechanism::Delay => None,
+    };
     let mut slots: Vec<Slot> = workers
         .into_iter()
         .map(|spec| {
@@ -100,7 +110,10 @@ pub async fn supervise(
             if let Some(t) = spec.threads {
                 args.extend(["--set".into(), format!("compute.threads={t}")]);
             }
+            let threads = spec.threads.unwrap_or(config.compute.threads);
             Slot {
+                speed: speeds.get(spec.worker).copied().unwrap_or(1.0),
+                cores: if threads > 0 { threads } else { cores },
                 spec,
                 args,
                 state: State::Waiting {
@@ -132,7 +145,7 @@ pub async fn supervise(
         // Start whatever is due.
         for (i, slot) in slots.iter_mut().enumerate() {
             if matches!(slot.state, State::Waiting { until } if until <= now) {
-                start(&exe, slot, i, &tx, metrics, t_s(now))?;
+                start(&exe, slot, i, &tx, quota.as_ref(), metrics, t_s(now))?;
             }
         }
         // Resume paused workers whose pause is over.
@@ -210,6 +223,7 @@ fn start(
     slot: &mut Slot,
     index: usize,
     tx: &mpsc::UnboundedSender<ExitReport>,
+    quota: Option<&CpuQuota>,
     metrics: &mut MetricsWriter,
     t_s: f64,
 ) -> Result<()> {
@@ -237,6 +251,14 @@ fn start(
                 let status = child.wait().await;
                 let _ = tx.send((index, generation, status));
             });
+            if let (Some(quota), true) = (quota, slot.speed < 1.0) {
+                if let Err(e) = quota.place(worker, pid, slot.speed, slot.cores) {
+                    send_signal(pid, libc::SIGKILL);
+                    return Err(e.context(format!("cannot slow worker {worker} with cpu.max")));
+                }
+                metrics.write(&json!({"event": "cpu_quota", "t_s": t_s, "worker": worker,
+                    "cpu_max": super::cgroup::cpu_max(slot.speed, slot.cores)}))?;
+            }
         }
         Err(e) => {
             // Reported like an exit, so the restart rules (and budget) apply.
