@@ -147,6 +147,15 @@ fn kill_and_restart_server(first: &[&str], restart: &[&str]) {
         .collect();
     assert_eq!(resume.len(), 1);
     let resumed_at = resume[0]["updates"].as_u64().expect("updates");
+    // What the restarted process applied, by incarnation, plus what it resumed with.
+    assert_eq!(s["applied_before_start"], resumed_at);
+    let since: u64 = s["applied_by_incarnation"]
+        .as_array()
+        .expect("by incarnation")
+        .iter()
+        .map(|e| e["applied"].as_u64().expect("applied"))
+        .sum();
+    assert_eq!(resumed_at + since, total);
     assert!(
         resumed_at >= checkpointed && resumed_at % 250 == 0,
         "resumed at {resumed_at}, last seen checkpoint {checkpointed}"

@@ -206,6 +206,20 @@ fn chaos_kills_are_survived_every_killed_worker_restarts_and_the_run_learns() {
     let rejected = s["gradients_rejected_total"].as_u64().expect("rejected");
     assert_eq!(received, applied + rejected, "{s}");
     assert_eq!(applied, updates);
+    // gradients_applied is the sum over every incarnation of what it had accepted.
+    let by_incarnation = s["applied_by_incarnation"]
+        .as_array()
+        .expect("by incarnation");
+    let sum: u64 = by_incarnation
+        .iter()
+        .map(|e| e["applied"].as_u64().expect("applied"))
+        .sum();
+    assert_eq!(s["applied_before_start"], 0);
+    assert_eq!(sum, applied, "{s}");
+    assert!(
+        by_incarnation.len() > 4,
+        "restarted incarnations contributed: {s}"
+    );
     // Each start is a new process, so a new incarnation joins the server.
     let server_ev = events(&run.path().join("metrics.jsonl"));
     let joins = of_kind(&server_ev, "join");
@@ -281,4 +295,67 @@ fn cpu_quota_is_refused_with_a_clear_error_where_cgroup_v2_cannot_be_used() {
         let line = format!("{} 100000", 25_000 * cores);
         assert!(events.contains(&line), "expected cpu.max {line}: {events}");
     }
+}
+
+#[test]
+fn sigterm_is_passed_on_to_the_workers_and_the_supervisor_exits_cleanly() {
+    let certs = tempfile::tempdir().expect("certs");
+    write_certs(certs.path());
+    let run = tempfile::tempdir().expect("run");
+    // Two workers that keep dialing a server that is not there: alive until told to stop.
+    let port = free_port();
+    let args = strings(&[
+        "--role",
+        "supervisor",
+        "--run-dir",
+        run.path().to_str().expect("utf-8"),
+        "--workers",
+        "2",
+        "--server",
+        &format!("127.0.0.1:{port}"),
+        "--set",
+        "data.name=\"synthetic\"",
+        "--set",
+        "model.name=\"mlp\"",
+        "--set",
+        &format!("net.certs=\"{}\"", certs.path().display()),
+        "--set",
+        "net.node=\"w0\"",
+        "--set",
+        "supervisor.grace_s=5",
+    ]);
+    let child = spawn_lagom(&args);
+    let metrics = run.path().join("supervisor/metrics.jsonl");
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(&metrics)
+        .map(|t| t.matches("\"start\"").count())
+        .unwrap_or(0)
+        < 2
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "workers never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let out = wait_for(child, Duration::from_secs(30), "the supervisor");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("stopped by SIGTERM"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let ev = events(&metrics);
+    assert_eq!(of_kind(&ev, "shutdown").len(), 1);
+    let exits = of_kind(&ev, "exit");
+    assert_eq!(exits.len(), 2, "{ev:?}");
+    assert!(exits.iter().all(|e| e["shutdown"] == true), "{ev:?}");
+    assert!(
+        of_kind(&ev, "restart").is_empty(),
+        "nothing restarted: {ev:?}"
+    );
 }

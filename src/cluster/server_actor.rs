@@ -85,6 +85,10 @@ pub struct ServerActor {
     diverging: u64,
     diverged: bool,
     done: Option<oneshot::Sender<Summary>>,
+    /// Updates the core had when this process started (a resumed run's earlier work).
+    applied_at_start: u64,
+    /// Gradients applied since this process started, by (worker, incarnation).
+    applied_by_incarnation: BTreeMap<(usize, u64), u64>,
 }
 
 impl ServerActor {
@@ -105,7 +109,10 @@ impl ServerActor {
         let started = now
             .checked_sub(std::time::Duration::from_secs_f64(resumed.wall_s))
             .unwrap_or(now);
+        let applied_at_start = core.updates();
         ServerActor {
+            applied_at_start,
+            applied_by_incarnation: BTreeMap::new(),
             core,
             metrics,
             evaluator,
@@ -196,7 +203,13 @@ impl ServerActor {
                         let _ = peer.tx.send(Message::Params { index, params });
                     }
                 }
-                Action::Applied { t, .. } => {
+                Action::Applied { worker, t, .. } => {
+                    if let Some(record) = self.core.workers().get(worker) {
+                        *self
+                            .applied_by_incarnation
+                            .entry((worker, record.incarnation))
+                            .or_default() += 1;
+                    }
                     let acc = self.last_eval.map_or(String::new(), |(_, e)| {
                         format!("test acc {:.2} %, ", 100.0 * e.accuracy)
                     });
@@ -310,6 +323,15 @@ impl ServerActor {
         extra.insert("gradients_received".into(), json!(self.received));
         extra.insert("gradients_applied".into(), json!(applied));
         extra.insert("gradients_rejected_total".into(), json!(rejected));
+        extra.insert("applied_before_start".into(), json!(self.applied_at_start));
+        let by_incarnation: Vec<_> = self
+            .applied_by_incarnation
+            .iter()
+            .map(|(&(worker, incarnation), &applied)| {
+                json!({"worker": worker, "incarnation": incarnation, "applied": applied})
+            })
+            .collect();
+        extra.insert("applied_by_incarnation".into(), json!(by_incarnation));
         let summary = Summary {
             kind: "server".into(),
             algorithm: self.info.algorithm.clone(),
