@@ -129,10 +129,16 @@ fn a_server_and_worker_processes_train_and_a_mismatched_worker_is_refused() {
         args.extend_from_slice(extra);
         spawn_lagom(&strings(&args))
     };
-    // A worker whose model differs from the server's: refused, and it says why.
+    // A worker whose model differs from the server's: refused, and it says why — with exit code
+    // 3, which tells a supervisor or systemd that restarting cannot help.
     let wrong = worker("1", "w1", &["--set", "model.name=\"cnn\""]);
     let wrong = wait_for(wrong, Duration::from_secs(60), "the mismatched worker");
-    assert_eq!(wrong.status.code(), Some(1), "{}", stderr(&wrong));
+    assert_eq!(
+        wrong.status.code(),
+        Some(lagom::supervisor::EXIT_REFUSED),
+        "{}",
+        stderr(&wrong)
+    );
     assert!(stderr(&wrong).contains("LayoutHash"), "{}", stderr(&wrong));
 
     let w0 = worker("0", "w0", &[]);
