@@ -6,16 +6,15 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use candle_core::Device;
-use lagom::data::DatasetName;
-use lagom::model::{InputSpec, ModelName, Network};
 use lagom::net::{client_endpoint, connect, load_identity, recv, send, TransportSettings};
 use lagom::proto::{
     frame_limit, Message, RefusalCode, Role, CONTROL_FRAME_LIMIT, PROTOCOL_VERSION,
 };
 
 mod cli_support;
-use cli_support::{free_port, spawn_lagom, stderr, summary, wait_for, write_certs};
+use cli_support::{
+    free_port, spawn_lagom, stderr, summary, synthetic_mlp_layout, wait_for, write_certs,
+};
 
 /// Sends raw bytes as one message stream.
 async fn send_raw(conn: &quinn::Connection, bytes: &[u8]) {
@@ -76,20 +75,7 @@ fn the_server_refuses_bad_peers_and_bad_gradients_and_keeps_training() {
     server_args.extend(common.iter().cloned());
     let server = spawn_lagom(&server_args);
 
-    let (channels, height, width, classes) = DatasetName::Synthetic.shape();
-    let net = Network::new(
-        ModelName::Mlp,
-        InputSpec {
-            channels,
-            height,
-            width,
-            classes,
-        },
-        &Device::Cpu,
-        0,
-    )
-    .expect("model");
-    let (hash, len) = (net.layout().hash(), net.layout().len());
+    let (hash, len) = synthetic_mlp_layout();
     let identity = load_identity(certs.path(), "w1").expect("w1 identity");
     let hello = |role| Message::Hello {
         role,

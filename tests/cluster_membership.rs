@@ -6,14 +6,13 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use candle_core::Device;
-use lagom::data::DatasetName;
-use lagom::model::{InputSpec, ModelName, Network};
 use lagom::net::{client_endpoint, connect, load_identity, recv, send, TransportSettings};
 use lagom::proto::{Message, Role, CONTROL_FRAME_LIMIT};
 
 mod cli_support;
-use cli_support::{free_port, spawn_lagom, stderr, strings, summary, wait_for, write_certs};
+use cli_support::{
+    free_port, spawn_lagom, stderr, strings, summary, synthetic_mlp_layout, wait_for, write_certs,
+};
 
 #[test]
 fn a_silent_worker_is_dropped_after_the_heartbeat_timeout_and_the_sync_run_completes() {
@@ -57,20 +56,7 @@ fn a_silent_worker_is_dropped_after_the_heartbeat_timeout_and_the_sync_run_compl
     let server = spawn_lagom(&server_args);
 
     // The silent worker joins first, as slot 1, so the first round waits for it.
-    let (channels, height, width, classes) = DatasetName::Synthetic.shape();
-    let net = Network::new(
-        ModelName::Mlp,
-        InputSpec {
-            channels,
-            height,
-            width,
-            classes,
-        },
-        &Device::Cpu,
-        0,
-    )
-    .expect("model");
-    let (hash, len) = (net.layout().hash(), net.layout().len());
+    let (hash, len) = synthetic_mlp_layout();
     let identity = load_identity(certs.path(), "w1").expect("w1 identity");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

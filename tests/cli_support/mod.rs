@@ -125,3 +125,22 @@ pub fn write_certs(dir: &Path) {
     );
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// Layout hash and parameter count of the `mlp` on the synthetic data set (what a hand-made
+/// worker must announce in `Hello`).
+pub fn synthetic_mlp_layout() -> (u64, usize) {
+    let (channels, height, width, classes) = lagom::data::DatasetName::Synthetic.shape();
+    let net = lagom::model::Network::new(
+        lagom::model::ModelName::Mlp,
+        lagom::model::InputSpec {
+            channels,
+            height,
+            width,
+            classes,
+        },
+        &candle_core::Device::Cpu,
+        0,
+    )
+    .expect("model");
+    (net.layout().hash(), net.layout().len())
+}
