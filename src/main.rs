@@ -136,6 +136,8 @@ fn exit_code(result: Result<(), Failure>) -> ExitCode {
             eprintln!("lagom: {e:#}");
             if e.is::<Refused>() {
                 ExitCode::from(EXIT_REFUSED)
+            } else if e.chain().any(|c| c.is::<ConfigError>()) {
+                ExitCode::from(EXIT_CONFIG)
             } else {
                 ExitCode::FAILURE
             }

@@ -28,7 +28,10 @@ fn of_kind<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_jso
 #[test]
 fn a_worker_that_always_crashes_at_start_up_makes_the_supervisor_give_up_after_its_budget() {
     let run = tempfile::tempdir().expect("run");
-    // No certificates configured: the worker fails at start-up with exit code 1, every time.
+    let certs = tempfile::tempdir().expect("certs");
+    write_certs(certs.path());
+    let certs_set = format!("net.certs=\"{}\"", certs.path().display());
+    // The data folder does not exist: the worker fails at start-up with exit code 1, every time.
     let out = lagom(
         &[
             "--role",
@@ -39,6 +42,14 @@ fn a_worker_that_always_crashes_at_start_up_makes_the_supervisor_give_up_after_i
             "1",
             "--server",
             "127.0.0.1:9",
+            "--set",
+            &certs_set,
+            "--set",
+            "net.node=\"w0\"",
+            "--set",
+            "data.name=\"fashion-mnist\"",
+            "--set",
+            "data.dir=\"/nonexistent/fashion-mnist\"",
             "--set",
             "supervisor.restart_backoff_s=0.05",
             "--set",
@@ -90,6 +101,30 @@ fn a_worker_with_an_unusable_configuration_is_not_restarted() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("restarting cannot help"), "{err}");
+    let ev = events(&run.path().join("supervisor/metrics.jsonl"));
+    assert_eq!(of_kind(&ev, "start").len(), 1, "never restarted");
+    assert_eq!(of_kind(&ev, "exit")[0]["code"], 2);
+}
+
+#[test]
+fn a_worker_without_certificates_is_a_configuration_error_and_not_restarted() {
+    let run = tempfile::tempdir().expect("run");
+    let out = lagom(
+        &[
+            "--role",
+            "supervisor",
+            "--run-dir",
+            run.path().to_str().expect("utf-8"),
+            "--workers",
+            "1",
+            "--server",
+            "127.0.0.1:9",
+        ],
+        &[("RUST_LOG", "warn")],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("net.certs is not set"), "{err}");
     let ev = events(&run.path().join("supervisor/metrics.jsonl"));
     assert_eq!(of_kind(&ev, "start").len(), 1, "never restarted");
     assert_eq!(of_kind(&ev, "exit")[0]["code"], 2);

@@ -19,7 +19,7 @@ use super::server_net::{accept_loop, PeerRequirements};
 use super::worker::{run_worker, WorkerExit, WorkerSpec};
 use crate::algo;
 use crate::compute::{describe, Engine};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::data::{self, Dataset, Sampler, Split};
 use crate::heterogeneity::SlowdownMechanism;
 use crate::model::{InputSpec, Network};
@@ -284,10 +284,13 @@ pub fn load_split(config: &Config) -> Result<Split> {
 
 fn identity_from_config(config: &Config) -> Result<NodeIdentity> {
     let Some(dir) = &config.net.certs else {
-        bail!(
+        // A configuration problem (exit code 2): restarting the node cannot fix it.
+        return Err(ConfigError::Invalid(vec![
             "net.certs is not set: point it at a directory made by `lagom certs` \
              (or use --role local, which makes its own)"
-        );
+                .into(),
+        ])
+        .into());
     };
     load_identity(dir, &config.net.node)
 }
