@@ -82,52 +82,39 @@ fn a_worker_that_always_crashes_at_start_up_makes_the_supervisor_give_up_after_i
     assert_eq!(ev.last().expect("events")["event"], "end");
 }
 
-#[test]
-fn a_worker_with_an_unusable_configuration_is_not_restarted() {
+/// Runs a 1-worker supervisor with `extra` flags; the worker must exit 2 once, with `message`
+/// in the log, and never be restarted.
+fn expect_configuration_error_not_restarted(extra: &[&str], message: &str) {
     let run = tempfile::tempdir().expect("run");
-    let out = lagom(
-        &[
-            "--role",
-            "supervisor",
-            "--run-dir",
-            run.path().to_str().expect("utf-8"),
-            "--workers",
-            "1",
-            "--set",
-            "supervisor.workers=[{ worker = 0, device = \"tpu:0\" }]",
-        ],
-        &[("RUST_LOG", "warn")],
-    );
+    let mut args = vec![
+        "--role",
+        "supervisor",
+        "--run-dir",
+        run.path().to_str().expect("utf-8"),
+        "--workers",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    let out = lagom(&args, &[("RUST_LOG", "warn")]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("restarting cannot help"), "{err}");
+    assert!(err.contains(message), "{err}");
     let ev = events(&run.path().join("supervisor/metrics.jsonl"));
     assert_eq!(of_kind(&ev, "start").len(), 1, "never restarted");
     assert_eq!(of_kind(&ev, "exit")[0]["code"], 2);
 }
 
 #[test]
-fn a_worker_without_certificates_is_a_configuration_error_and_not_restarted() {
-    let run = tempfile::tempdir().expect("run");
-    let out = lagom(
+fn a_worker_with_an_unusable_configuration_is_not_restarted() {
+    expect_configuration_error_not_restarted(
         &[
-            "--role",
-            "supervisor",
-            "--run-dir",
-            run.path().to_str().expect("utf-8"),
-            "--workers",
-            "1",
-            "--server",
-            "127.0.0.1:9",
+            "--set",
+            "supervisor.workers=[{ worker = 0, device = \"tpu:0\" }]",
         ],
-        &[("RUST_LOG", "warn")],
+        "tpu:0",
     );
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("net.certs is not set"), "{err}");
-    let ev = events(&run.path().join("supervisor/metrics.jsonl"));
-    assert_eq!(of_kind(&ev, "start").len(), 1, "never restarted");
-    assert_eq!(of_kind(&ev, "exit")[0]["code"], 2);
+    expect_configuration_error_not_restarted(&["--server", "127.0.0.1:9"], "net.certs is not set");
 }
 
 #[test]
