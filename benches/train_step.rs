@@ -9,6 +9,7 @@ use candle_core::Device;
 use criterion::{criterion_group, criterion_main, Criterion};
 use lagom::compute::StepBench;
 use lagom::data::DatasetName;
+use lagom::kernels::CpuKernels;
 use lagom::model::{InputSpec, ModelName};
 
 const BATCH: usize = 128;
@@ -30,10 +31,11 @@ fn training_step(c: &mut Criterion) {
         (ModelName::Cnn, DatasetName::FashionMnist, 10),
         (ModelName::Resnet20, DatasetName::Cifar10, 60),
     ] {
-        let mut bench = match StepBench::new(model, input(data), BATCH, &Device::Cpu, 1) {
-            Ok(b) => b,
-            Err(e) => panic!("cannot build {}: {e:#}", model.as_str()),
-        };
+        let mut bench =
+            match StepBench::new(model, input(data), BATCH, &Device::Cpu, CpuKernels::Fast, 1) {
+                Ok(b) => b,
+                Err(e) => panic!("cannot build {}: {e:#}", model.as_str()),
+            };
         group
             .sample_size(10)
             .measurement_time(Duration::from_secs(seconds));

@@ -10,6 +10,7 @@ pub mod compute;
 pub mod config;
 pub mod data;
 pub mod heterogeneity;
+pub mod kernels;
 pub mod model;
 pub mod net;
 pub mod proto;

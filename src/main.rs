@@ -302,9 +302,18 @@ fn run_bench(config: &Config, steps: usize) -> Result<()> {
         classes,
     };
     let batch = config.train.batch_size;
-    let mut bench = StepBench::new(config.model.name, input, batch, &device, config.run.seed)?;
+    let baseline = lagom::compute::resident_memory();
+    let mut bench = StepBench::new(
+        config.model.name,
+        input,
+        batch,
+        &device,
+        config.compute.cpu_kernels,
+        config.run.seed,
+    )?;
     println!(
-        "bench: {} ({} parameters), {}×{}×{} inputs, batch {batch}, device {}, threads {}",
+        "bench: {} ({} parameters), {}×{}×{} inputs, batch {batch}, device {}, threads {}, \
+         cpu kernels {}",
         config.model.name.as_str(),
         bench.params(),
         channels,
@@ -312,6 +321,7 @@ fn run_bench(config: &Config, steps: usize) -> Result<()> {
         width,
         describe(&device),
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".to_string()),
+        config.compute.cpu_kernels.as_str(),
     );
     bench.step()?;
     let mut times = Vec::with_capacity(steps);
@@ -327,6 +337,14 @@ fn run_bench(config: &Config, steps: usize) -> Result<()> {
         "median_step_s {median:.4} images_per_s {:.1}",
         batch as f64 / median
     );
+    if let (Some(base), Some(end)) = (baseline, lagom::compute::resident_memory()) {
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        println!(
+            "peak_rss_mib {:.1} above_start_mib {:.1}",
+            mib(end.peak),
+            mib(end.peak.saturating_sub(base.current))
+        );
+    }
     Ok(())
 }
 

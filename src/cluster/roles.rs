@@ -86,7 +86,13 @@ pub fn start_server(
     super::heap::keep_freed_tensor_buffers();
     let k = config.cluster.workers;
     let seed = config.run.seed;
-    let net = Network::new(config.model.name, input_of(&split.train), device, seed)?;
+    let net = Network::with_kernels(
+        config.model.name,
+        input_of(&split.train),
+        device,
+        seed,
+        config.compute.cpu_kernels,
+    )?;
     let layout_hash = net.layout().hash();
     let w0 = net.layout().flatten()?;
     let params_len = w0.len();
@@ -222,7 +228,13 @@ fn start_compute(
     slowdown: f64,
 ) -> Result<(Addr<ComputeActor>, u64, usize)> {
     let seed = config.run.seed;
-    let net = Network::new(config.model.name, input_of(train), device, seed)?;
+    let net = Network::with_kernels(
+        config.model.name,
+        input_of(train),
+        device,
+        seed,
+        config.compute.cpu_kernels,
+    )?;
     let (hash, len) = (net.layout().hash(), net.layout().len());
     let sampler = Sampler::new(
         train.len(),

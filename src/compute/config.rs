@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::DeviceSpec;
+use crate::kernels::CpuKernels;
 
 /// `[compute]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -12,6 +13,8 @@ pub struct ComputeConfig {
     pub device: DeviceSpec,
     /// CPU threads for tensor ops; 0 keeps candle's default (the physical cores).
     pub threads: usize,
+    /// Kernels of the convolutional layers on a CPU device: `fast` (lagom's) or `candle`.
+    pub cpu_kernels: CpuKernels,
 }
 
 /// Sets the CPU thread count of candle's pools and rayon's global pool. Both read it once, when

@@ -4,9 +4,11 @@
 mod config;
 mod device;
 mod engine;
+mod memory;
 mod step_bench;
 
 pub use config::{set_cpu_threads, ComputeConfig};
 pub use device::{describe, DeviceSpec, CUDA_BUILT};
 pub use engine::{Engine, EvalOutput, StepOutput};
+pub use memory::{resident_memory, ResidentMemory};
 pub use step_bench::StepBench;

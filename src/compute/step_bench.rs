@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use super::Engine;
 use crate::algo::LocalSgd;
 use crate::data::Batch;
+use crate::kernels::CpuKernels;
 use crate::model::{InputSpec, ModelName, Network};
 
 /// A model, its optimizer and a batch, ready to step again and again.
@@ -20,16 +21,17 @@ pub struct StepBench {
 }
 
 impl StepBench {
-    /// `model` for `input` on `device`, with a seeded random batch of `batch_size` examples and
-    /// SGD with momentum 0.9 (what `bench/torch_resnet20.py` runs).
+    /// `model` for `input` on `device` with `kernels`, a seeded random batch of `batch_size`
+    /// examples and SGD with momentum 0.9 (what `bench/torch_resnet20.py` runs).
     pub fn new(
         model: ModelName,
         input: InputSpec,
         batch_size: usize,
         device: &Device,
+        kernels: CpuKernels,
         seed: u64,
     ) -> Result<Self> {
-        let engine = Engine::new(Network::new(model, input, device, seed)?);
+        let engine = Engine::new(Network::with_kernels(model, input, device, seed, kernels)?);
         let params = engine.params()?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let len = batch_size * input.channels * input.height * input.width;

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use candle_core::{DType, Result, Tensor, Var};
 use candle_nn::{Init, ModuleT, VarBuilder};
 
+use crate::kernels;
+
 /// The momentum every batch-norm layer of one network uses for its running statistics:
 /// `running = (1 − m)·running + m·batch`. Shared; cheap to clone.
 #[derive(Debug, Clone)]
@@ -98,18 +100,41 @@ impl BatchNorm2d {
             .reshape((c, n, h, w))?
             .transpose(0, 1)?
             .contiguous()?;
+        self.update_running_stats(
+            &mean.detach().flatten_all()?,
+            &var.detach().flatten_all()?,
+            count,
+        )?;
+        Ok(y)
+    }
+
+    /// Moves the running statistics toward a batch's mean and biased variance over `count`
+    /// values per channel (the running variance is the unbiased one, as in PyTorch).
+    fn update_running_stats(&self, mean: &Tensor, biased_var: &Tensor, count: usize) -> Result<()> {
         let m = self.momentum.get();
         let unbiased = if count > 1 {
             count as f64 / (count - 1) as f64
         } else {
             1.0
         };
-        let batch_mean = mean.detach().flatten_all()?;
-        let batch_var = (var.detach().flatten_all()? * unbiased)?;
-        let new_mean = ((self.running_mean.as_tensor() * (1.0 - m))? + (batch_mean * m)?)?;
-        let new_var = ((self.running_var.as_tensor() * (1.0 - m))? + (batch_var * m)?)?;
+        let new_mean = ((self.running_mean.as_tensor() * (1.0 - m))? + (mean * m)?)?;
+        let new_var =
+            ((self.running_var.as_tensor() * (1.0 - m))? + ((biased_var * unbiased)? * m)?)?;
         self.running_mean.set(&new_mean)?;
-        self.running_var.set(&new_var)?;
+        self.running_var.set(&new_var)
+    }
+
+    /// Training-mode forward on the fast CPU kernels, followed by ReLU when `relu`: the same
+    /// output, gradients and running-statistics update as `forward_t(x, true)` (then `relu()`).
+    pub fn forward_train_fused(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
+        let (n, _, h, w) = x.dims4()?;
+        let (y, stats) = kernels::batch_norm_train(x, &self.weight, &self.bias, self.eps, relu)?;
+        let dev = x.device();
+        self.update_running_stats(
+            &Tensor::from_vec(stats.mean, self.channels, dev)?,
+            &Tensor::from_vec(stats.var, self.channels, dev)?,
+            n * h * w,
+        )?;
         Ok(y)
     }
 

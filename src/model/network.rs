@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::batch_norm::{BnMomentum, DEFAULT_BN_MOMENTUM};
 use super::{Cnn, Mlp, ParamLayout, ResNet20};
+use crate::kernels::CpuKernels;
 
 /// The models, by their configuration names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -66,8 +67,21 @@ pub struct Network {
 }
 
 impl Network {
-    /// Builds `name` for `input` on `device` with parameters initialised from `seed`.
+    /// Builds `name` for `input` on `device` with parameters initialised from `seed`, on the
+    /// fast CPU kernels where they apply.
     pub fn new(name: ModelName, input: InputSpec, device: &Device, seed: u64) -> Result<Self> {
+        Self::with_kernels(name, input, device, seed, CpuKernels::default())
+    }
+
+    /// [`Network::new`] with the choice of CPU kernels (`compute.cpu_kernels`); a CUDA device
+    /// always runs candle's ops.
+    pub fn with_kernels(
+        name: ModelName,
+        input: InputSpec,
+        device: &Device,
+        seed: u64,
+        kernels: CpuKernels,
+    ) -> Result<Self> {
         if input.channels == 0 || input.classes < 2 {
             bail!("a model needs ≥ 1 channel and ≥ 2 classes, got {input:?}");
         }
@@ -91,9 +105,13 @@ impl Network {
                 input.classes,
             )?),
             ModelName::Cnn => Arch::Cnn(Cnn::new(shape, input.classes, vb)?),
-            ModelName::Resnet20 => {
-                Arch::ResNet20(ResNet20::new(input.channels, input.classes, &momentum, vb)?)
-            }
+            ModelName::Resnet20 => Arch::ResNet20(ResNet20::new(
+                input.channels,
+                input.classes,
+                &momentum,
+                kernels,
+                vb,
+            )?),
         };
         let layout = ParamLayout::from_varmap(&varmap)?;
         layout.init_seeded(seed)?;

@@ -7,12 +7,17 @@ use candle_core::{Result, Tensor};
 use candle_nn::{conv2d_no_bias, linear, Conv2d, Conv2dConfig, Linear, ModuleT, VarBuilder};
 
 use super::batch_norm::{BatchNorm2d, BnMomentum};
+use crate::kernels::{self, CpuKernels};
 
-/// Convolution (no bias) followed by batch norm.
+/// Convolution (no bias) followed by batch norm, and optionally ReLU; on the fast kernels when
+/// `fast` (fused batch norm + ReLU in training), on candle's ops otherwise.
 #[derive(Debug, Clone)]
 struct ConvBn {
     conv: Conv2d,
     bn: BatchNorm2d,
+    stride: usize,
+    pad: usize,
+    fast: bool,
 }
 
 impl ConvBn {
@@ -22,6 +27,7 @@ impl ConvBn {
         kernel: usize,
         stride: usize,
         momentum: &BnMomentum,
+        kernels: CpuKernels,
         vb: VarBuilder,
     ) -> Result<Self> {
         let cfg = Conv2dConfig {
@@ -30,13 +36,29 @@ impl ConvBn {
             ..Default::default()
         };
         Ok(ConvBn {
+            fast: kernels.fast_on(vb.device()),
             conv: conv2d_no_bias(cin, cout, kernel, cfg, vb.pp("conv"))?,
             bn: BatchNorm2d::new(cout, momentum.clone(), vb.pp("bn"))?,
+            stride,
+            pad: kernel / 2,
         })
     }
 
-    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        x.apply(&self.conv)?.apply_t(&self.bn, train)
+    fn forward_t(&self, x: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
+        let y = if self.fast {
+            let y = kernels::conv2d(x, self.conv.weight(), self.stride, self.pad)?;
+            if train {
+                return self.bn.forward_train_fused(&y, relu);
+            }
+            y.apply_t(&self.bn, false)?
+        } else {
+            x.apply(&self.conv)?.apply_t(&self.bn, train)?
+        };
+        if relu {
+            y.relu()
+        } else {
+            Ok(y)
+        }
     }
 }
 
@@ -46,30 +68,51 @@ struct BasicBlock {
     first: ConvBn,
     second: ConvBn,
     shortcut: Option<ConvBn>,
+    fast: bool,
 }
 
 impl BasicBlock {
-    fn new(cin: usize, cout: usize, stride: usize, m: &BnMomentum, vb: VarBuilder) -> Result<Self> {
+    fn new(
+        cin: usize,
+        cout: usize,
+        stride: usize,
+        m: &BnMomentum,
+        kernels: CpuKernels,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let shortcut = if stride != 1 || cin != cout {
-            Some(ConvBn::new(cin, cout, 1, stride, m, vb.pp("shortcut"))?)
+            Some(ConvBn::new(
+                cin,
+                cout,
+                1,
+                stride,
+                m,
+                kernels,
+                vb.pp("shortcut"),
+            )?)
         } else {
             None
         };
         Ok(BasicBlock {
-            first: ConvBn::new(cin, cout, 3, stride, m, vb.pp("conv1"))?,
-            second: ConvBn::new(cout, cout, 3, 1, m, vb.pp("conv2"))?,
+            fast: kernels.fast_on(vb.device()),
+            first: ConvBn::new(cin, cout, 3, stride, m, kernels, vb.pp("conv1"))?,
+            second: ConvBn::new(cout, cout, 3, 1, m, kernels, vb.pp("conv2"))?,
             shortcut,
         })
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.first.forward_t(x, train)?.relu()?;
-        let y = self.second.forward_t(&y, train)?;
+        let y = self.first.forward_t(x, train, true)?;
+        let y = self.second.forward_t(&y, train, false)?;
         let skip = match &self.shortcut {
-            Some(s) => s.forward_t(x, train)?,
+            Some(s) => s.forward_t(x, train, false)?,
             None => x.clone(),
         };
-        (y + skip)?.relu()
+        if self.fast {
+            kernels::add_relu(&y, &skip)
+        } else {
+            (y + skip)?.relu()
+        }
     }
 }
 
@@ -82,21 +125,23 @@ pub struct ResNet20 {
 }
 
 impl ResNet20 {
-    /// Creates the network under `vb` (names `stem.*`, `stage{1,2,3}.block{0,1,2}.*`, `fc.*`).
+    /// Creates the network under `vb` (names `stem.*`, `stage{1,2,3}.block{0,1,2}.*`, `fc.*`),
+    /// on the fast kernels when `kernels` says so and `vb` is on the CPU.
     pub fn new(
         channels: usize,
         classes: usize,
         momentum: &BnMomentum,
+        kernels: CpuKernels,
         vb: VarBuilder,
     ) -> Result<Self> {
-        let stem = ConvBn::new(channels, 16, 3, 1, momentum, vb.pp("stem"))?;
+        let stem = ConvBn::new(channels, 16, 3, 1, momentum, kernels, vb.pp("stem"))?;
         let mut blocks = Vec::with_capacity(9);
         let mut cin = 16;
         for (stage, cout) in [16usize, 32, 64].into_iter().enumerate() {
             for i in 0..3 {
                 let stride = if i == 0 && stage > 0 { 2 } else { 1 };
                 let vb = vb.pp(format!("stage{}", stage + 1)).pp(format!("block{i}"));
-                blocks.push(BasicBlock::new(cin, cout, stride, momentum, vb)?);
+                blocks.push(BasicBlock::new(cin, cout, stride, momentum, kernels, vb)?);
                 cin = cout;
             }
         }
@@ -110,7 +155,7 @@ impl ResNet20 {
 
 impl ModuleT for ResNet20 {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let mut y = self.stem.forward_t(x, train)?.relu()?;
+        let mut y = self.stem.forward_t(x, train, true)?;
         for block in &self.blocks {
             y = block.forward_t(&y, train)?;
         }

@@ -61,7 +61,13 @@ pub fn run(
         width: train.width,
         classes: train.classes,
     };
-    let engine = Engine::new(Network::new(config.model.name, input, &device, seed)?);
+    let engine = Engine::new(Network::with_kernels(
+        config.model.name,
+        input,
+        &device,
+        seed,
+        config.compute.cpu_kernels,
+    )?);
     let mut params = engine.params()?;
     let alg = &config.algorithm;
     let mut optimizer =
