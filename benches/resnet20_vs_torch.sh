@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # ResNet-20 training step (forward + backward + SGD momentum) at one batch size and thread count,
-# lagom (candle) against PyTorch (bench/torch_resnet20.py), measured side by side: rounds
-# alternate between the two so both see the same machine. Prints the ratio of median step times.
+# lagom against PyTorch (bench/torch_resnet20.py), measured side by side: rounds alternate between
+# the two so both see the same machine. Prints the ratio of median step times and the peak
+# resident memory of each process (whole process, and above its resident memory before the model
+# is built — for PyTorch, once torch is imported).
 #
 #   benches/resnet20_vs_torch.sh                 # batch 128, 2 threads, 6 steps, 2 rounds
 #   PYTHON=/path/to/venv/bin/python ROUNDS=3 benches/resnet20_vs_torch.sh
+#   KERNELS=candle benches/resnet20_vs_torch.sh  # lagom on candle's reference ops instead
 #
 # Needs PyTorch for $PYTHON (`pip install torch`). The PyTorch script fixes 2 threads, so THREADS
 # must be 2 unless TORCH_SCRIPT points at a copy that reads it.
@@ -16,6 +19,7 @@ ROUNDS=${ROUNDS:-2}
 THREADS=${THREADS:-2}
 PYTHON=${PYTHON:-python3}
 TORCH_SCRIPT=${TORCH_SCRIPT:-../shared/bench/torch_resnet20.py}
+KERNELS=${KERNELS:-fast}
 
 if ! "$PYTHON" -c 'import torch' 2>/dev/null; then
   echo "PyTorch is not importable by $PYTHON: pip install torch, or set PYTHON=..." >&2
@@ -30,28 +34,40 @@ export RAYON_NUM_THREADS=$THREADS CANDLE_NUM_THREADS=$THREADS OMP_NUM_THREADS=$T
 
 candle_times=()
 torch_times=()
+candle_mem=""
+torch_mem=""
 for round in $(seq 1 "$ROUNDS"); do
   # lagom bench: one untimed warm-up step, then "step i: T s" lines.
   out=$(./target/release/lagom bench --steps "$STEPS" \
         --set 'model.name="resnet20"' --set 'data.name="cifar10"' \
-        --set "train.batch_size=$BATCH" --set 'compute.device="cpu"' 2>/dev/null)
+        --set "train.batch_size=$BATCH" --set 'compute.device="cpu"' \
+        --set "compute.cpu_kernels=\"$KERNELS\"" 2>/dev/null)
   c=$(grep '^step ' <<<"$out" | awk '{print $3}')
+  candle_mem=$(grep '^peak_rss_mib' <<<"$out" || true)
   # torch: "it i total Ts" lines; the first is a warm-up.
-  out=$("$PYTHON" "$TORCH_SCRIPT" "$BATCH" "$((STEPS + 1))")
+  out=$("$PYTHON" benches/torch_peak_memory.py "$TORCH_SCRIPT" "$BATCH" "$((STEPS + 1))")
   t=$(grep '^it ' <<<"$out" | tail -n +2 | sed 's/.*total \([0-9.]*\)s/\1/')
+  torch_mem=$(grep '^peak_rss_mib' <<<"$out" || true)
   candle_times+=($c)
   torch_times+=($t)
   echo "round $round: candle $(tr '\n' ' ' <<<"$c")| torch $(tr '\n' ' ' <<<"$t")"
 done
 
-python3 - "$BATCH" "$THREADS" "${candle_times[*]}" "${torch_times[*]}" <<'PY'
+python3 - "$BATCH" "$THREADS" "${candle_times[*]}" "${torch_times[*]}" "$KERNELS" \
+  "$candle_mem" "$torch_mem" <<'PY'
 import statistics, sys
-batch, threads = sys.argv[1], sys.argv[2]
+batch, threads, kernels = sys.argv[1], sys.argv[2], sys.argv[5]
 candle = [float(x) for x in sys.argv[3].split()]
 torch = [float(x) for x in sys.argv[4].split()]
+def mem(line):
+    f = line.split()
+    return (float(f[1]), float(f[3])) if len(f) == 4 else (float("nan"), float("nan"))
+(cp, ca), (tp, ta) = mem(sys.argv[6]), mem(sys.argv[7])
 c, t = statistics.median(candle), statistics.median(torch)
 print(f"ResNet-20 training step, batch {batch}, {threads} threads, median of {len(candle)} steps each:")
-print(f"  lagom/candle {c:.3f} s ({int(batch) / c:.1f} images/s)")
-print(f"  PyTorch      {t:.3f} s ({int(batch) / t:.1f} images/s)")
-print(f"  ratio lagom/PyTorch = {c / t:.2f}x")
+print(f"  lagom ({kernels} kernels) {c:.3f} s ({int(batch) / c:.1f} images/s), "
+      f"peak RSS {cp:.0f} MiB ({ca:.0f} MiB above start)")
+print(f"  PyTorch {t:.3f} s ({int(batch) / t:.1f} images/s), "
+      f"peak RSS {tp:.0f} MiB ({ta:.0f} MiB above start)")
+print(f"  ratio lagom/PyTorch = {c / t:.2f}x time, {ca / ta:.2f}x memory above start")
 PY

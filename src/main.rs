@@ -102,6 +102,8 @@ struct Refused {
 
 fn main() -> ExitCode {
     init_logging();
+    // Every role allocates and frees megabyte tensors at a high rate (a training step ~5 000).
+    lagom::compute::keep_freed_tensor_buffers();
     let cli = Cli::parse();
     let Some(command) = cli.command else {
         let result = match cli.role {

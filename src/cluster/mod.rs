@@ -4,7 +4,6 @@
 mod checkpoint;
 mod compute_actor;
 mod eval_actor;
-mod heap;
 mod roles;
 mod server_actor;
 mod server_net;

@@ -83,7 +83,7 @@ pub fn start_server(
     device: &Device,
     dir: &RunDir,
 ) -> Result<StartedServer> {
-    super::heap::keep_freed_tensor_buffers();
+    crate::compute::keep_freed_tensor_buffers();
     let k = config.cluster.workers;
     let seed = config.run.seed;
     let net = Network::with_kernels(

@@ -4,11 +4,13 @@
 mod config;
 mod device;
 mod engine;
+mod heap;
 mod memory;
 mod step_bench;
 
 pub use config::{set_cpu_threads, ComputeConfig};
 pub use device::{describe, DeviceSpec, CUDA_BUILT};
 pub use engine::{Engine, EvalOutput, StepOutput};
+pub use heap::keep_freed_tensor_buffers;
 pub use memory::{resident_memory, ResidentMemory};
 pub use step_bench::StepBench;
