@@ -25,6 +25,8 @@ fn input(data: DatasetName) -> InputSpec {
 }
 
 fn training_step(c: &mut Criterion) {
+    // As every lagom process does at start (main.rs).
+    lagom::compute::keep_freed_tensor_buffers();
     let mut group = c.benchmark_group("train_step_b128_cpu");
     for (model, data, seconds) in [
         (ModelName::Mlp, DatasetName::FashionMnist, 5),

@@ -3,7 +3,7 @@
 //! with and without the fused ReLU, the fused residual sum, and a whole ResNet-20 training step.
 
 use candle_core::{DType, Device, Result, Tensor, Var};
-use lagom::compute::Engine;
+use lagom::compute::{Engine, StepBench};
 use lagom::data::Batch;
 use lagom::kernels::{self, CpuKernels};
 use lagom::model::{InputSpec, ModelName, Network};
@@ -281,4 +281,30 @@ fn a_resnet20_training_step_matches_candle_ops_and_so_do_the_running_statistics(
     let eval_f = fast.network().forward_t(&x, false).unwrap();
     let eval_r = reference.network().forward_t(&x, false).unwrap();
     assert_close("evaluation logits", &eval_f, &eval_r, 1e-4);
+}
+
+#[test]
+fn twenty_resnet20_sgd_steps_follow_the_candle_ops_trajectory() {
+    let input = InputSpec {
+        channels: 3,
+        height: 10,
+        width: 10,
+        classes: 10,
+    };
+    let losses = |kernels| {
+        let mut bench =
+            StepBench::new(ModelName::Resnet20, input, 8, &Device::Cpu, kernels, 3).unwrap();
+        (0..20).map(|_| bench.step().unwrap()).collect::<Vec<f64>>()
+    };
+    let (fast, reference) = (losses(CpuKernels::Fast), losses(CpuKernels::Candle));
+    assert!(
+        fast[19] < 0.5 * fast[0],
+        "the batch is being fitted: {fast:?}"
+    );
+    for (step, (f, r)) in fast.iter().zip(&reference).enumerate() {
+        assert!(
+            (f - r).abs() <= 1e-3 * r.abs().max(1.0),
+            "step {step}: {f} vs {r}"
+        );
+    }
 }

@@ -99,6 +99,7 @@ fn unknown_train_keys_and_bad_values_exit_2_naming_the_key() {
         ("model.nmae=\"cnn\"", "model.nmae"),
         ("train.batch_size=0", "train.batch_size"),
         ("compute.device=\"gpu\"", "compute.device"),
+        ("compute.cpu_kernels=\"turbo\"", "compute.cpu_kernels"),
     ] {
         let out = lagom(&["train", "--quiet", "--set", set], &[]);
         assert_eq!(out.status.code(), Some(2), "{set}: {}", stderr(&out));
@@ -176,6 +177,60 @@ fn training_reads_cifar_binaries_augments_and_learns() {
         acc >= 0.6,
         "a learnable CIFAR-format set is learned (got {acc})"
     );
+}
+
+/// `lagom train` runs ResNet-20 on the fast CPU kernels by default and learns; with
+/// `compute.cpu_kernels = "candle"` it takes candle's ops. (Trajectories are compared step by
+/// step in tests/fast_kernels.rs: on this near-constant generated set, batch-norm variances are
+/// tiny and amplify rounding differences, so end-of-run losses are not comparable.)
+#[test]
+fn resnet20_trains_on_the_fast_kernels_by_default_and_can_switch_to_candle_ops() {
+    let data = tempfile::tempdir().expect("tempdir");
+    write_learnable_cifar10(data.path(), 40);
+    let data_dir = format!("data.dir=\"{}\"", data.path().display());
+    let train = |kernels: Option<&str>, epochs: usize| {
+        let epochs = format!("train.epochs={epochs}");
+        let run = tempfile::tempdir().expect("tempdir");
+        let mut args = vec![
+            "train",
+            "--quiet",
+            "--run-dir",
+            run.path().to_str().expect("utf-8"),
+            "--set",
+            &data_dir,
+            "--set",
+            "data.name=\"cifar10\"",
+            "--set",
+            "model.name=\"resnet20\"",
+            "--set",
+            &epochs,
+            "--set",
+            "train.batch_size=20",
+            "--set",
+            "compute.device=\"cpu\"",
+            "--lr",
+            "0.05",
+        ];
+        let choice = kernels.map(|k| format!("compute.cpu_kernels=\"{k}\""));
+        if let Some(c) = &choice {
+            args.extend(["--set", c.as_str()]);
+        }
+        let out = lagom(&args, &[("RAYON_NUM_THREADS", "2")]);
+        assert!(out.status.success(), "{kernels:?}: {}", stderr(&out));
+        summary(run.path())
+    };
+    let fast = train(None, 6);
+    assert_eq!(
+        fast["fast_kernels"], true,
+        "fast kernels are the CPU default"
+    );
+    assert_eq!(fast["updates"], 60);
+    let acc = fast["final_test_accuracy"].as_f64().expect("accuracy");
+    eprintln!("resnet20 on generated CIFAR-10 files: {:.1} %", 100.0 * acc);
+    assert!(acc >= 0.5, "ResNet-20 learns the generated set (got {acc})");
+    let reference = train(Some("candle"), 1);
+    assert_eq!(reference["fast_kernels"], false);
+    assert_eq!(reference["updates"], 10);
 }
 
 /// Runs `lagom train` with `args` into a fresh directory; returns the summary.

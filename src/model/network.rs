@@ -64,6 +64,7 @@ pub struct Network {
     layout: ParamLayout,
     momentum: BnMomentum,
     device: Device,
+    kernels: CpuKernels,
 }
 
 impl Network {
@@ -122,6 +123,7 @@ impl Network {
             layout,
             momentum,
             device: device.clone(),
+            kernels,
         })
     }
 
@@ -138,6 +140,12 @@ impl Network {
     /// The device its tensors live on.
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// True when the model's layers run lagom's fast CPU kernels (ResNet-20 on a CPU device with
+    /// `compute.cpu_kernels = "fast"`); false where candle's ops do the work.
+    pub fn uses_fast_kernels(&self) -> bool {
+        matches!(&self.arch, Arch::ResNet20(_)) && self.kernels.fast_on(&self.device)
     }
 
     /// The flat parameter layout.

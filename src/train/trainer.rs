@@ -91,8 +91,8 @@ pub fn run(
         "model": config.model.name.as_str(), "params": params.len(),
         "layout_hash": format!("{:016x}", engine.network().layout().hash()),
         "dataset": config.data.name, "train_examples": train.len(), "test_examples": test.len(),
-        "device": describe(&device), "batch_size": tc.batch_size,
-        "steps_per_epoch": steps_per_epoch, "seed": seed,
+        "device": describe(&device), "fast_kernels": engine.network().uses_fast_kernels(),
+        "batch_size": tc.batch_size, "steps_per_epoch": steps_per_epoch, "seed": seed,
     }))?;
     tracing::info!(
         "training {} ({} parameters) on {} ({} examples) for up to {} steps on {}",
@@ -210,6 +210,10 @@ pub fn run(
     extra.insert("params".to_string(), json!(params.len()));
     extra.insert("dataset".to_string(), json!(config.data.name));
     extra.insert("device".to_string(), json!(describe(&device)));
+    extra.insert(
+        "fast_kernels".to_string(),
+        json!(engine.network().uses_fast_kernels()),
+    );
     extra.insert("batch_size".to_string(), json!(tc.batch_size));
     let summary = Summary {
         kind: "train".to_string(),
