@@ -36,7 +36,7 @@ impl ConvShape {
         if self.stride == 0 {
             return Err("convolution stride must be ≥ 1".into());
         }
-        if [self.cin, self.cout, self.kh, self.kw].contains(&0) {
+        if [self.cin, self.h, self.w, self.cout, self.kh, self.kw].contains(&0) {
             return Err(format!("convolution with an empty dimension: {self:?}"));
         }
         if self.h + 2 * self.pad < self.kh || self.w + 2 * self.pad < self.kw {
@@ -254,6 +254,10 @@ mod tests {
     fn shapes_that_cannot_convolve_are_refused() {
         assert!(shape(2, 2, 3, 1, 0).check().is_err());
         assert!(shape(4, 4, 3, 0, 1).check().is_err());
+        assert!(
+            shape(0, 4, 1, 1, 1).check().is_err(),
+            "an empty image, even padded"
+        );
         assert_eq!(shape(32, 32, 3, 2, 1).out_h(), 16);
         assert_eq!(shape(32, 32, 1, 2, 0).out_w(), 16);
     }
