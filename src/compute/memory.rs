@@ -36,7 +36,8 @@ mod tests {
     fn the_peak_is_at_least_the_current_and_grows_with_a_touched_allocation() {
         let before = resident_memory().expect("Linux /proc/self/status");
         assert!(before.peak >= before.current && before.current > 0);
-        let big = vec![1u8; 64 << 20];
+        // black_box: without it the optimizer may drop the unused allocation entirely.
+        let big = std::hint::black_box(vec![1u8; 64 << 20]);
         let after = resident_memory().expect("Linux /proc/self/status");
         assert!(
             after.peak >= before.current + (60 << 20),
