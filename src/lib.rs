@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod compute;
 pub mod config;
 pub mod data;
+pub mod decen;
 pub mod heterogeneity;
 pub mod kernels;
 pub mod model;

@@ -68,13 +68,13 @@ fn a_restored_algorithm_continues_bit_for_bit() {
     let w0: Vec<f64> = (0..D).map(|j| 1.0 - 0.3 * j as f64).collect();
     for name in AlgorithmName::ALL {
         let cfg = config(name);
-        let mut original = algo::build::<f64>(&cfg, K, w0.clone());
+        let mut original = algo::build::<f64>(&cfg, K, w0.clone()).unwrap();
         let mut workers = Workers::start(original.as_mut());
         workers.drive(original.as_mut(), 0..11);
         let saved = original.save_state();
         assert!(saved.vectors.values().all(|v| v.len() == D), "{name:?}");
 
-        let mut restored = algo::build::<f64>(&cfg, K, vec![7.0; D]);
+        let mut restored = algo::build::<f64>(&cfg, K, vec![7.0; D]).unwrap();
         restored.load_state(&saved).expect("load");
         assert_eq!(
             restored.save_state(),
@@ -100,9 +100,9 @@ fn a_restored_algorithm_continues_bit_for_bit() {
 fn state_of_another_size_is_refused_and_changes_nothing() {
     for name in AlgorithmName::ALL {
         let cfg = config(name);
-        let mut small = algo::build::<f64>(&cfg, K, vec![1.0; D - 1]);
+        let mut small = algo::build::<f64>(&cfg, K, vec![1.0; D - 1]).unwrap();
         Workers::start(small.as_mut()).drive(small.as_mut(), 0..4);
-        let mut a = algo::build::<f64>(&cfg, K, vec![2.0; D]);
+        let mut a = algo::build::<f64>(&cfg, K, vec![2.0; D]).unwrap();
         Workers::start(a.as_mut()).drive(a.as_mut(), 0..4);
         let before = a.save_state();
         let err = a.load_state(&small.save_state()).expect_err("wrong size");

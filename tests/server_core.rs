@@ -17,7 +17,7 @@ fn core(k: usize, scheduler: Scheduler, max_updates: Option<u64>) -> ServerCore<
             max_updates,
             lr: LrSchedule::constant(0.1),
         },
-        algo::build(&cfg, k, vec![1.0, 2.0]),
+        algo::build(&cfg, k, vec![1.0, 2.0]).unwrap(),
     )
 }
 

@@ -31,6 +31,11 @@ impl<T: Real> LocalSgd<T> {
         &self.buffer
     }
 
+    /// The momentum buffer, to reset or replace (SlowMo's and Local SGD's buffer strategies).
+    pub fn buffer_mut(&mut self) -> &mut [T] {
+        &mut self.buffer
+    }
+
     /// One step with learning rate `lr`; `params` and `grad` must have the optimizer's length.
     pub fn step(&mut self, params: &mut [T], grad: &[T], lr: f64) {
         debug_assert_eq!(params.len(), self.buffer.len());

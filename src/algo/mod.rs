@@ -126,15 +126,16 @@ pub trait ServerAlgorithm<T: Real>: Send {
     fn load_state(&mut self, state: &AlgorithmState<T>) -> Result<(), String>;
 }
 
-/// Builds the configured algorithm for `workers` workers, starting from `w0`.
+/// Builds the configured parameter-server algorithm for `workers` workers, starting from `w0`;
+/// an error for a name of the decentralized family, which has no server update rule.
 pub fn build<T: Real>(
     config: &AlgorithmConfig,
     workers: usize,
     w0: Vec<T>,
-) -> Box<dyn ServerAlgorithm<T>> {
+) -> Result<Box<dyn ServerAlgorithm<T>>, String> {
     let beta = config.momentum;
     let wd = config.weight_decay;
-    match config.name {
+    Ok(match config.name {
         AlgorithmName::Asgd | AlgorithmName::Ssgd => Box::new(Sgd::new(w0, wd)),
         AlgorithmName::Ssgdm => Box::new(Ssgdm::new(w0, beta, wd)),
         AlgorithmName::NaiveAsgdm => Box::new(NaiveAsgdm::new(w0, beta, wd)),
@@ -143,5 +144,10 @@ pub fn build<T: Real>(
         AlgorithmName::Ormo => Box::new(OrMo::new(w0, workers, beta, wd, DelayRule::Constant)),
         AlgorithmName::OrmoDa => Box::new(OrMo::new(w0, workers, beta, wd, config.ormo_da.rule())),
         AlgorithmName::Dcasgd => Box::new(DcAsgd::new(w0, workers, beta, wd, config.dcasgd)),
-    }
+        name => {
+            return Err(format!(
+                "`{name}` is a decentralized algorithm: it has no parameter-server update rule"
+            ))
+        }
+    })
 }

@@ -4,6 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::{DelayRule, LrSchedule};
+use crate::decen::{
+    BmufParams, GossipParams, LocalSgdParams, LookaheadParams, PcAsgdParams, SlowMoParams,
+};
 
 /// The parameter-server algorithms, by their configuration names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
@@ -28,6 +31,26 @@ pub enum AlgorithmName {
     OrmoDa,
     /// Delay-compensated ASGD (§8).
     Dcasgd,
+    /// AllReduce SGD: every step on the exact mean gradient (§9).
+    AllreduceSgd,
+    /// Local SGD: local steps, an exact model average every `local_sgd.period` (§10).
+    LocalSgd,
+    /// Stochastic gradient push over `gossip.topology` (§11).
+    Sgp,
+    /// Overlap SGP: one-step-delayed push-sum messages (§12).
+    Osgp,
+    /// Decentralized parallel SGD with symmetric doubly stochastic mixing (§13).
+    Dpsgd,
+    /// Local SGD that averages the momentum buffers with the models (§15).
+    DoubleAveraging,
+    /// SlowMo over `slowmo.base` (§14).
+    Slowmo,
+    /// Lookahead: SlowMo with β = 0 over Local SGD (§14).
+    Lookahead,
+    /// Blockwise model-update filtering: SlowMo over Local SGD (§14).
+    Bmuf,
+    /// Predicting-clipping asynchronous SGD with delayed neighbours (§16).
+    PcAsgd,
 }
 
 impl AlgorithmName {
@@ -44,6 +67,25 @@ impl AlgorithmName {
         AlgorithmName::Dcasgd,
     ];
 
+    /// The decentralized family, in the spec's order.
+    pub const DECENTRALIZED: [AlgorithmName; 10] = [
+        AlgorithmName::AllreduceSgd,
+        AlgorithmName::LocalSgd,
+        AlgorithmName::Sgp,
+        AlgorithmName::Osgp,
+        AlgorithmName::Dpsgd,
+        AlgorithmName::DoubleAveraging,
+        AlgorithmName::Slowmo,
+        AlgorithmName::Lookahead,
+        AlgorithmName::Bmuf,
+        AlgorithmName::PcAsgd,
+    ];
+
+    /// True for the decentralized family (nodes hold the model; no server update rule).
+    pub fn is_decentralized(self) -> bool {
+        Self::DECENTRALIZED.contains(&self)
+    }
+
     /// The configuration name (`"naive-asgdm"`, …).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -56,6 +98,16 @@ impl AlgorithmName {
             AlgorithmName::Ormo => "ormo",
             AlgorithmName::OrmoDa => "ormo-da",
             AlgorithmName::Dcasgd => "dcasgd",
+            AlgorithmName::AllreduceSgd => "allreduce-sgd",
+            AlgorithmName::LocalSgd => "local-sgd",
+            AlgorithmName::Sgp => "sgp",
+            AlgorithmName::Osgp => "osgp",
+            AlgorithmName::Dpsgd => "dpsgd",
+            AlgorithmName::DoubleAveraging => "double-averaging",
+            AlgorithmName::Slowmo => "slowmo",
+            AlgorithmName::Lookahead => "lookahead",
+            AlgorithmName::Bmuf => "bmuf",
+            AlgorithmName::PcAsgd => "pc-asgd",
         }
     }
 
@@ -224,6 +276,18 @@ pub struct AlgorithmConfig {
     pub ormo_da: OrmoDaParams,
     /// DC-ASGD's own parameters.
     pub dcasgd: DcAsgdParams,
+    /// SGP's, OSGP's and D-PSGD's graph and timing.
+    pub gossip: GossipParams,
+    /// Local SGD's and double averaging's period and buffers.
+    pub local_sgd: LocalSgdParams,
+    /// SlowMo's base, α, β, τ and buffer strategy.
+    pub slowmo: SlowMoParams,
+    /// Lookahead's k and α.
+    pub lookahead: LookaheadParams,
+    /// BMUF's block momentum, block learning rate and block size.
+    pub bmuf: BmufParams,
+    /// PC-ASGD's delay, λ, θ and graph.
+    pub pc_asgd: PcAsgdParams,
 }
 
 impl Default for AlgorithmConfig {
@@ -241,6 +305,12 @@ impl Default for AlgorithmConfig {
             smega2: Smega2Params::default(),
             ormo_da: OrmoDaParams::default(),
             dcasgd: DcAsgdParams::default(),
+            gossip: GossipParams::default(),
+            local_sgd: LocalSgdParams::default(),
+            slowmo: SlowMoParams::default(),
+            lookahead: LookaheadParams::default(),
+            bmuf: BmufParams::default(),
+            pc_asgd: PcAsgdParams::default(),
         }
     }
 }
@@ -326,6 +396,7 @@ impl AlgorithmConfig {
                 format!("must be > 0, got {}", self.dcasgd.epsilon),
             ));
         }
+        problems.extend(crate::decen::validate_params(self));
         problems
     }
 }

@@ -104,7 +104,7 @@ pub fn start_server(
             max_updates: Some(config.server.updates),
             lr: config.algorithm.lr_schedule(),
         },
-        algo::build::<f32>(&config.algorithm, k, w0),
+        algo::build::<f32>(&config.algorithm, k, w0).map_err(|e| anyhow!(e))?,
     );
     let mut resumed = Resumed::default();
     let resume = config.server.resume

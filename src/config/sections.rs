@@ -149,6 +149,10 @@ impl Config {
         if self.cluster.workers == 0 {
             problems.push(("cluster.workers", "must be ≥ 1, got 0".to_string()));
         }
+        problems.extend(crate::decen::validate_for_nodes(
+            &self.algorithm,
+            self.cluster.workers.max(1),
+        ));
         problems.extend(self.heterogeneity.validate(self.cluster.workers));
         problems.extend(self.sim.validate());
         problems.extend(self.model.validate());

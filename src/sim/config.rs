@@ -78,6 +78,10 @@ pub struct SimConfig {
     pub step_time_s: f64,
     /// Evaluate the loss (and write a metrics line) every this many updates.
     pub eval_every: u64,
+    /// Decentralized runs: the bandwidth of every node's link, in Gbit/s.
+    pub bandwidth_gbps: f64,
+    /// Decentralized runs: the one-way latency of a message, in milliseconds.
+    pub latency_ms: f64,
     /// Parameters of the quadratic objective.
     pub quadratic: QuadraticParams,
     /// Parameters of the logistic-regression objective.
@@ -92,6 +96,8 @@ impl Default for SimConfig {
             time_budget_s: None,
             step_time_s: 1.0,
             eval_every: 50,
+            bandwidth_gbps: 10.0,
+            latency_ms: 0.05,
             quadratic: QuadraticParams::default(),
             logistic: LogisticParams::default(),
         }
@@ -118,6 +124,18 @@ impl SimConfig {
         }
         if self.eval_every == 0 {
             problems.push(("sim.eval_every", "must be ≥ 1, got 0".to_string()));
+        }
+        if !(self.bandwidth_gbps.is_finite() && self.bandwidth_gbps > 0.0) {
+            problems.push((
+                "sim.bandwidth_gbps",
+                format!("must be > 0, got {}", self.bandwidth_gbps),
+            ));
+        }
+        if !(self.latency_ms.is_finite() && self.latency_ms >= 0.0) {
+            problems.push((
+                "sim.latency_ms",
+                format!("must be ≥ 0, got {}", self.latency_ms),
+            ));
         }
         let q = &self.quadratic;
         if q.curvatures.is_empty() && q.dim == 0 {

@@ -36,6 +36,9 @@ struct VirtualWorker {
 
 /// Runs the simulation described by `config`, writing events to `metrics`.
 pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) -> Result<SimResult> {
+    if config.algorithm.name.is_decentralized() {
+        return super::decentralized::run(config, metrics, show_progress);
+    }
     let k = config.cluster.workers;
     let seed = config.run.seed;
     let objective = build_objective(&config.sim, seed);
@@ -44,7 +47,8 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
     let het_seed = config.heterogeneity.seed.unwrap_or(seed);
     let scheduler = config.algorithm.scheduler();
 
-    let algorithm = algo::build::<f32>(&config.algorithm, k, objective.initial());
+    let algorithm = algo::build::<f32>(&config.algorithm, k, objective.initial())
+        .map_err(|e| anyhow::anyhow!(e))?;
     let mut core = ServerCore::new(
         ServerCoreConfig {
             workers: k,

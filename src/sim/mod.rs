@@ -4,6 +4,7 @@
 
 mod clock;
 mod config;
+mod decentralized;
 mod driver;
 mod logistic;
 mod objective;

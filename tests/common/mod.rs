@@ -66,7 +66,7 @@ impl Harness {
             ..Default::default()
         };
         let sched = scheduler.unwrap_or(cfg.scheduler());
-        Harness::new(algo::build(&cfg, k, w0), k, sched, lr)
+        Harness::new(algo::build(&cfg, k, w0).unwrap(), k, sched, lr)
     }
 
     /// Records the core's actions.

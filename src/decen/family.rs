@@ -1,0 +1,298 @@
+//! From `[algorithm]` to node cores: what each configuration name of the decentralized family
+//! means (spec §9–§16), including the Lookahead and BMUF mappings onto SlowMo.
+
+use std::sync::Arc;
+
+use crate::algo::{AlgorithmConfig, AlgorithmName, LocalSgd, Real};
+
+use super::gossip_node::{GossipNode, GossipSpec, MixTiming};
+use super::node::DecentralizedNode;
+use super::pc_asgd::{PcAsgdNode, PcAsgdSpec};
+use super::slowmo::SlowMo;
+use super::{BufferStrategy, DpsgdForm, SlowMoBase, Theta, Topology, TopologyName};
+
+/// The base algorithm and the SlowMo settings (α, β, τ, buffers) a name stands for.
+fn resolve(config: &AlgorithmConfig) -> (AlgorithmName, Option<(f64, f64, u64, BufferStrategy)>) {
+    match config.name {
+        AlgorithmName::Slowmo => {
+            let s = &config.slowmo;
+            let base = match s.base {
+                SlowMoBase::LocalSgd => AlgorithmName::LocalSgd,
+                SlowMoBase::AllreduceSgd => AlgorithmName::AllreduceSgd,
+                SlowMoBase::Sgp => AlgorithmName::Sgp,
+                SlowMoBase::Osgp => AlgorithmName::Osgp,
+                SlowMoBase::Dpsgd => AlgorithmName::Dpsgd,
+                SlowMoBase::DoubleAveraging => AlgorithmName::DoubleAveraging,
+            };
+            (base, Some((s.alpha, s.beta, s.period, s.buffers)))
+        }
+        AlgorithmName::Lookahead => {
+            let l = &config.lookahead;
+            (
+                AlgorithmName::LocalSgd,
+                Some((l.alpha, 0.0, l.k, BufferStrategy::Maintain)),
+            )
+        }
+        AlgorithmName::Bmuf => {
+            let b = &config.bmuf;
+            (
+                AlgorithmName::LocalSgd,
+                Some((
+                    b.block_lr,
+                    b.block_momentum,
+                    b.block_size,
+                    BufferStrategy::Maintain,
+                )),
+            )
+        }
+        name => (name, None),
+    }
+}
+
+/// The Local SGD period in force: Lookahead and BMUF average once per slow step.
+fn local_period(config: &AlgorithmConfig) -> u64 {
+    match config.name {
+        AlgorithmName::Lookahead => config.lookahead.k,
+        AlgorithmName::Bmuf => config.bmuf.block_size,
+        _ => config.local_sgd.period,
+    }
+}
+
+/// The graph the configured algorithm gossips over, if it gossips.
+fn graph(config: &AlgorithmConfig) -> Option<TopologyName> {
+    match resolve(config).0 {
+        AlgorithmName::Sgp | AlgorithmName::Osgp | AlgorithmName::Dpsgd => {
+            Some(config.gossip.topology)
+        }
+        AlgorithmName::PcAsgd => Some(config.pc_asgd.topology),
+        _ => None,
+    }
+}
+
+/// True when the graph must be symmetric and doubly stochastic (D-PSGD, PC-ASGD).
+fn needs_symmetric(config: &AlgorithmConfig) -> bool {
+    matches!(
+        resolve(config).0,
+        AlgorithmName::Dpsgd | AlgorithmName::PcAsgd
+    )
+}
+
+/// The topology of a run of `n` nodes (a one-node complete graph for the non-gossip ones),
+/// checked for the stochasticity the algorithm needs.
+pub fn topology(config: &AlgorithmConfig, n: usize) -> Result<Topology, String> {
+    let name = graph(config).unwrap_or(TopologyName::Complete);
+    let t = Topology::new(name, n)?;
+    if needs_symmetric(config) && !t.is_symmetric_doubly_stochastic() {
+        return Err(format!(
+            "`{}` needs a symmetric doubly stochastic mixing matrix; the `{}` graph is not (use ring, bipartite or complete)",
+            config.name,
+            name.as_str()
+        ));
+    }
+    Ok(t)
+}
+
+/// The delayed nodes of PC-ASGD: the configured ones, else the slow nodes of the run.
+pub fn delayed_nodes(config: &AlgorithmConfig, n: usize, slow_nodes: &[usize]) -> Vec<bool> {
+    let chosen = if config.pc_asgd.delayed_nodes.is_empty() {
+        slow_nodes
+    } else {
+        &config.pc_asgd.delayed_nodes
+    };
+    (0..n).map(|i| chosen.contains(&i)).collect()
+}
+
+/// The node cores of a run of `n` nodes, all starting from `x0`; `slow_nodes` are the nodes the
+/// heterogeneity model slows down (PC-ASGD's delayed nodes unless configured).
+pub fn build_nodes<T: Real>(
+    config: &AlgorithmConfig,
+    nesterov: bool,
+    n: usize,
+    slow_nodes: &[usize],
+    x0: &[T],
+) -> Result<Vec<Box<dyn DecentralizedNode<T>>>, String> {
+    let topology = Arc::new(topology(config, n)?);
+    let delayed = Arc::new(delayed_nodes(config, n, slow_nodes));
+    (0..n)
+        .map(|id| build_node(config, nesterov, id, &topology, &delayed, x0.to_vec()))
+        .collect()
+}
+
+/// Node `id` of the run whose graph is `topology` and whose delayed nodes are `delayed`.
+pub fn build_node<T: Real>(
+    config: &AlgorithmConfig,
+    nesterov: bool,
+    id: usize,
+    topology: &Arc<Topology>,
+    delayed: &Arc<Vec<bool>>,
+    x0: Vec<T>,
+) -> Result<Box<dyn DecentralizedNode<T>>, String> {
+    if !config.name.is_decentralized() {
+        return Err(format!(
+            "`{}` is a parameter-server algorithm, not a decentralized one",
+            config.name
+        ));
+    }
+    if id >= topology.nodes() {
+        return Err(format!("node {id} is outside 0..{}", topology.nodes()));
+    }
+    let (base, slow) = resolve(config);
+    if base == AlgorithmName::PcAsgd {
+        let p = &config.pc_asgd;
+        let spec = PcAsgdSpec {
+            topology: topology.clone(),
+            delayed: delayed.clone(),
+            delay: p.delay,
+            lambda: p.lambda,
+            theta: p.theta,
+            weight_decay: config.weight_decay,
+        };
+        return Ok(Box::new(PcAsgdNode::new(id, spec, x0)));
+    }
+    let period = local_period(config);
+    let (timing, push_sum, reduce_gradients, local_average) = match base {
+        AlgorithmName::AllreduceSgd => (MixTiming::Never, false, true, None),
+        AlgorithmName::LocalSgd => (
+            MixTiming::Never,
+            false,
+            false,
+            Some((period, config.local_sgd.buffers)),
+        ),
+        AlgorithmName::DoubleAveraging => (
+            MixTiming::Never,
+            false,
+            false,
+            Some((period, BufferStrategy::Sync)),
+        ),
+        AlgorithmName::Sgp => (MixTiming::AfterStep, true, false, None),
+        AlgorithmName::Osgp => (
+            MixTiming::BeforeStep {
+                jitter: config.gossip.synch_freq,
+            },
+            true,
+            false,
+            None,
+        ),
+        AlgorithmName::Dpsgd => match config.gossip.form {
+            DpsgdForm::Atc => (MixTiming::AfterStep, false, false, None),
+            DpsgdForm::Cta => (MixTiming::BeforeStep { jitter: 0 }, false, false, None),
+        },
+        other => return Err(format!("`{other}` cannot be a SlowMo base")),
+    };
+    let spec = GossipSpec {
+        topology: topology.clone(),
+        timing,
+        push_sum,
+        reduce_gradients,
+        local_average,
+    };
+    let opt = LocalSgd::new(x0.len(), config.momentum, nesterov, config.weight_decay);
+    let slow =
+        slow.map(|(alpha, beta, tau, buffers)| SlowMo::new(x0.clone(), alpha, beta, tau, buffers));
+    Ok(Box::new(GossipNode::new(id, spec, x0, opt, slow)))
+}
+
+/// Checks the decentralized family's parameters; returns every problem as (key, message).
+pub fn validate_params(config: &AlgorithmConfig) -> Vec<(&'static str, String)> {
+    let mut problems = Vec::new();
+    let mut check = |ok: bool, key: &'static str, message: String| {
+        if !ok {
+            problems.push((key, message));
+        }
+    };
+    check(
+        config.local_sgd.period >= 1,
+        "algorithm.local_sgd.period",
+        "must be ≥ 1, got 0".to_string(),
+    );
+    let s = &config.slowmo;
+    check(
+        s.period >= 1,
+        "algorithm.slowmo.period",
+        "must be ≥ 1, got 0".to_string(),
+    );
+    check(
+        s.alpha.is_finite() && s.alpha > 0.0,
+        "algorithm.slowmo.alpha",
+        format!("must be a finite number > 0, got {}", s.alpha),
+    );
+    check(
+        (0.0..1.0).contains(&s.beta),
+        "algorithm.slowmo.beta",
+        format!("must be in [0, 1), got {}", s.beta),
+    );
+    let l = &config.lookahead;
+    check(
+        l.k >= 1,
+        "algorithm.lookahead.k",
+        "must be ≥ 1, got 0".to_string(),
+    );
+    check(
+        (0.0..=1.0).contains(&l.alpha),
+        "algorithm.lookahead.alpha",
+        format!("must be in [0, 1], got {}", l.alpha),
+    );
+    let b = &config.bmuf;
+    check(
+        b.block_size >= 1,
+        "algorithm.bmuf.block_size",
+        "must be ≥ 1, got 0".to_string(),
+    );
+    check(
+        (0.0..1.0).contains(&b.block_momentum),
+        "algorithm.bmuf.block_momentum",
+        format!("must be in [0, 1), got {}", b.block_momentum),
+    );
+    check(
+        b.block_lr.is_finite() && b.block_lr > 0.0,
+        "algorithm.bmuf.block_lr",
+        format!("must be a finite number > 0, got {}", b.block_lr),
+    );
+    let p = &config.pc_asgd;
+    check(
+        p.lambda.is_finite() && p.lambda >= 0.0,
+        "algorithm.pc_asgd.lambda",
+        format!("must be a finite number ≥ 0, got {}", p.lambda),
+    );
+    if let Theta::Fixed(t) = p.theta {
+        check(
+            (0.0..=1.0).contains(&t),
+            "algorithm.pc_asgd.theta",
+            format!("must be in [0, 1] or \"adaptive\", got {t}"),
+        );
+    }
+    if config.name == AlgorithmName::PcAsgd {
+        check(
+            config.momentum == 0.0,
+            "algorithm.momentum",
+            format!(
+                "pc-asgd's update is a plain gradient step (spec §16); set momentum = 0, got {}",
+                config.momentum
+            ),
+        );
+    }
+    problems
+}
+
+/// Checks what depends on the number of nodes (graph shape, delayed node ids).
+pub fn validate_for_nodes(config: &AlgorithmConfig, n: usize) -> Vec<(&'static str, String)> {
+    let mut problems = Vec::new();
+    if !config.name.is_decentralized() {
+        return problems;
+    }
+    if let Err(e) = topology(config, n) {
+        let key = if resolve(config).0 == AlgorithmName::PcAsgd {
+            "algorithm.pc_asgd.topology"
+        } else {
+            "algorithm.gossip.topology"
+        };
+        problems.push((key, e));
+    }
+    if let Some(bad) = config.pc_asgd.delayed_nodes.iter().find(|&&i| i >= n) {
+        problems.push((
+            "algorithm.pc_asgd.delayed_nodes",
+            format!("node {bad} is outside 0..{n}"),
+        ));
+    }
+    problems
+}

@@ -1,0 +1,97 @@
+//! The contract every decentralized node core follows, one iteration at a time, so that the
+//! in-process engine (simulator, exact tests) and a networked worker drive them the same way.
+//!
+//! Iteration k at node i:
+//! 1. messages that arrived are [`absorb`](DecentralizedNode::absorb)ed;
+//! 2. [`begin`](DecentralizedNode::begin) fixes the point the gradient is computed at and may send
+//!    (overlap and combine-then-adapt algorithms send their pre-step parameters here);
+//! 3. the caller computes a gradient at [`eval_point`](DecentralizedNode::eval_point), replaced by
+//!    the exact mean over nodes when [`reduces_gradients`](DecentralizedNode::reduces_gradients);
+//! 4. [`step`](DecentralizedNode::step) applies it and may send (adapt-then-combine algorithms);
+//! 5. messages due this iteration are absorbed;
+//! 6. [`end`](DecentralizedNode::end) finishes the iteration and may ask for an exact average,
+//!    which the caller computes over all nodes and hands to
+//!    [`apply_reduction`](DecentralizedNode::apply_reduction).
+
+/// A point-to-point message between nodes: a (scaled) parameter vector and its push-sum weight.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GossipMessage<T> {
+    /// The sender.
+    pub from: usize,
+    /// The sender's iteration when it sent.
+    pub iteration: u64,
+    /// The parameters (push-sum numerator share, or plain parameters).
+    pub x: Vec<T>,
+    /// The push-sum weight share (1 where weights are not tracked).
+    pub weight: T,
+}
+
+impl<T> GossipMessage<T> {
+    /// Bytes this message takes on the wire: 4 per value (f32) plus the weight.
+    pub fn wire_bytes(&self) -> u64 {
+        4 * self.x.len() as u64 + 4
+    }
+}
+
+/// A message and where and when it goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing<T> {
+    /// The receiver.
+    pub to: usize,
+    /// Iterations after the current one at which it is absorbed at the latest when the network
+    /// is perfect: 0 = before this iteration ends, 1 = before the next one begins.
+    pub lateness: u64,
+    /// Extra iterations the network may add (OSGP's bound); a driver picks 0..=jitter.
+    pub jitter: u64,
+    /// The message.
+    pub message: GossipMessage<T>,
+}
+
+/// An exact average over all nodes that a node needs at the end of an iteration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reduction {
+    /// Average the nodes' de-biased parameters.
+    pub params: bool,
+    /// Average the local optimizer's momentum buffers as well.
+    pub buffers: bool,
+    /// The average feeds a SlowMo slow step.
+    pub slow_step: bool,
+}
+
+/// One node of a decentralized algorithm (pure state machine; see the module docs for the order
+/// of calls).
+pub trait DecentralizedNode<T>: Send {
+    /// Starts iteration `k`; returns messages to send before the gradient step.
+    fn begin(&mut self, k: u64) -> Vec<Outgoing<T>>;
+    /// The parameters the gradient of iteration `k` must be computed at (fixed by `begin`).
+    fn eval_point(&self) -> &[T];
+    /// True when the caller must replace the gradient by its exact mean over nodes (AR-SGD).
+    fn reduces_gradients(&self) -> bool;
+    /// Applies the gradient with learning rate `lr`; returns messages to send after the step.
+    fn step(&mut self, k: u64, grad: &[T], lr: f64) -> Vec<Outgoing<T>>;
+    /// Adds a received message (never dropped, however late).
+    fn absorb(&mut self, message: &GossipMessage<T>);
+    /// Ends iteration `k`; `loss` evaluates the node's local mini-batch loss at a point (used by
+    /// PC-ASGD's adaptive θ). Returns the exact average the node needs now, if any.
+    fn end(&mut self, k: u64, lr: f64, loss: &mut dyn FnMut(&[T]) -> f64) -> Option<Reduction>;
+    /// Applies the exact averages requested by `end` (`buffers` present iff requested).
+    fn apply_reduction(
+        &mut self,
+        reduction: Reduction,
+        params: &[T],
+        buffers: Option<&[T]>,
+        lr: f64,
+    );
+    /// The de-biased parameters `x / w` (what is evaluated and averaged).
+    fn params(&self) -> Vec<T>;
+    /// The local optimizer's momentum buffer.
+    fn buffer(&self) -> &[T];
+    /// The push-sum numerator `x`.
+    fn numerator(&self) -> &[T];
+    /// The push-sum weight `w` (1 where weights are not tracked).
+    fn weight(&self) -> T;
+    /// The node's share of the tradeoff: PC-ASGD's θ of the last iteration, else `None`.
+    fn last_theta(&self) -> Option<f64> {
+        None
+    }
+}

@@ -1,0 +1,234 @@
+//! `lagom sim` for the decentralized family: n virtual nodes run the real node cores on the
+//! [`Engine`](crate::decen::Engine), each computing noisy gradients of the analytic objective.
+//!
+//! Virtual time: a node's step takes `step_time_s / speed × jitter`. An iteration in which nodes
+//! exchange messages or average is a barrier (everyone waits for the slowest, then the transfer:
+//! latency plus its bytes over `sim.bandwidth_gbps`); an exact average goes through the rendezvous,
+//! whose link carries all n vectors each way. OSGP's messages travel behind the next step's
+//! compute, so only the part of the transfer longer than a step shows. Local SGD's nodes run
+//! freely between averages.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, Result};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+
+use super::{build_objective, SimResult};
+use crate::algo::AlgorithmName;
+use crate::config::Config;
+use crate::decen::{build_nodes, Engine};
+use crate::heterogeneity::jitter_factor;
+use crate::run::{MetricsWriter, PerWorker, Progress, Summary};
+use crate::server::StalenessHistogram;
+
+/// Bytes and time of the iterations since the last report.
+#[derive(Default)]
+struct Window {
+    iterations: u64,
+    sent: u64,
+    received: u64,
+    seconds: f64,
+}
+
+/// Runs the decentralized simulation described by `config`, writing events to `metrics`.
+pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) -> Result<SimResult> {
+    let n = config.cluster.workers;
+    let seed = config.run.seed;
+    let objective = build_objective(&config.sim, seed);
+    let speeds = config.heterogeneity.speeds(n, seed);
+    let slow_nodes: Vec<usize> = (0..n).filter(|&i| speeds[i] < 1.0).collect();
+    let jitter = config.heterogeneity.jitter_distribution();
+    let het_seed = config.heterogeneity.seed.unwrap_or(seed);
+    let alg = &config.algorithm;
+    let nodes = build_nodes::<f32>(
+        alg,
+        config.train.nesterov,
+        n,
+        &slow_nodes,
+        &objective.initial(),
+    )
+    .map_err(|e| anyhow!("algorithm: {e}"))?;
+    let mut engine = Engine::new(nodes, seed ^ 0x05e9_d00d);
+    let mut noise: Vec<ChaCha8Rng> = (0..n)
+        .map(|i| ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(i as u64)))
+        .collect();
+    let mut timing: Vec<ChaCha8Rng> = (0..n)
+        .map(|i| {
+            ChaCha8Rng::seed_from_u64(
+                het_seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(i as u64 + 1)),
+            )
+        })
+        .collect();
+    let schedule = alg.lr_schedule();
+    let bytes_per_second = config.sim.bandwidth_gbps * 1e9 / 8.0;
+    let latency = config.sim.latency_ms * 1e-3;
+    let overlap = alg.name == AlgorithmName::Osgp;
+
+    metrics.write(&json!({
+        "event": "start", "t_s": 0.0, "updates": 0, "kind": "sim",
+        "algorithm": alg.name.as_str(), "scheduler": "decentralized", "workers": n,
+        "speeds": speeds, "objective": config.sim.objective, "dim": objective.dim(), "seed": seed,
+    }))?;
+
+    let mut clocks = vec![0.0f64; n];
+    let mut progress = show_progress.then(|| Progress::new("sim", config.sim.updates));
+    let mut window = Window::default();
+    let (mut total_sent, mut total_received) = (0u64, 0u64);
+    let (mut averages, mut slow_steps) = (0u64, 0u64);
+    let mut theta_sum = 0.0;
+    let mut theta_count = 0u64;
+    let mut diverged = false;
+    for k in 0..config.sim.updates {
+        let lr = schedule.at(k);
+        let mut compute = vec![0.0f64; n];
+        for i in 0..n {
+            compute[i] =
+                config.sim.step_time_s / speeds[i] * jitter_factor(jitter.as_ref(), &mut timing[i]);
+        }
+        let report = engine.iterate(
+            lr,
+            &mut |i, point, out| objective.gradient(point, &mut noise[i], out),
+            &mut |_, point| objective.loss(point),
+        );
+        let before = clocks.iter().copied().fold(0.0, f64::max);
+        for i in 0..n {
+            clocks[i] += compute[i];
+        }
+        let most = |v: &[u64]| v.iter().copied().max().unwrap_or(0) as f64;
+        let p2p = report.bytes_sent.iter().any(|&b| b > 0) && !report.averaged;
+        if report.averaged {
+            let transfer =
+                2.0 * latency + 2.0 * n as f64 * most(&report.bytes_sent) / bytes_per_second;
+            let done = clocks.iter().copied().fold(0.0, f64::max) + transfer;
+            clocks.iter_mut().for_each(|c| *c = done);
+        } else if p2p {
+            let transfer = latency
+                + most(&report.bytes_sent).max(most(&report.bytes_received)) / bytes_per_second;
+            let slowest = clocks.iter().copied().fold(0.0, f64::max);
+            let step = compute.iter().copied().fold(0.0, f64::min);
+            let shown = if overlap {
+                (transfer - step).max(0.0)
+            } else {
+                transfer
+            };
+            clocks.iter_mut().for_each(|c| *c = slowest + shown);
+        }
+        let after = clocks.iter().copied().fold(0.0, f64::max);
+        let sent: u64 = report.bytes_sent.iter().sum();
+        let received: u64 = report.bytes_received.iter().sum();
+        total_sent += sent;
+        total_received += received;
+        window.iterations += 1;
+        window.sent += sent;
+        window.received += received;
+        window.seconds += after - before;
+        averages += u64::from(report.averaged);
+        slow_steps += u64::from(report.slow_step);
+        for node in engine.nodes() {
+            if let Some(t) = node.last_theta() {
+                theta_sum += t;
+                theta_count += 1;
+            }
+        }
+        let updates = k + 1;
+        if updates % config.sim.eval_every == 0 || updates == config.sim.updates {
+            let loss = objective.loss(&engine.mean_params());
+            let per = (window.iterations * n as u64).max(1) as f64;
+            metrics.write(&json!({
+                "event": "eval", "t_s": after, "updates": updates, "loss": finite(loss), "lr": lr,
+                "consensus_distance": finite(engine.consensus_distance()),
+                "bytes_sent_per_node_iteration": window.sent as f64 / per,
+                "bytes_received_per_node_iteration": window.received as f64 / per,
+                "iteration_s": window.seconds / window.iterations.max(1) as f64,
+            }))?;
+            window = Window::default();
+            if let Some(p) = progress.as_mut() {
+                p.update(updates, &format!("loss {loss:.4e}"));
+            }
+            if !loss.is_finite() || loss > config.run.divergence_loss {
+                diverged = true;
+                break;
+            }
+        }
+    }
+    let iterations = engine.iteration();
+    let final_params = engine.mean_params();
+    let last_loss = objective.loss(&final_params);
+    diverged |= !last_loss.is_finite() || last_loss > config.run.divergence_loss;
+    if let Some(p) = &progress {
+        p.finish();
+    }
+    let wall = clocks.iter().copied().fold(0.0, f64::max);
+    if diverged {
+        metrics.write(&json!({
+            "event": "diverged", "t_s": wall, "updates": iterations, "loss": finite(last_loss),
+        }))?;
+    }
+    metrics.write(&json!({
+        "event": "end", "t_s": wall, "updates": iterations, "loss": finite(last_loss),
+    }))?;
+    metrics.flush()?;
+
+    let per_node_iteration = (iterations * n as u64).max(1) as f64;
+    let mut extra = BTreeMap::new();
+    extra.insert("objective".to_string(), json!(config.sim.objective));
+    extra.insert("dim".to_string(), json!(objective.dim()));
+    extra.insert(
+        "bytes_sent_per_node_iteration".to_string(),
+        json!(total_sent as f64 / per_node_iteration),
+    );
+    extra.insert(
+        "bytes_received_per_node_iteration".to_string(),
+        json!(total_received as f64 / per_node_iteration),
+    );
+    extra.insert(
+        "iteration_s".to_string(),
+        json!(wall / iterations.max(1) as f64),
+    );
+    extra.insert(
+        "consensus_distance".to_string(),
+        json!(finite(engine.consensus_distance())),
+    );
+    extra.insert("exact_averages".to_string(), json!(averages));
+    extra.insert("slow_steps".to_string(), json!(slow_steps));
+    if theta_count > 0 {
+        extra.insert(
+            "theta_mean".to_string(),
+            json!(theta_sum / theta_count as f64),
+        );
+    }
+    let per_worker = (0..n)
+        .map(|id| PerWorker {
+            id,
+            gradients: iterations,
+            mean_staleness: 0.0,
+            speed: speeds[id],
+            effective_speed: 1.0,
+        })
+        .collect();
+    let summary = Summary {
+        kind: "sim".to_string(),
+        algorithm: alg.name.as_str().to_string(),
+        scheduler: "decentralized".to_string(),
+        workers: n,
+        updates: iterations,
+        wall_s: wall,
+        final_loss: finite(last_loss),
+        diverged,
+        staleness: StalenessHistogram::default().summary(),
+        per_worker,
+        gradients_rejected: BTreeMap::new(),
+        seed,
+        extra,
+    };
+    Ok(SimResult {
+        summary,
+        params: final_params,
+    })
+}
+
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
