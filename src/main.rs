@@ -38,7 +38,8 @@ enum RoleName {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Simulate K workers against the parameter server on an analytic objective (virtual clock).
+    /// Simulate K workers against the parameter server, or K decentralized nodes, on an analytic
+    /// objective (virtual clock).
     Sim(RunArgs),
     /// Train one model in this process (the single-node baseline of a cluster run).
     Train(RunArgs),

@@ -104,7 +104,9 @@ pub fn start_server(
             max_updates: Some(config.server.updates),
             lr: config.algorithm.lr_schedule(),
         },
-        algo::build::<f32>(&config.algorithm, k, w0).map_err(|e| anyhow!(e))?,
+        algo::build::<f32>(&config.algorithm, k, w0).map_err(|e| {
+            anyhow!("{e}; cluster runs of the decentralized family are not wired to the network yet: run it with `lagom sim`")
+        })?,
     );
     let mut resumed = Resumed::default();
     let resume = config.server.resume

@@ -5,8 +5,9 @@
 //! exchange messages or average is a barrier (everyone waits for the slowest, then the transfer:
 //! latency plus its bytes over `sim.bandwidth_gbps`); an exact average goes through the rendezvous,
 //! whose link carries all n vectors each way. OSGP's messages travel behind the next step's
-//! compute, so only the part of the transfer longer than a step shows. Local SGD's nodes run
-//! freely between averages.
+//! compute, so only the part of the transfer longer than a step shows; PC-ASGD's delayed nodes
+//! wait for nobody and nobody waits for them (their lateness is the configured delay). Local SGD's
+//! nodes run freely between averages.
 
 use std::collections::BTreeMap;
 
@@ -18,7 +19,7 @@ use serde_json::json;
 use super::{build_objective, SimResult};
 use crate::algo::AlgorithmName;
 use crate::config::Config;
-use crate::decen::{build_nodes, Engine};
+use crate::decen::{build_nodes, delayed_nodes, Engine};
 use crate::heterogeneity::jitter_factor;
 use crate::run::{MetricsWriter, PerWorker, Progress, Summary};
 use crate::server::StalenessHistogram;
@@ -65,6 +66,11 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
     let bytes_per_second = config.sim.bandwidth_gbps * 1e9 / 8.0;
     let latency = config.sim.latency_ms * 1e-3;
     let overlap = alg.name == AlgorithmName::Osgp;
+    let delayed: Vec<bool> = if alg.name == AlgorithmName::PcAsgd && alg.pc_asgd.delay > 0 {
+        delayed_nodes(alg, n, &slow_nodes)
+    } else {
+        vec![false; n]
+    };
 
     metrics.write(&json!({
         "event": "start", "t_s": 0.0, "updates": 0, "kind": "sim",
@@ -106,7 +112,11 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
         } else if p2p {
             let transfer = latency
                 + most(&report.bytes_sent).max(most(&report.bytes_received)) / bytes_per_second;
-            let slowest = clocks.iter().copied().fold(0.0, f64::max);
+            // PC-ASGD's delayed nodes hold nobody up: their messages are modelled as late.
+            let slowest = (0..n)
+                .filter(|&i| !delayed[i])
+                .map(|i| clocks[i])
+                .fold(0.0, f64::max);
             let step = compute.iter().copied().fold(0.0, f64::min);
             let shown = if overlap {
                 (transfer - step).max(0.0)

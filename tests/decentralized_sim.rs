@@ -1,0 +1,183 @@
+//! The decentralized family under `lagom sim`: every configuration in `config/decen/` runs (16
+//! and 64 nodes), its communication per iteration is what the algorithm sends, and SlowMo's
+//! qualitative claim holds on a noisy problem.
+
+use std::path::Path;
+
+use lagom::algo::AlgorithmName;
+use lagom::config::{load, CliOverrides, Config};
+use lagom::decen::BufferStrategy;
+use lagom::run::RunDir;
+use lagom::sim::{self, SimResult};
+
+fn run(config: &Config) -> (SimResult, Vec<serde_json::Value>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run_dir = RunDir::create(dir.path()).expect("run dir");
+    let mut metrics = run_dir.metrics().expect("metrics");
+    let result = sim::run(config, &mut metrics, false).expect("simulation runs");
+    drop(metrics);
+    let text = std::fs::read_to_string(dir.path().join("metrics.jsonl")).expect("metrics file");
+    let events = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    (result, events)
+}
+
+fn from_file(name: &str) -> Config {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("config/decen/{name}.toml"));
+    let cli = CliOverrides {
+        config: Some(path),
+        ..CliOverrides::default()
+    };
+    load(&cli).expect("the shipped configuration loads").0
+}
+
+#[test]
+fn every_shipped_configuration_runs_and_learns_at_16_and_64_nodes() {
+    for name in AlgorithmName::DECENTRALIZED {
+        for nodes in [16, 64] {
+            let mut c = from_file(name.as_str());
+            assert_eq!(c.algorithm.name, name);
+            c.cluster.workers = nodes;
+            c.sim.updates = 300;
+            let (r, events) = run(&c);
+            let s = &r.summary;
+            let initial = 0.5 * c.sim.quadratic.dim as f64 * 0.5; // ≈ ½ Σ h_j with h ∈ [0.01, 1]
+            let loss = s.final_loss.expect("finite loss");
+            assert!(
+                !s.diverged && loss < 0.5 * initial,
+                "{name} n={nodes}: loss {loss}"
+            );
+            assert_eq!(s.updates, 300);
+            assert!(
+                s.extra["bytes_sent_per_node_iteration"].as_f64().unwrap() > 0.0,
+                "{name}"
+            );
+            assert!(
+                s.extra["iteration_s"].as_f64().unwrap() >= c.sim.step_time_s,
+                "{name}"
+            );
+            let eval = events
+                .iter()
+                .find(|e| e["event"] == "eval")
+                .expect("eval events");
+            for key in [
+                "consensus_distance",
+                "bytes_sent_per_node_iteration",
+                "bytes_received_per_node_iteration",
+                "iteration_s",
+            ] {
+                assert!(eval[key].is_number(), "{name}: {key} missing from {eval}");
+            }
+        }
+    }
+}
+
+#[test]
+fn bytes_per_node_and_iteration_follow_each_algorithm_s_communication() {
+    let d = 100.0;
+    let vector = 4.0 * d;
+    let message = vector + 4.0;
+    let mut cases = vec![
+        (AlgorithmName::AllreduceSgd, vector),
+        (AlgorithmName::LocalSgd, vector / 4.0),
+        (AlgorithmName::DoubleAveraging, 2.0 * vector / 4.0),
+        (AlgorithmName::Sgp, message),
+        (AlgorithmName::Osgp, message),
+        (AlgorithmName::PcAsgd, 2.0 * message),
+    ];
+    cases.push((AlgorithmName::Dpsgd, message));
+    for (name, per_iteration) in cases {
+        let mut c = from_file(name.as_str());
+        c.cluster.workers = 8;
+        c.sim.updates = 40;
+        c.sim.quadratic.dim = d as usize;
+        c.algorithm.local_sgd.period = 4;
+        let s = run(&c).0.summary;
+        let sent = s.extra["bytes_sent_per_node_iteration"].as_f64().unwrap();
+        let received = s.extra["bytes_received_per_node_iteration"]
+            .as_f64()
+            .unwrap();
+        assert_eq!(sent, per_iteration, "{name}");
+        // OSGP's and PC-ASGD's last messages may still be in flight when the run ends (a few
+        // iterations' worth of 40).
+        let in_flight = if matches!(name, AlgorithmName::Osgp | AlgorithmName::PcAsgd) {
+            0.08
+        } else {
+            1e-9
+        };
+        assert!(received <= per_iteration + 1e-9, "{name}: {received}");
+        assert!(
+            received >= (1.0 - in_flight) * per_iteration,
+            "{name}: {received}"
+        );
+    }
+    // SlowMo over Local SGD averages once per τ = 8 steps.
+    let mut c = from_file("slowmo");
+    c.sim.quadratic.dim = d as usize;
+    c.sim.updates = 40;
+    let s = run(&c).0.summary;
+    assert_eq!(
+        s.extra["bytes_sent_per_node_iteration"].as_f64().unwrap(),
+        vector / 8.0
+    );
+    assert_eq!(s.extra["slow_steps"].as_u64().unwrap(), 5);
+}
+
+/// Eight nodes on an ill-conditioned quadratic with noisy gradients, plain SGD base.
+fn noisy(name: AlgorithmName, beta: f64, seed: u64) -> Config {
+    let mut c = Config::default();
+    c.algorithm.name = name;
+    c.algorithm.lr = 0.01;
+    c.algorithm.momentum = 0.0;
+    c.algorithm.local_sgd.period = 8;
+    c.algorithm.slowmo.period = 8;
+    c.algorithm.slowmo.alpha = 1.0;
+    c.algorithm.slowmo.beta = beta;
+    c.algorithm.slowmo.buffers = BufferStrategy::Reinit;
+    c.cluster.workers = 8;
+    c.sim.updates = 800;
+    c.sim.eval_every = 100;
+    c.sim.quadratic.dim = 200;
+    c.sim.quadratic.condition = 100.0;
+    c.sim.quadratic.noise = 0.5;
+    c.run.seed = seed;
+    c
+}
+
+#[test]
+fn slowmo_over_local_sgd_reaches_a_lower_loss_than_local_sgd_alone() {
+    for seed in [1, 2] {
+        let base = run(&noisy(AlgorithmName::LocalSgd, 0.0, seed))
+            .0
+            .summary
+            .final_loss
+            .unwrap();
+        for beta in [0.4, 0.6, 0.8] {
+            let slow = run(&noisy(AlgorithmName::Slowmo, beta, seed))
+                .0
+                .summary
+                .final_loss
+                .unwrap();
+            eprintln!("seed {seed}: local SGD {base:.4}, SlowMo β={beta} {slow:.4}");
+            assert!(slow < 0.9 * base, "seed {seed} β={beta}: {slow} vs {base}");
+        }
+    }
+}
+
+#[test]
+fn a_parameter_server_name_is_refused_by_the_node_builder_and_bad_keys_are_named() {
+    let mut c = from_file("dpsgd");
+    c.algorithm.gossip.topology = lagom::decen::TopologyName::Exponential;
+    let problems = c.validate();
+    assert!(
+        problems
+            .iter()
+            .any(|(k, _)| *k == "algorithm.gossip.topology"),
+        "{problems:?}"
+    );
+    let mut c = from_file("sgp");
+    c.algorithm.name = AlgorithmName::Ormo;
+    assert!(lagom::decen::build_nodes::<f32>(&c.algorithm, false, 4, &[], &[0.0]).is_err());
+}
