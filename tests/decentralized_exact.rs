@@ -59,9 +59,9 @@ impl Oracle {
         let t = self.calls[i];
         self.calls[i] += 1;
         out.clear();
-        for j in 0..x.len() {
+        for (j, &xj) in x.iter().enumerate() {
             let e = self.noise * (((t * 7 + i as u64 * 13 + j as u64 * 3) % 11) as f64 - 5.0) / 5.0;
-            out.push(self.h[i][j] * (x[j] - self.c[i][j]) + e);
+            out.push(self.h[i][j] * (xj - self.c[i][j]) + e);
         }
     }
 }
@@ -777,7 +777,7 @@ fn lookahead_and_bmuf_map_onto_slowmo() {
     let mut oracle = Oracle::new(m, 3, 0.3);
     let (mut x0, mut delta) = (X0.to_vec(), vec![0.0; 3]);
     for _ in 0..6 {
-        let mut mean = vec![0.0; 3];
+        let mut mean = [0.0; 3];
         let mut xs = vec![x0.clone(); m];
         for _ in 0..block {
             for (i, x) in xs.iter_mut().enumerate() {

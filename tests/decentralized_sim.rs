@@ -181,3 +181,29 @@ fn a_parameter_server_name_is_refused_by_the_node_builder_and_bad_keys_are_named
     c.algorithm.name = AlgorithmName::Ormo;
     assert!(lagom::decen::build_nodes::<f32>(&c.algorithm, false, 4, &[], &[0.0]).is_err());
 }
+
+#[test]
+fn time_per_iteration_shows_the_communication_each_algorithm_pays() {
+    let time = |name: &str| {
+        let mut c = from_file(name);
+        c.heterogeneity.slow_fraction = 0.0;
+        c.sim.bandwidth_gbps = 0.01;
+        c.sim.updates = 40;
+        run(&c).0.summary.extra["iteration_s"].as_f64().unwrap()
+    };
+    let (ar, local, sgp, osgp) = (
+        time("allreduce-sgd"),
+        time("local-sgd"),
+        time("sgp"),
+        time("osgp"),
+    );
+    // 10 ms steps; 4 kB per vector at 1.25 MB/s; the rendezvous carries all 16 vectors each way.
+    assert!(
+        ar > 0.1 && ar > local && local > sgp && sgp > osgp,
+        "{ar} {local} {sgp} {osgp}"
+    );
+    assert!(
+        (osgp - 0.01).abs() < 1e-9,
+        "OSGP hides its 3.2 ms upload behind the 10 ms step: {osgp}"
+    );
+}

@@ -235,7 +235,7 @@ fn dcasgd_lambda_zero_is_asgd_and_one_worker_is_sgd() {
     };
     let run = |config: lagom::algo::AlgorithmConfig, k: usize| {
         let mut h = common::Harness::new(
-            lagom::algo::build(&config, k, w0()),
+            lagom::algo::build(&config, k, w0()).unwrap(),
             k,
             config.scheduler(),
             0.05,

@@ -10,6 +10,9 @@ use crate::algo::Real;
 
 use super::node::{DecentralizedNode, GossipMessage, Reduction};
 
+/// Writes node i's stochastic gradient at a point into the buffer: `(i, point, out)`.
+pub type GradientOracle<'a, T> = dyn FnMut(usize, &[T], &mut Vec<T>) + 'a;
+
 /// A message on its way.
 #[derive(Debug, Clone)]
 struct InFlight<T> {
@@ -25,6 +28,8 @@ pub struct IterationReport {
     pub bytes_sent: Vec<u64>,
     /// Bytes each node received.
     pub bytes_received: Vec<u64>,
+    /// True when the gradients were replaced by their exact mean (AR-SGD).
+    pub reduced_gradients: bool,
     /// True when the nodes averaged their parameters exactly at the end of the iteration.
     pub averaged: bool,
     /// True when that average fed a SlowMo slow step.
@@ -85,7 +90,7 @@ impl<T: Real> Engine<T> {
     pub fn iterate(
         &mut self,
         lr: f64,
-        gradient: &mut dyn FnMut(usize, &[T], &mut Vec<T>),
+        gradient: &mut GradientOracle<'_, T>,
         loss: &mut dyn FnMut(usize, &[T]) -> f64,
     ) -> IterationReport {
         let n = self.nodes.len();
@@ -109,6 +114,7 @@ impl<T: Real> Engine<T> {
             grads.push(g);
         }
         if self.nodes.iter().any(|node| node.reduces_gradients()) {
+            report.reduced_gradients = true;
             let m = mean(&grads);
             let bytes = vector_bytes(m.len());
             for (i, g) in grads.iter_mut().enumerate() {

@@ -14,7 +14,7 @@ mod pc_asgd;
 mod slowmo;
 mod topology;
 
-pub use engine::{Engine, IterationReport};
+pub use engine::{Engine, GradientOracle, IterationReport};
 pub use family::{
     build_node, build_nodes, delayed_nodes, topology, validate_for_nodes, validate_params,
 };

@@ -103,13 +103,15 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
             clocks[i] += compute[i];
         }
         let most = |v: &[u64]| v.iter().copied().max().unwrap_or(0) as f64;
-        let p2p = report.bytes_sent.iter().any(|&b| b > 0) && !report.averaged;
-        if report.averaged {
+        let rendezvous = report.averaged || report.reduced_gradients;
+        let p2p = report.bytes_sent.iter().any(|&b| b > 0) && !rendezvous;
+        if rendezvous {
             let transfer =
                 2.0 * latency + 2.0 * n as f64 * most(&report.bytes_sent) / bytes_per_second;
             let done = clocks.iter().copied().fold(0.0, f64::max) + transfer;
             clocks.iter_mut().for_each(|c| *c = done);
         } else if p2p {
+            let upload = latency + most(&report.bytes_sent) / bytes_per_second;
             let transfer = latency
                 + most(&report.bytes_sent).max(most(&report.bytes_received)) / bytes_per_second;
             // PC-ASGD's delayed nodes hold nobody up: their messages are modelled as late.
@@ -117,9 +119,10 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
                 .filter(|&i| !delayed[i])
                 .map(|i| clocks[i])
                 .fold(0.0, f64::max);
-            let step = compute.iter().copied().fold(0.0, f64::min);
+            let step = compute.iter().copied().fold(f64::INFINITY, f64::min);
+            // OSGP sends while the next step computes; what arrives is absorbed when it lands.
             let shown = if overlap {
-                (transfer - step).max(0.0)
+                (upload - step).max(0.0)
             } else {
                 transfer
             };
