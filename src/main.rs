@@ -358,6 +358,31 @@ fn run_sim(config: &Config, quiet: bool) -> Result<()> {
     let result = lagom::sim::run(config, &mut metrics, !quiet)?;
     dir.write_summary(&result.summary)?;
     let s = &result.summary;
+    let loss = s
+        .final_loss
+        .map_or("non-finite".to_string(), |l| format!("{l:.4e}"));
+    if s.scheduler == "decentralized" {
+        let number = |key: &str| {
+            s.extra
+                .get(key)
+                .and_then(|v| v.as_f64())
+                .unwrap_or(f64::NAN)
+        };
+        println!(
+            "{} ({} nodes): {} iterations in {:.1} virtual s ({:.2} ms each), final loss {loss}, {:.0} bytes sent per node and iteration, consensus distance {:.3e}{} — {} ({:.2} s)",
+            s.algorithm,
+            s.workers,
+            s.updates,
+            s.wall_s,
+            number("iteration_s") * 1e3,
+            number("bytes_sent_per_node_iteration"),
+            number("consensus_distance"),
+            if s.diverged { ", DIVERGED" } else { "" },
+            dir.path().display(),
+            started.elapsed().as_secs_f64(),
+        );
+        return Ok(());
+    }
     println!(
         "{} ({}, {} workers): {} updates in {:.1} virtual s, final loss {}, staleness mean {:.2} max {}{} — {} ({:.2} s)",
         s.algorithm,
