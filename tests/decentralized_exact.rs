@@ -116,6 +116,14 @@ fn big_batch(
 
 const X0: [f64; 3] = [1.0, -2.0, 0.5];
 
+/// One node of `cfg` (without momentum) follows plain SGD for 15 steps.
+fn assert_one_node_is_sgd(cfg: &AlgorithmConfig) {
+    let want = big_batch(&mut Oracle::new(1, 3, 0.3), 1, &X0, 15, 0.1, 0.0, false);
+    let mut e = engine(cfg, false, 1, &X0);
+    let got = run(&mut e, &mut Oracle::new(1, 3, 0.3), 15, 0.1);
+    assert!(close(&got[14][0], &want[14], TOL), "{}", cfg.name);
+}
+
 // §17.9 -------------------------------------------------------------------------------------
 
 #[test]
@@ -251,18 +259,7 @@ fn push_sum_nodes(topology: Topology, timing: MixTiming, x0: &[Vec<f64>]) -> Eng
 
 #[test]
 fn sgp_with_one_node_is_sgd_and_weights_stay_one_on_regular_graphs() {
-    let want = big_batch(&mut Oracle::new(1, 3, 0.3), 1, &X0, 15, 0.1, 0.0, false);
-    let mut e = engine(
-        &gossip(AlgorithmName::Sgp, TopologyName::Exponential),
-        false,
-        1,
-        &X0,
-    );
-    assert!(close(
-        &run(&mut e, &mut Oracle::new(1, 3, 0.3), 15, 0.1)[14][0],
-        &want[14],
-        TOL
-    ));
+    assert_one_node_is_sgd(&gossip(AlgorithmName::Sgp, TopologyName::Exponential));
     for topology in [TopologyName::Exponential, TopologyName::Ring] {
         let mut e = engine(&gossip(AlgorithmName::Sgp, topology), false, 6, &X0);
         for _ in 0..20 {
@@ -366,18 +363,7 @@ fn sgp_over_the_complete_graph_is_allreduce_sgd() {
 
 #[test]
 fn osgp_with_one_node_is_sgd_and_without_steps_follows_sgp() {
-    let want = big_batch(&mut Oracle::new(1, 3, 0.3), 1, &X0, 15, 0.1, 0.0, false);
-    let mut e = engine(
-        &gossip(AlgorithmName::Osgp, TopologyName::Exponential),
-        false,
-        1,
-        &X0,
-    );
-    assert!(close(
-        &run(&mut e, &mut Oracle::new(1, 3, 0.3), 15, 0.1)[14][0],
-        &want[14],
-        TOL
-    ));
+    assert_one_node_is_sgd(&gossip(AlgorithmName::Osgp, TopologyName::Exponential));
 
     let x0: Vec<Vec<f64>> = (0..8).map(|i| vec![(i * i) as f64, -(i as f64)]).collect();
     let t = || Topology::new(TopologyName::Exponential, 8).unwrap();
@@ -507,14 +493,8 @@ fn dpsgd_atc_over_the_complete_graph_is_allreduce_and_cta_is_not() {
     let got = run(&mut cta, &mut Oracle::new(4, 3, 0.3), 20, 0.05);
     assert!(!close(&got[19][0], &want[19], 1e-6));
     // One node: SGD in both forms.
-    let sgd = big_batch(&mut Oracle::new(1, 3, 0.3), 1, &X0, 10, 0.1, 0.0, false);
     for form in [DpsgdForm::Atc, DpsgdForm::Cta] {
-        let mut e = engine(&dpsgd(TopologyName::Ring, form), false, 1, &X0);
-        assert!(close(
-            &run(&mut e, &mut Oracle::new(1, 3, 0.3), 10, 0.1)[9][0],
-            &sgd[9],
-            TOL
-        ));
+        assert_one_node_is_sgd(&dpsgd(TopologyName::Ring, form));
     }
 }
 
