@@ -116,6 +116,50 @@ fn big_batch(
 
 const X0: [f64; 3] = [1.0, -2.0, 0.5];
 
+/// Runs `steps` iterations (lr 0.05) and asserts after each that the push-sum weights sum to n
+/// and the numerators to `total − γ Σ gradients`, counting messages in flight; returns whether
+/// any message was ever in flight at an iteration's end.
+fn assert_mass_conserved(
+    e: &mut Engine<f64>,
+    oracle: &mut Oracle,
+    mut total: Vec<f64>,
+    steps: usize,
+) -> bool {
+    let (n, d, lr) = (e.nodes().len(), total.len(), 0.05);
+    let mut late = false;
+    for _ in 0..steps {
+        let mut grads = vec![Vec::new(); n];
+        e.iterate(
+            lr,
+            &mut |i, p, out| {
+                oracle.grad(i, p, out);
+                grads[i] = out.clone();
+            },
+            &mut no_loss,
+        );
+        for g in &grads {
+            for (t, gj) in total.iter_mut().zip(g) {
+                *t -= lr * gj;
+            }
+        }
+        let (fx, fw) = e.in_flight_mass(d);
+        late |= fw > 0.0;
+        let w: f64 = e.nodes().iter().map(|node| node.weight()).sum::<f64>() + fw;
+        assert!((w - n as f64).abs() < 1e-12, "Σw = {w}");
+        let x: Vec<f64> = (0..d)
+            .map(|j| {
+                e.nodes()
+                    .iter()
+                    .map(|node| node.numerator()[j])
+                    .sum::<f64>()
+                    + fx[j]
+            })
+            .collect();
+        assert!(close(&x, &total, 1e-12), "{x:?} vs {total:?}");
+    }
+    late
+}
+
 /// One node of `cfg` (without momentum) follows plain SGD for 15 steps.
 fn assert_one_node_is_sgd(cfg: &AlgorithmConfig) {
     let want = big_batch(&mut Oracle::new(1, 3, 0.3), 1, &X0, 15, 0.1, 0.0, false);
@@ -281,31 +325,8 @@ fn sgp_conserves_mass_on_an_irregular_graph() {
     let t = Topology::custom(vec![vec![1, 2], vec![2], vec![3], vec![4], vec![0]]).unwrap();
     let x0: Vec<Vec<f64>> = (0..5).map(|i| vec![(i * i) as f64, 1.0]).collect();
     let mut e = push_sum_nodes(t, MixTiming::AfterStep, &x0);
-    let mut oracle = Oracle::new(5, 2, 0.5);
-    let mut total: Vec<f64> = (0..2).map(|j| x0.iter().map(|x| x[j]).sum()).collect();
-    let lr = 0.05;
-    for _ in 0..40 {
-        let mut grads = vec![Vec::new(); 5];
-        e.iterate(
-            lr,
-            &mut |i, p, out| {
-                oracle.grad(i, p, out);
-                grads[i] = out.clone();
-            },
-            &mut no_loss,
-        );
-        for g in &grads {
-            for j in 0..2 {
-                total[j] -= lr * g[j];
-            }
-        }
-        let w: f64 = e.nodes().iter().map(|node| node.weight()).sum();
-        assert!((w - 5.0).abs() < 1e-12, "Σw = {w}");
-        let x: Vec<f64> = (0..2)
-            .map(|j| e.nodes().iter().map(|node| node.numerator()[j]).sum())
-            .collect();
-        assert!(close(&x, &total, 1e-12), "{x:?} vs {total:?}");
-    }
+    let total: Vec<f64> = (0..2).map(|j| x0.iter().map(|x| x[j]).sum()).collect();
+    assert_mass_conserved(&mut e, &mut Oracle::new(5, 2, 0.5), total, 40);
 }
 
 #[test]
@@ -425,40 +446,8 @@ fn osgp_conserves_mass_including_messages_in_flight() {
     c.gossip.synch_freq = 3;
     let x0 = [2.0, -1.0];
     let mut e = engine(&c, false, 6, &x0);
-    let mut oracle = Oracle::new(6, 2, 0.5);
-    let lr = 0.05;
-    let mut total: Vec<f64> = x0.iter().map(|v| v * 6.0).collect();
-    let mut late = false;
-    for _ in 0..40 {
-        let mut grads = vec![Vec::new(); 6];
-        e.iterate(
-            lr,
-            &mut |i, p, out| {
-                oracle.grad(i, p, out);
-                grads[i] = out.clone();
-            },
-            &mut no_loss,
-        );
-        for g in &grads {
-            for j in 0..2 {
-                total[j] -= lr * g[j];
-            }
-        }
-        let (fx, fw) = e.in_flight_mass(2);
-        late |= fw > 0.0;
-        let w: f64 = e.nodes().iter().map(|node| node.weight()).sum::<f64>() + fw;
-        assert!((w - 6.0).abs() < 1e-12, "Σw = {w}");
-        let x: Vec<f64> = (0..2)
-            .map(|j| {
-                e.nodes()
-                    .iter()
-                    .map(|node| node.numerator()[j])
-                    .sum::<f64>()
-                    + fx[j]
-            })
-            .collect();
-        assert!(close(&x, &total, 1e-12), "{x:?} vs {total:?}");
-    }
+    let total: Vec<f64> = x0.iter().map(|v| v * 6.0).collect();
+    let late = assert_mass_conserved(&mut e, &mut Oracle::new(6, 2, 0.5), total, 40);
     assert!(late, "some messages should have been in flight");
 }
 
@@ -951,5 +940,4 @@ fn configuration_errors_name_the_key() {
         assert!(keys.contains(&key), "{key} missing from {keys:?}");
     }
     assert!(lagom::algo::build::<f64>(&config(AlgorithmName::Sgp, 0.0), 2, vec![0.0]).is_err());
-    let _ = MixTiming::Never;
 }
