@@ -49,8 +49,24 @@ fn vector_bytes(d: usize) -> u64 {
     4 * d as u64
 }
 
-/// The element-wise mean of `vectors`, summed in order.
-fn mean<T: Real>(vectors: &[Vec<T>]) -> Vec<T> {
+/// Consensus distance of the nodes' parameters: `sqrt(mean_i ‖z_i − z̄‖²)`.
+pub fn consensus_distance<T: Real>(params: &[Vec<T>]) -> f64 {
+    let avg = node_mean(params);
+    let total: f64 = params
+        .iter()
+        .map(|p| {
+            p.iter()
+                .zip(&avg)
+                .map(|(&a, &b)| (a - b).to_f64().powi(2))
+                .sum::<f64>()
+        })
+        .sum();
+    (total / params.len() as f64).sqrt()
+}
+
+/// The element-wise mean of `vectors` (at least one, all of one length), summed in the order
+/// given: every exact average of the family goes through it, so all nodes get identical values.
+pub fn node_mean<T: Real>(vectors: &[Vec<T>]) -> Vec<T> {
     let mut sum = vectors[0].clone();
     for v in &vectors[1..] {
         for (s, &x) in sum.iter_mut().zip(v) {
@@ -115,7 +131,7 @@ impl<T: Real> Engine<T> {
         }
         if self.nodes.iter().any(|node| node.reduces_gradients()) {
             report.reduced_gradients = true;
-            let m = mean(&grads);
+            let m = node_mean(&grads);
             let bytes = vector_bytes(m.len());
             for (i, g) in grads.iter_mut().enumerate() {
                 g.copy_from_slice(&m);
@@ -148,14 +164,14 @@ impl<T: Real> Engine<T> {
     /// iteration).
     fn reduce(&mut self, reduction: Reduction, lr: f64, report: &mut IterationReport) {
         let params: Vec<Vec<T>> = self.nodes.iter().map(|node| node.params()).collect();
-        let mean_params = mean(&params);
+        let mean_params = node_mean(&params);
         let mean_buffers = reduction.buffers.then(|| {
             let buffers: Vec<Vec<T>> = self
                 .nodes
                 .iter()
                 .map(|node| node.buffer().to_vec())
                 .collect();
-            mean(&buffers)
+            node_mean(&buffers)
         });
         let vectors = 1 + u64::from(reduction.buffers);
         let bytes = vectors * vector_bytes(mean_params.len());
@@ -220,22 +236,12 @@ impl<T: Real> Engine<T> {
     /// still in flight beyond the next iteration are not in it.
     pub fn mean_params(&self) -> Vec<T> {
         let params: Vec<Vec<T>> = self.nodes.iter().map(|node| node.params()).collect();
-        mean(&params)
+        node_mean(&params)
     }
 
     /// Consensus distance: `sqrt(mean_i ‖z_i − z̄‖²)` over the de-biased parameters.
     pub fn consensus_distance(&self) -> f64 {
         let params: Vec<Vec<T>> = self.nodes.iter().map(|node| node.params()).collect();
-        let avg = mean(&params);
-        let total: f64 = params
-            .iter()
-            .map(|p| {
-                p.iter()
-                    .zip(&avg)
-                    .map(|(&a, &b)| (a - b).to_f64().powi(2))
-                    .sum::<f64>()
-            })
-            .sum();
-        (total / params.len() as f64).sqrt()
+        consensus_distance(&params)
     }
 }

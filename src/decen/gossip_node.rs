@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::algo::vector::scale;
 use crate::algo::{LocalSgd, Real};
 
-use super::node::{DecentralizedNode, GossipMessage, Outgoing, Reduction};
+use super::node::{DecentralizedNode, GossipMessage, Incoming, Outgoing, Reduction};
 use super::slowmo::{apply_buffer_strategy, SlowMo};
 use super::{BufferStrategy, Topology};
 
@@ -53,6 +53,9 @@ pub struct GossipNode<T> {
     z: Vec<T>,
     opt: LocalSgd<T>,
     slow: Option<SlowMo<T>>,
+    /// The share this node kept of its last push, when mixing is doubly stochastic without
+    /// tracked weights (D-PSGD): what stands in for a message of an absent neighbour.
+    kept_share: Option<Vec<T>>,
 }
 
 impl<T: Real> GossipNode<T> {
@@ -74,6 +77,7 @@ impl<T: Real> GossipNode<T> {
             z,
             opt,
             slow,
+            kept_share: None,
         }
     }
 
@@ -91,6 +95,12 @@ impl<T: Real> GossipNode<T> {
         let p = T::of(self.spec.topology.share(self.id, k));
         scale(&mut self.x, p);
         self.w = self.w * p;
+        if !self.spec.push_sum {
+            match &mut self.kept_share {
+                Some(kept) => kept.copy_from_slice(&self.x),
+                None => self.kept_share = Some(self.x.clone()),
+            }
+        }
         peers
             .into_iter()
             .map(|to| Outgoing {
@@ -194,6 +204,43 @@ impl<T: Real> DecentralizedNode<T> for GossipNode<T> {
         };
         self.w = T::one();
         apply_buffer_strategy(strategy, self.opt.buffer_mut(), buffers);
+    }
+
+    fn incoming(&self, k: u64) -> Vec<Incoming> {
+        let (lateness, jitter) = match self.spec.timing {
+            MixTiming::Never => return Vec::new(),
+            MixTiming::AfterStep => (0, 0),
+            MixTiming::BeforeStep { jitter } => (1, jitter),
+        };
+        self.spec
+            .topology
+            .in_peers(self.id, k)
+            .into_iter()
+            .map(|from| Incoming {
+                from,
+                lateness,
+                jitter,
+            })
+            .collect()
+    }
+
+    fn absent(&mut self, _from: usize, _iteration: u64) -> bool {
+        if self.spec.push_sum {
+            // Push-sum: the weight travels with the numerator, so x / w stays a convex
+            // combination without the message; a late copy still brings its mass.
+            return false;
+        }
+        // Doubly stochastic mixing (D-PSGD): the absent neighbour's weight goes back to the
+        // self-loop (every neighbour's share equals this node's on the regular graphs allowed).
+        match &self.kept_share {
+            Some(kept) => {
+                for (x, &v) in self.x.iter_mut().zip(kept) {
+                    *x = *x + v;
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     fn params(&self) -> Vec<T> {

@@ -5,6 +5,7 @@
 //! nothing of sockets or clocks. [`Engine`] runs all nodes of a run in one process (the simulator
 //! and the exact tests); a networked worker drives one node the same way.
 
+mod driver;
 mod engine;
 mod family;
 mod gossip_node;
@@ -14,12 +15,13 @@ mod pc_asgd;
 mod slowmo;
 mod topology;
 
-pub use engine::{Engine, GradientOracle, IterationReport};
+pub use driver::{DriverCounts, NodeDriver, ReceiveError, MAX_AHEAD};
+pub use engine::{consensus_distance, node_mean, Engine, GradientOracle, IterationReport};
 pub use family::{
     build_node, build_nodes, delayed_nodes, topology, validate_for_nodes, validate_params,
 };
 pub use gossip_node::{GossipNode, GossipSpec, MixTiming};
-pub use node::{DecentralizedNode, GossipMessage, Outgoing, Reduction};
+pub use node::{DecentralizedNode, GossipMessage, Incoming, Outgoing, Reduction};
 pub use params::{
     BmufParams, BufferStrategy, DpsgdForm, GossipParams, LocalSgdParams, LookaheadParams,
     PcAsgdParams, SlowMoBase, SlowMoParams, Theta, ThetaRule, TopologyName,

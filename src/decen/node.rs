@@ -47,6 +47,17 @@ pub struct Outgoing<T> {
     pub message: GossipMessage<T>,
 }
 
+/// A message a node must receive: who sends it at the iteration asked about, and its timing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Incoming {
+    /// The sender.
+    pub from: usize,
+    /// The sender's [`Outgoing::lateness`].
+    pub lateness: u64,
+    /// The sender's [`Outgoing::jitter`].
+    pub jitter: u64,
+}
+
 /// An exact average over all nodes that a node needs at the end of an iteration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reduction {
@@ -90,6 +101,13 @@ pub trait DecentralizedNode<T>: Send {
     fn numerator(&self) -> &[T];
     /// The push-sum weight `w` (1 where weights are not tracked).
     fn weight(&self) -> T;
+    /// The messages the other nodes send this node at iteration `k` (exactly those their
+    /// `begin`/`step` of iteration `k` address to it), so a networked node knows what to wait for.
+    fn incoming(&self, k: u64) -> Vec<Incoming>;
+    /// The message of `from` sent at iteration `iteration` will not be waited for any longer (its
+    /// sender is absent). Returns true when the node made up for it (so a late copy must be
+    /// discarded), false when a late copy must still be absorbed (push-sum keeps the mass).
+    fn absent(&mut self, from: usize, iteration: u64) -> bool;
     /// The node's share of the tradeoff: PC-ASGD's θ of the last iteration, else `None`.
     fn last_theta(&self) -> Option<f64> {
         None

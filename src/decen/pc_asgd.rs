@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::algo::Real;
 
-use super::node::{DecentralizedNode, GossipMessage, Outgoing, Reduction};
+use super::node::{DecentralizedNode, GossipMessage, Incoming, Outgoing, Reduction};
 use super::{Mixing, Theta, Topology};
 
 /// The clipped mixing matrix `W̃` of iteration `k`: `W(k)` without the edges that touch a node of
@@ -216,6 +216,27 @@ impl<T: Real> DecentralizedNode<T> for PcAsgdNode<T> {
     }
 
     fn apply_reduction(&mut self, _: Reduction, _: &[T], _: Option<&[T]>, _: f64) {}
+
+    fn incoming(&self, k: u64) -> Vec<Incoming> {
+        let m = self.spec.topology.mixing(k);
+        (0..m.size())
+            .filter(|&j| j != self.id && m.get(self.id, j) != 0.0)
+            .map(|from| Incoming {
+                from,
+                lateness: if self.spec.delay > 0 && self.spec.delayed[from] {
+                    self.spec.delay
+                } else {
+                    0
+                },
+                jitter: 0,
+            })
+            .collect()
+    }
+
+    fn absent(&mut self, _from: usize, _iteration: u64) -> bool {
+        // The neighbour's latest known parameters stand in; a late copy updates them if newer.
+        false
+    }
 
     fn params(&self) -> Vec<T> {
         self.x.clone()
