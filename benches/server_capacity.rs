@@ -47,6 +47,7 @@ async fn fast_worker(
             layout_hash,
             params_len: params_len as u64,
             device: "bench".into(),
+            peer_port: 0,
         },
     )
     .await?;
@@ -89,6 +90,7 @@ async fn in_process_worker(
             worker,
             incarnation: 1,
             device: "bench".into(),
+            peer_port: 0,
             connection: worker as u64,
             tx,
         })

@@ -84,6 +84,7 @@ fn the_server_refuses_bad_peers_and_bad_gradients_and_keeps_training() {
         layout_hash: hash,
         params_len: len as u64,
         device: "test".into(),
+        peer_port: 0,
     };
 
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -83,6 +83,7 @@ fn a_silent_worker_is_dropped_after_the_heartbeat_timeout_and_the_sync_run_compl
                 layout_hash: hash,
                 params_len: len as u64,
                 device: "silent".into(),
+                peer_port: 0,
             },
         )
         .await

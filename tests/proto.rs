@@ -23,6 +23,7 @@ fn every_message() -> Vec<Message> {
             layout_hash: 0x51f7_ae78_be47_2bf4,
             params_len: 206_922,
             device: "cuda:0".into(),
+            peer_port: 7001,
         },
         Message::Welcome {
             worker: 3,

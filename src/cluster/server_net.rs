@@ -70,6 +70,7 @@ async fn serve_peer(conn: Connection, server: Addr<ServerActor>, req: PeerRequir
             layout_hash,
             params_len,
             device,
+            ..
         }))) => {
             if role != Role::Worker || !peer_has_role(&conn, Role::Worker) {
                 let detail = format!(

@@ -143,6 +143,7 @@ async fn session(
             layout_hash: spec.layout_hash,
             params_len: spec.params_len as u64,
             device: spec.device.clone(),
+            peer_port: 0,
         },
     )
     .await?;

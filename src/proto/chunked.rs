@@ -35,10 +35,9 @@ impl AsRef<[u8]> for TensorBytes {
 /// with a tensor, the header (length prefix, version and every field before the tensor) and then
 /// the tensor's own memory; any other message is one chunk.
 pub fn encode_chunks(mut msg: Message) -> Result<Vec<Bytes>, ProtoError> {
-    let tensor = match &mut msg {
-        Message::Params { params, .. } => std::mem::take(params),
-        Message::Gradient { grad, .. } => std::mem::take(grad),
-        _ => return Ok(vec![Bytes::from(encode(&msg)?)]),
+    let tensor = match msg.tensor_mut() {
+        Some(t) => std::mem::take(t),
+        None => return Ok(vec![Bytes::from(encode(&msg)?)]),
     };
     let tensor_len = tensor.len() * 4;
     let too_big = || ProtoError::Oversized {
@@ -46,7 +45,7 @@ pub fn encode_chunks(mut msg: Message) -> Result<Vec<Bytes>, ProtoError> {
         limit: u32::MAX as usize,
     };
     let bin_len = u32::try_from(tensor_len).map_err(|_| too_big())?;
-    // The tensor is the last field of both messages, so the frame with an empty tensor ends in
+    // The tensor is the last field of every message that has one, so the frame with an empty tensor ends in
     // an empty `bin`: swap it for the header of the real length and fix the prefix.
     let mut head = encode(&msg)?;
     if !head.ends_with(&EMPTY_BIN) {
@@ -93,6 +92,24 @@ mod tests {
                     loss: 2.5,
                     samples: 128,
                     grad: params.clone(),
+                },
+                Message::Gossip {
+                    from: 2,
+                    iteration: 77,
+                    lateness: 1,
+                    weight: 0.25,
+                    x: params.clone(),
+                },
+                Message::Reduced {
+                    iteration: 5,
+                    kind: super::super::ReduceKind::ParamsAndBuffers,
+                    contributors: 3,
+                    values: params.clone(),
+                },
+                Message::Start {
+                    iteration: 0,
+                    peers: vec![Some("127.0.0.1:4000".into()), None],
+                    params: params.clone(),
                 },
             ];
             for msg in messages {

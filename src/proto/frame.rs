@@ -7,9 +7,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use super::Message;
 
 /// The protocol this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
-/// Largest control frame (everything but `Params` and `Gradient`).
+/// Largest control frame (every message without a tensor).
 pub const CONTROL_FRAME_LIMIT: usize = 64 * 1024;
 
 /// Largest legal frame for a model of `params_len` values: the tensor plus slack for the header.
@@ -68,11 +68,7 @@ pub fn encode(msg: &Message) -> Result<Vec<u8>, ProtoError> {
 
 /// Bytes of the tensor a message carries (for sizing buffers).
 fn tensor_bytes(msg: &Message) -> usize {
-    match msg {
-        Message::Params { params, .. } => params.len() * 4,
-        Message::Gradient { grad, .. } => grad.len() * 4,
-        _ => 0,
-    }
+    msg.tensor().map_or(0, |t| t.len() * 4)
 }
 
 /// Decodes a payload (version + body, without the length prefix).

@@ -40,6 +40,45 @@ pub enum RefusalCode {
     Finished,
 }
 
+/// What a `Reduce` averages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReduceKind {
+    /// Gradients (AR-SGD).
+    Gradients,
+    /// De-biased parameters (Local SGD, SlowMo).
+    Params,
+    /// Parameters and momentum buffers (double averaging, `buffers = "sync"`).
+    ParamsAndBuffers,
+}
+
+/// A decentralized worker's counters over the iterations since its previous report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeStats {
+    /// Iterations counted.
+    pub iterations: u64,
+    /// Mean training loss of its mini-batches.
+    pub loss: f64,
+    /// Its push-sum weight now.
+    pub weight: f64,
+    /// Frame bytes it sent for the algorithm (gossip and exact averages).
+    pub bytes_sent: u64,
+    /// Frame bytes it received for the algorithm.
+    pub bytes_received: u64,
+    /// Wall-clock seconds of those iterations.
+    pub wall_s: f64,
+    /// Seconds of gradient computation.
+    pub compute_s: f64,
+    /// Seconds spent waiting for peers and averages.
+    pub wait_s: f64,
+    /// Expected messages given up on (sender absent).
+    pub given_up: u64,
+    /// Messages absorbed after they had been given up on.
+    pub absorbed_late: u64,
+    /// PC-ASGD's mean θ (`None` for the other algorithms).
+    pub theta: Option<f64>,
+}
+
 /// One protocol message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Message {
@@ -57,6 +96,88 @@ pub enum Message {
         params_len: u64,
         /// The compute device, for logs and the summary (`cpu`, `cuda:0`).
         device: String,
+        /// The UDP port it takes connections from other workers on (decentralized runs); 0 when
+        /// it takes none.
+        peer_port: u16,
+    },
+    /// First message on a worker-to-worker connection: who dials.
+    PeerHello {
+        /// The dialling worker's slot.
+        worker: u32,
+        /// `ParamLayout::hash` of its model.
+        layout_hash: u64,
+    },
+    /// The rendezvous's go for a decentralized worker: start at `iteration` from `params`.
+    Start {
+        /// The first iteration this worker runs.
+        iteration: u64,
+        /// Every slot's peer address (`HOST:PORT`), `None` for a slot not present.
+        peers: Vec<Option<String>>,
+        /// The parameters to start from (the initial ones, or the last reported average).
+        #[serde(with = "super::f32_bytes")]
+        params: Vec<f32>,
+    },
+    /// Who is present now (sent to every worker when a slot joins or leaves).
+    Members {
+        /// Every slot's peer address, `None` for a slot not present.
+        peers: Vec<Option<String>>,
+    },
+    /// A gossip message between workers (push-sum share or plain parameters).
+    Gossip {
+        /// The sender's slot.
+        from: u32,
+        /// The sender's iteration when it sent.
+        iteration: u64,
+        /// The sender's lateness (see `decen::Outgoing`).
+        lateness: u64,
+        /// The push-sum weight share.
+        weight: f32,
+        /// The parameters.
+        #[serde(with = "super::f32_bytes")]
+        x: Vec<f32>,
+    },
+    /// A worker's part of an exact average.
+    Reduce {
+        /// The sender's slot.
+        worker: u32,
+        /// The iteration the average belongs to.
+        iteration: u64,
+        /// What is averaged.
+        kind: ReduceKind,
+        /// The values (for `params-and-buffers`: the parameters, then the buffers).
+        #[serde(with = "super::f32_bytes")]
+        values: Vec<f32>,
+    },
+    /// The exact average of the present workers' `Reduce`s.
+    Reduced {
+        /// The iteration it belongs to.
+        iteration: u64,
+        /// What was averaged.
+        kind: ReduceKind,
+        /// How many workers it averages.
+        contributors: u32,
+        /// The mean values, laid out as in `Reduce`.
+        #[serde(with = "super::f32_bytes")]
+        values: Vec<f32>,
+    },
+    /// A decentralized worker's iteration count (after each iteration; tiny).
+    Progress {
+        /// The sender's slot.
+        worker: u32,
+        /// Iterations it has completed.
+        iteration: u64,
+    },
+    /// A decentralized worker's state for evaluation and metrics.
+    Report {
+        /// The sender's slot.
+        worker: u32,
+        /// Iterations it has completed.
+        iteration: u64,
+        /// Its counters since its previous report.
+        stats: NodeStats,
+        /// Its de-biased parameters.
+        #[serde(with = "super::f32_bytes")]
+        params: Vec<f32>,
     },
     /// The server's acceptance of a `Hello`.
     Welcome {
@@ -115,6 +236,32 @@ pub enum Message {
 }
 
 impl Message {
+    /// The tensor a message carries as its last field, if any.
+    pub fn tensor(&self) -> Option<&Vec<f32>> {
+        match self {
+            Message::Params { params, .. }
+            | Message::Start { params, .. }
+            | Message::Report { params, .. } => Some(params),
+            Message::Gradient { grad, .. } => Some(grad),
+            Message::Gossip { x, .. } => Some(x),
+            Message::Reduce { values, .. } | Message::Reduced { values, .. } => Some(values),
+            _ => None,
+        }
+    }
+
+    /// The tensor a message carries as its last field, mutably.
+    pub fn tensor_mut(&mut self) -> Option<&mut Vec<f32>> {
+        match self {
+            Message::Params { params, .. }
+            | Message::Start { params, .. }
+            | Message::Report { params, .. } => Some(params),
+            Message::Gradient { grad, .. } => Some(grad),
+            Message::Gossip { x, .. } => Some(x),
+            Message::Reduce { values, .. } | Message::Reduced { values, .. } => Some(values),
+            _ => None,
+        }
+    }
+
     /// The message kind, for logs and errors.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -124,6 +271,14 @@ impl Message {
             Message::Params { .. } => "params",
             Message::Gradient { .. } => "gradient",
             Message::Heartbeat { .. } => "heartbeat",
+            Message::PeerHello { .. } => "peer-hello",
+            Message::Start { .. } => "start",
+            Message::Members { .. } => "members",
+            Message::Gossip { .. } => "gossip",
+            Message::Reduce { .. } => "reduce",
+            Message::Reduced { .. } => "reduced",
+            Message::Progress { .. } => "progress",
+            Message::Report { .. } => "report",
             Message::Stop { .. } => "stop",
         }
     }

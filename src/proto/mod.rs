@@ -11,7 +11,7 @@ pub use frame::{
     decode_payload, encode, frame_limit, read_frame, ProtoError, CONTROL_FRAME_LIMIT,
     PROTOCOL_VERSION,
 };
-pub use message::{Message, RefusalCode, Role};
+pub use message::{Message, NodeStats, ReduceKind, RefusalCode, Role};
 
 #[cfg(not(target_endian = "little"))]
 compile_error!("lagom's wire format and tensor copies assume a little-endian machine");
