@@ -90,7 +90,6 @@ async fn in_process_worker(
             worker,
             incarnation: 1,
             device: "bench".into(),
-            peer_port: 0,
             connection: worker as u64,
             tx,
         })
