@@ -4,6 +4,7 @@
 mod checkpoint;
 mod compute_actor;
 mod eval_actor;
+mod hello;
 mod roles;
 mod server_actor;
 mod server_net;

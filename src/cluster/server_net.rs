@@ -9,9 +9,10 @@ use actix::Addr;
 use quinn::{Connection, Endpoint};
 use tokio::sync::mpsc;
 
+use super::hello::{accept_hello, refuse, Joined};
 use super::server_actor::{Deliver, Disconnected, Register, ServerActor};
-use crate::net::{peer_has_role, recv, send};
-use crate::proto::{frame_limit, Message, ProtoError, RefusalCode, Role, CONTROL_FRAME_LIMIT};
+use crate::net::{recv, send};
+use crate::proto::{frame_limit, Message, RefusalCode};
 use crate::server::GradientIn;
 
 /// What every peer must match.
@@ -45,59 +46,15 @@ pub async fn accept_loop(endpoint: Endpoint, server: Addr<ServerActor>, req: Pee
     }
 }
 
-async fn refuse(conn: &Connection, code: RefusalCode, detail: String) {
-    tracing::warn!("refusing {} ({code:?}): {detail}", conn.remote_address());
-    let _ = send(conn, Message::Refuse { code, detail }).await;
-    conn.close(2u32.into(), b"refused");
-}
-
 async fn serve_peer(conn: Connection, server: Addr<ServerActor>, req: PeerRequirements) {
-    let hello = tokio::time::timeout(req.hello_timeout, recv(&conn, CONTROL_FRAME_LIMIT)).await;
-    let (worker, incarnation, device) = match hello {
-        Err(_) => return refuse(&conn, RefusalCode::Unexpected, "no Hello in time".into()).await,
-        Ok(Err(e)) => {
-            let code = match e.downcast_ref::<ProtoError>() {
-                Some(ProtoError::Version { .. }) => RefusalCode::ProtocolVersion,
-                _ => RefusalCode::Unexpected,
-            };
-            return refuse(&conn, code, format!("{e:#}")).await;
-        }
-        Ok(Ok(None)) => return,
-        Ok(Ok(Some(Message::Hello {
-            role,
-            worker,
-            incarnation,
-            layout_hash,
-            params_len,
-            device,
-            ..
-        }))) => {
-            if role != Role::Worker || !peer_has_role(&conn, Role::Worker) {
-                let detail = format!(
-                    "claims the {} role; only workers with a worker certificate may join",
-                    role.as_str()
-                );
-                return refuse(&conn, RefusalCode::Role, detail).await;
-            }
-            if layout_hash != req.layout_hash || params_len != req.params_len as u64 {
-                let detail = format!(
-                    "model layout {layout_hash:016x} with {params_len} parameters; the server's is \
-                     {:016x} with {} (same [model] and [data] on every node?)",
-                    req.layout_hash, req.params_len
-                );
-                return refuse(&conn, RefusalCode::LayoutHash, detail).await;
-            }
-            let worker = worker as usize;
-            if worker >= req.workers {
-                let detail = format!("worker {worker} is outside 0..{}", req.workers);
-                return refuse(&conn, RefusalCode::WorkerId, detail).await;
-            }
-            (worker, incarnation, device)
-        }
-        Ok(Ok(Some(other))) => {
-            let detail = format!("expected Hello, got {}", other.kind());
-            return refuse(&conn, RefusalCode::Unexpected, detail).await;
-        }
+    let Some(Joined {
+        worker,
+        incarnation,
+        device,
+        ..
+    }) = accept_hello(&conn, &req).await
+    else {
+        return;
     };
 
     let connection = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);

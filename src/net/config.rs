@@ -33,6 +33,12 @@ pub struct NetConfig {
     /// The server drops a worker it has heard nothing from (no heartbeat, no gradient) for this
     /// long, seconds: it is gone, and a synchronous round goes on without it.
     pub heartbeat_timeout_s: f64,
+    /// Where a decentralized worker takes its peers' connections (`HOST:PORT`; port 0 = any).
+    /// The server tells the peers this port at the address it sees the worker connect from.
+    pub peer_listen: String,
+    /// How long a decentralized worker waits for a peer's message before it counts that peer
+    /// as absent for the iteration, seconds.
+    pub peer_wait_s: f64,
 }
 
 impl Default for NetConfig {
@@ -49,6 +55,8 @@ impl Default for NetConfig {
             reconnect_max_s: 5.0,
             heartbeat_s: 2.0,
             heartbeat_timeout_s: 10.0,
+            peer_listen: "0.0.0.0:0".into(),
+            peer_wait_s: 5.0,
         }
     }
 }
@@ -64,6 +72,7 @@ impl NetConfig {
             ("net.reconnect_max_s", self.reconnect_max_s),
             ("net.heartbeat_s", self.heartbeat_s),
             ("net.heartbeat_timeout_s", self.heartbeat_timeout_s),
+            ("net.peer_wait_s", self.peer_wait_s),
         ] {
             if !(v.is_finite() && v > 0.0) {
                 problems.push((key, format!("must be a number of seconds > 0, got {v}")));

@@ -4,17 +4,18 @@
 use anyhow::{Context, Result};
 use quinn::Connection;
 
-use crate::proto::{encode_chunks, read_frame, Message};
+use crate::proto::{encode_chunks, read_frame_sized, Message};
 
-/// Sends `msg` on a fresh stream and waits until the peer has received all of it. A tensor goes
-/// to the transport without being copied into a frame first.
-pub async fn send(conn: &Connection, msg: Message) -> Result<()> {
+/// Sends `msg` on a fresh stream and waits until the peer has received all of it; returns the
+/// frame's size in bytes. A tensor goes to the transport without being copied into a frame first.
+pub async fn send(conn: &Connection, msg: Message) -> Result<usize> {
     let kind = msg.kind();
     let mut stream = conn
         .open_uni()
         .await
         .with_context(|| format!("cannot open a stream for {kind}"))?;
     let mut chunks = encode_chunks(msg).with_context(|| format!("cannot encode {kind}"))?;
+    let bytes = chunks.iter().map(|c| c.len()).sum();
     stream
         .write_all_chunks(&mut chunks)
         .await
@@ -22,19 +23,24 @@ pub async fn send(conn: &Connection, msg: Message) -> Result<()> {
     stream.finish().context("cannot finish the stream")?;
     // `finish` only queues the end; `stopped` resolves once the peer has read it all.
     let _ = stream.stopped().await;
-    Ok(())
+    Ok(bytes)
 }
 
 /// Receives the next message, at most `limit` bytes. `Ok(None)` when the connection closed
 /// cleanly (the peer said goodbye); an error for anything else, including a malformed frame.
 pub async fn recv(conn: &Connection, limit: usize) -> Result<Option<Message>> {
+    Ok(recv_sized(conn, limit).await?.map(|(m, _)| m))
+}
+
+/// [`recv`], with the frame's size in bytes.
+pub async fn recv_sized(conn: &Connection, limit: usize) -> Result<Option<(Message, usize)>> {
     let mut stream = match conn.accept_uni().await {
         Ok(s) => s,
         Err(quinn::ConnectionError::ApplicationClosed(_))
         | Err(quinn::ConnectionError::LocallyClosed) => return Ok(None),
         Err(e) => return Err(e).context("connection lost"),
     };
-    match read_frame(&mut stream, limit).await? {
+    match read_frame_sized(&mut stream, limit).await? {
         Some(m) => Ok(Some(m)),
         None => anyhow::bail!("a stream ended before its message started"),
     }

@@ -10,5 +10,8 @@ pub use certs::{
     WORKER_NAME,
 };
 pub use config::NetConfig;
-pub use link::{recv, send};
-pub use tls::{client_endpoint, connect, peer_has_role, server_endpoint, TransportSettings, ALPN};
+pub use link::{recv, recv_sized, send};
+pub use tls::{
+    client_endpoint, connect, connect_to, peer_endpoint, peer_has_role, server_endpoint,
+    TransportSettings, ALPN,
+};

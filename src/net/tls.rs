@@ -15,7 +15,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 use rustls_pki_types::{CertificateDer, ServerName};
 
-use super::certs::{role_name, NodeIdentity, SERVER_NAME};
+use super::certs::{role_name, NodeIdentity};
 use crate::proto::Role;
 
 /// ALPN protocol id: peers that speak something else fail the handshake.
@@ -136,8 +136,8 @@ pub fn server_endpoint(
     endpoint(bind, Some(config)).with_context(|| format!("cannot listen on {bind}"))
 }
 
-/// A client endpoint (ephemeral local port) that presents `id` and trusts only the cluster CA.
-pub fn client_endpoint(id: &NodeIdentity, t: &TransportSettings) -> Result<Endpoint> {
+/// The client side of mutual TLS: presents `id`, trusts only the cluster CA.
+fn client_config(id: &NodeIdentity, t: &TransportSettings) -> Result<ClientConfig> {
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots(id)?)
@@ -148,18 +148,36 @@ pub fn client_endpoint(id: &NodeIdentity, t: &TransportSettings) -> Result<Endpo
         QuicClientConfig::try_from(tls).context("TLS configuration unusable for QUIC")?,
     ));
     config.transport_config(Arc::new(t.quinn()?));
+    Ok(config)
+}
+
+/// A client endpoint (ephemeral local port) that presents `id` and trusts only the cluster CA.
+pub fn client_endpoint(id: &NodeIdentity, t: &TransportSettings) -> Result<Endpoint> {
     let unspecified: SocketAddr = ([0, 0, 0, 0], 0).into();
     let mut endpoint =
         endpoint(unspecified, None).context("cannot open a UDP socket for the client")?;
-    endpoint.set_default_client_config(config);
+    endpoint.set_default_client_config(client_config(id, t)?);
+    Ok(endpoint)
+}
+
+/// An endpoint on `bind` that accepts cluster peers and dials them, both with mutual TLS (a
+/// decentralized worker: its peers connect to it, it connects to its peers and the server).
+pub fn peer_endpoint(bind: SocketAddr, id: &NodeIdentity, t: &TransportSettings) -> Result<Endpoint> {
+    let mut endpoint = server_endpoint(bind, id, t)?;
+    endpoint.set_default_client_config(client_config(id, t)?);
     Ok(endpoint)
 }
 
 /// Dials the server at `addr` (TLS server name [`SERVER_NAME`]). A completed handshake does not
 /// prove the server accepted this client's certificate: wait for its `Welcome`.
 pub async fn connect(endpoint: &Endpoint, addr: SocketAddr) -> Result<Connection> {
+    connect_to(endpoint, addr, Role::Server).await
+}
+
+/// Dials the node at `addr`, which must present a certificate for `role`.
+pub async fn connect_to(endpoint: &Endpoint, addr: SocketAddr, role: Role) -> Result<Connection> {
     endpoint
-        .connect(addr, SERVER_NAME)
+        .connect(addr, role_name(role))
         .with_context(|| format!("cannot dial {addr}"))?
         .await
         .with_context(|| format!("TLS/QUIC handshake with {addr} failed"))

@@ -92,6 +92,14 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     limit: usize,
 ) -> Result<Option<Message>, ProtoError> {
+    Ok(read_frame_sized(r, limit).await?.map(|(m, _)| m))
+}
+
+/// [`read_frame`], with the frame's size in bytes (length prefix included).
+pub async fn read_frame_sized<R: AsyncRead + Unpin>(
+    r: &mut R,
+    limit: usize,
+) -> Result<Option<(Message, usize)>, ProtoError> {
     let mut prefix = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -117,5 +125,5 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             ProtoError::Io(e)
         }
     })?;
-    decode_payload(&payload).map(Some)
+    decode_payload(&payload).map(|m| Some((m, len + 4)))
 }

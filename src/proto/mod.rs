@@ -8,7 +8,8 @@ mod message;
 
 pub use chunked::encode_chunks;
 pub use frame::{
-    decode_payload, encode, frame_limit, read_frame, ProtoError, CONTROL_FRAME_LIMIT,
+    decode_payload, encode, frame_limit, read_frame, read_frame_sized, ProtoError,
+    CONTROL_FRAME_LIMIT,
     PROTOCOL_VERSION,
 };
 pub use message::{Message, NodeStats, ReduceKind, RefusalCode, Role};
