@@ -5,6 +5,7 @@ mod checkpoint;
 mod compute_actor;
 mod eval_actor;
 mod hello;
+mod rendezvous_core;
 mod roles;
 mod server_actor;
 mod server_net;
