@@ -42,6 +42,20 @@ impl ActixMessage for ComputeGradient {
     type Result = Result<ComputedGradient>;
 }
 
+/// The loss at `params` on the mini-batch of the last gradient (PC-ASGD's adaptive θ); the
+/// answer goes to `reply` (a plain channel, so a caller off the async runtime can wait on it).
+#[derive(Debug)]
+pub struct ComputeLoss {
+    /// The parameters.
+    pub params: Vec<f32>,
+    /// Where the loss goes.
+    pub reply: std::sync::mpsc::Sender<Result<f64>>,
+}
+
+impl ActixMessage for ComputeLoss {
+    type Result = ();
+}
+
 /// The model, this worker's data and sampler, and its speed.
 #[derive(Clone)]
 pub struct ComputeActor {
@@ -51,6 +65,7 @@ pub struct ComputeActor {
     augment: Option<ChaCha8Rng>,
     batch_size: usize,
     slowdown: f64,
+    last_batch: Option<crate::data::Batch>,
 }
 
 impl ComputeActor {
@@ -71,6 +86,7 @@ impl ComputeActor {
             augment: augment_seed.map(ChaCha8Rng::seed_from_u64),
             batch_size,
             slowdown: slowdown.max(1.0),
+            last_batch: None,
         }
     }
 }
@@ -88,6 +104,7 @@ impl Handler<ComputeGradient> for ComputeActor {
         let indices = self.sampler.next_batch(self.batch_size);
         let batch = self.train.batch(&indices, self.augment.as_mut());
         let out = self.engine.gradient(&batch)?;
+        self.last_batch = Some(batch);
         let mut grad = out.grad;
         if msg.weight_decay != 0.0 {
             axpy(&mut grad, msg.weight_decay as f32, &msg.params);
@@ -103,5 +120,20 @@ impl Handler<ComputeGradient> for ComputeActor {
             grad,
             compute_s: compute.as_secs_f64(),
         })
+    }
+}
+
+impl Handler<ComputeLoss> for ComputeActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ComputeLoss, _: &mut SyncContext<Self>) {
+        let loss = match &self.last_batch {
+            Some(batch) => self
+                .engine
+                .set_params(&msg.params)
+                .and_then(|()| self.engine.loss(batch)),
+            None => Err(anyhow::anyhow!("no mini-batch yet to evaluate a loss on")),
+        };
+        let _ = msg.reply.send(loss);
     }
 }

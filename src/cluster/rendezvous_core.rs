@@ -142,16 +142,6 @@ impl RendezvousCore {
         }
     }
 
-    /// True once every slot has been present together (the run began).
-    pub fn started(&self) -> bool {
-        self.started
-    }
-
-    /// The furthest iteration any worker has reached.
-    pub fn progress(&self) -> u64 {
-        self.progress
-    }
-
     /// Iterations each slot completed (as reported).
     pub fn completed(&self) -> &[u64] {
         &self.completed

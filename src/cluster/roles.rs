@@ -13,6 +13,10 @@ use tokio::sync::oneshot;
 
 use super::checkpoint::{Checkpoint, CHECKPOINT_FILE};
 use super::compute_actor::ComputeActor;
+use super::decen_worker::{run_decen_worker, DecenWorkerSpec};
+use super::rendezvous::{DecenCheckpoint, RendezvousActor, RendezvousSetup, DECEN_CHECKPOINT_FILE};
+use super::rendezvous_core::RendezvousCore;
+use super::rendezvous_net::rendezvous_accept_loop;
 use super::eval_actor::EvalActor;
 use super::server_actor::{Checkpointing, Resumed, ServerActor, ServerRunInfo};
 use super::server_net::{accept_loop, PeerRequirements};
@@ -104,9 +108,7 @@ pub fn start_server(
             max_updates: Some(config.server.updates),
             lr: config.algorithm.lr_schedule(),
         },
-        algo::build::<f32>(&config.algorithm, k, w0).map_err(|e| {
-            anyhow!("{e}; cluster runs of the decentralized family are not wired to the network yet: run it with `lagom sim`")
-        })?,
+        algo::build::<f32>(&config.algorithm, k, w0).map_err(|e| anyhow!("{e}"))?,
     );
     let mut resumed = Resumed::default();
     let resume = config.server.resume
@@ -209,6 +211,9 @@ pub fn start_server_node(
     identity: &NodeIdentity,
     bind: SocketAddr,
 ) -> Result<ServerNode> {
+    if config.algorithm.name.is_decentralized() {
+        return start_rendezvous_node(config, split, device, dir, identity, bind);
+    }
     let server = start_server(config, split, device, dir)?;
     let req = server.requirements;
     let endpoint = server_endpoint(bind, identity, &transport(config, req.params_len))?;
@@ -218,6 +223,95 @@ pub fn start_server_node(
         addr,
         requirements: req,
         done: server.done,
+        endpoint,
+    })
+}
+
+/// Starts the rendezvous of a decentralized run on `bind` (see `rendezvous.rs`): membership,
+/// exact averages, evaluation of the reported mean model, checkpoints (`--resume` continues from
+/// the last one). Call inside an actix `System`.
+fn start_rendezvous_node(
+    config: &Config,
+    split: &Split,
+    device: &Device,
+    dir: &RunDir,
+    identity: &NodeIdentity,
+    bind: SocketAddr,
+) -> Result<ServerNode> {
+    crate::compute::keep_freed_tensor_buffers();
+    let k = config.cluster.workers;
+    let seed = config.run.seed;
+    let net = Network::with_kernels(
+        config.model.name,
+        input_of(&split.train),
+        device,
+        seed,
+        config.compute.cpu_kernels,
+    )?;
+    let layout_hash = net.layout().hash();
+    let mut params = net.layout().flatten()?;
+    let params_len = params.len();
+    let name = config.algorithm.name.as_str();
+    let resume = config.server.resume
+        || (config.server.auto_resume && dir.path().join(DECEN_CHECKPOINT_FILE).is_file());
+    let (mut iteration, mut wall_s) = (0, 0.0);
+    let mut metrics = if resume {
+        let cp = DecenCheckpoint::load(dir.path(), layout_hash, name)?;
+        tracing::info!("resuming from the checkpoint at iteration {}", cp.iteration);
+        (params, iteration, wall_s) = (cp.params, cp.iteration, cp.wall_s);
+        dir.metrics_append()?
+    } else {
+        dir.metrics()?
+    };
+    metrics.write(&json!({
+        "event": if resume { "resume" } else { "start" }, "t_s": wall_s, "updates": iteration,
+        "kind": "server", "algorithm": name, "workers": k,
+    }))?;
+    let calibration = bn_batches(
+        &split.train,
+        config.model.bn_batches,
+        config.train.batch_size,
+        seed,
+    );
+    let evaluator = EvalActor::new(
+        Engine::new(net),
+        split.test.clone(),
+        calibration,
+        config.train.eval_batch_size,
+    );
+    let evaluator = SyncArbiter::start(1, move || evaluator.clone());
+    let mut extra = BTreeMap::new();
+    extra.insert("model".into(), json!(config.model.name.as_str()));
+    extra.insert("params".into(), json!(params_len));
+    extra.insert("dataset".into(), json!(config.data.name));
+    extra.insert("batch_size".into(), json!(config.train.batch_size));
+    let setup = RendezvousSetup {
+        iterations: config.server.updates,
+        algorithm: name.into(),
+        speeds: config.heterogeneity.speeds(k, seed),
+        seed,
+        extra,
+        checkpoint: Some((RunDir::create(dir.path())?, layout_hash)),
+        resumed_wall_s: wall_s,
+    };
+    let (tx, done) = oneshot::channel();
+    let core = RendezvousCore::new(k, params, iteration);
+    let actor = RendezvousActor::new(core, setup, metrics, evaluator, tx).start();
+    let requirements = PeerRequirements {
+        workers: k,
+        layout_hash,
+        params_len,
+        hello_timeout: Duration::from_secs_f64(config.net.hello_timeout_s),
+        heartbeat_timeout: Duration::from_secs_f64(config.net.heartbeat_timeout_s),
+    };
+    // Parameters and buffers together are the largest frame.
+    let endpoint = server_endpoint(bind, identity, &transport(config, 2 * params_len))?;
+    let addr = endpoint.local_addr()?;
+    actix::spawn(rendezvous_accept_loop(endpoint.clone(), actor, requirements));
+    Ok(ServerNode {
+        addr,
+        requirements,
+        done,
         endpoint,
     })
 }
@@ -283,6 +377,43 @@ fn start_worker(
         hello_timeout: Duration::from_secs_f64(config.net.hello_timeout_s),
         reconnect_max: Duration::from_secs_f64(config.net.reconnect_max_s),
         heartbeat: Duration::from_secs_f64(config.net.heartbeat_s),
+    };
+    Ok((compute, spec))
+}
+
+/// A decentralized worker's compute thread and spec (see [`start_worker`]).
+fn decen_worker_spec(
+    config: &Config,
+    train: &Dataset,
+    worker: usize,
+    device: &Device,
+    speed: f64,
+    server: SocketAddr,
+    identity: NodeIdentity,
+) -> Result<(Addr<ComputeActor>, DecenWorkerSpec)> {
+    let (compute, layout_hash, params_len) =
+        start_compute(config, train, worker, device, 1.0 / speed)?;
+    let n = config.cluster.workers;
+    let speeds = config.heterogeneity.speeds(n, config.run.seed);
+    let spec = DecenWorkerSpec {
+        worker,
+        workers: n,
+        incarnation: fresh_incarnation(),
+        server,
+        peer_listen: resolve(&config.net.peer_listen, "net.peer_listen")?,
+        identity,
+        layout_hash,
+        params_len,
+        device: describe(device),
+        transport: transport(config, 2 * params_len),
+        hello_timeout: Duration::from_secs_f64(config.net.hello_timeout_s),
+        heartbeat: Duration::from_secs_f64(config.net.heartbeat_s),
+        peer_wait: Duration::from_secs_f64(config.net.peer_wait_s),
+        algorithm: config.algorithm.clone(),
+        nesterov: config.train.nesterov,
+        slow_nodes: (0..n).filter(|&i| speeds[i] < 1.0).collect(),
+        iterations: config.server.updates,
+        eval_every: config.server.eval_every,
     };
     Ok((compute, spec))
 }
@@ -459,6 +590,11 @@ pub fn run_worker_role(config: &Config) -> Result<WorkerExit> {
             SlowdownMechanism::CpuQuota => 1.0,
         };
         let server = resolve(&config.net.server, "net.server")?;
+        if config.algorithm.name.is_decentralized() {
+            let (compute, spec) =
+                decen_worker_spec(&config, &split.train, worker, &device, speed, server, identity)?;
+            return run_decen_worker(spec, compute).await;
+        }
         let (compute, spec) = start_worker(
             &config,
             &split.train,

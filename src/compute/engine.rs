@@ -86,6 +86,13 @@ impl Engine {
         })
     }
 
+    /// The mean loss of the current parameters on `batch` (inference mode, no gradient).
+    pub fn loss(&self, batch: &Batch) -> Result<f64> {
+        let (x, y) = self.tensors(batch)?;
+        let logits = self.net.forward_t(&x, false)?.detach();
+        Ok(f64::from(cross_entropy(&logits, &y)?.to_scalar::<f32>()?))
+    }
+
     /// Loss and accuracy of the current parameters and running statistics on `data`, in batches
     /// of `batch_size`, without augmentation.
     pub fn evaluate(&self, data: &Dataset, batch_size: usize) -> Result<EvalOutput> {

@@ -1,0 +1,435 @@
+//! The rendezvous actor of a decentralized run: a thin shell over [`RendezvousCore`] that sends
+//! what it returns, evaluates the combined model of every report off the message path, writes
+//! metrics and checkpoints, and ends the run after the last iteration's report.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use actix::{
+    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler,
+    Message as ActixMessage, WrapFuture,
+};
+use anyhow::{bail, Context as _, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+
+use super::eval_actor::{EvalActor, Evaluate};
+use super::rendezvous_core::{RendezvousAction, RendezvousCore, RendezvousError, RoundReport};
+use crate::compute::EvalOutput;
+use crate::proto::Message;
+use crate::run::{MetricsWriter, PerWorker, Progress, RunDir, Summary};
+use crate::server::StalenessHistogram;
+
+/// The checkpoint of a decentralized run: the last combined model and its iteration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecenCheckpoint {
+    /// Format version.
+    pub version: u32,
+    /// Layout hash of the model.
+    pub layout_hash: u64,
+    /// The algorithm's configuration name.
+    pub algorithm: String,
+    /// Iterations completed.
+    pub iteration: u64,
+    /// Wall-clock seconds of the run so far.
+    pub wall_s: f64,
+    /// The mean of the nodes' parameters at `iteration`.
+    pub params: Vec<f32>,
+}
+
+/// The checkpoint's file name in the run directory.
+pub const DECEN_CHECKPOINT_FILE: &str = "decen-checkpoint.msgpack";
+
+impl DecenCheckpoint {
+    /// Writes it atomically into `dir`.
+    pub fn save(&self, dir: &RunDir) -> Result<()> {
+        let bytes = rmp_serde::to_vec_named(self).context("cannot encode the checkpoint")?;
+        dir.write_atomically(DECEN_CHECKPOINT_FILE, &bytes)
+    }
+
+    /// Reads `dir`'s checkpoint and checks it belongs to this model and algorithm.
+    pub fn load(dir: &std::path::Path, layout_hash: u64, algorithm: &str) -> Result<Self> {
+        let path = dir.join(DECEN_CHECKPOINT_FILE);
+        let bytes = std::fs::read(&path).with_context(|| {
+            format!("cannot read the checkpoint {} (run without --resume to start afresh)", path.display())
+        })?;
+        let cp: DecenCheckpoint = rmp_serde::from_slice(&bytes)
+            .with_context(|| format!("{} is not a lagom checkpoint (corrupt?)", path.display()))?;
+        if cp.version != 1 || cp.layout_hash != layout_hash || cp.algorithm != algorithm {
+            bail!(
+                "{} (version {}, layout {:016x}, algorithm {}) does not belong to this run (layout {layout_hash:016x}, algorithm {algorithm})",
+                path.display(),
+                cp.version,
+                cp.layout_hash,
+                cp.algorithm
+            );
+        }
+        Ok(cp)
+    }
+}
+
+/// What the rendezvous needs besides its core.
+pub struct RendezvousSetup {
+    /// Iterations of the run.
+    pub iterations: u64,
+    /// Algorithm name.
+    pub algorithm: String,
+    /// Relative speed of each slot as configured.
+    pub speeds: Vec<f64>,
+    /// The run seed.
+    pub seed: u64,
+    /// Summary fields (model, data set, …).
+    pub extra: BTreeMap<String, serde_json::Value>,
+    /// Where checkpoints go, and the layout hash they record.
+    pub checkpoint: Option<(RunDir, u64)>,
+    /// Wall-clock seconds of a resumed run before this process.
+    pub resumed_wall_s: f64,
+}
+
+/// A connected worker's outgoing queue.
+struct Link {
+    connection: u64,
+    incarnation: u64,
+    tx: mpsc::UnboundedSender<Message>,
+}
+
+/// The actor (see the module docs).
+pub struct RendezvousActor {
+    core: RendezvousCore,
+    setup: RendezvousSetup,
+    links: Vec<Option<Link>>,
+    metrics: MetricsWriter,
+    evaluator: Addr<EvalActor>,
+    started: Instant,
+    progress: Progress,
+    last_eval: Option<EvalOutput>,
+    last_report: Option<RoundReport>,
+    finishing: bool,
+    done: Option<oneshot::Sender<Summary>>,
+}
+
+impl RendezvousActor {
+    /// The actor over `core`; `done` receives the summary at the end.
+    pub fn new(
+        core: RendezvousCore,
+        setup: RendezvousSetup,
+        metrics: MetricsWriter,
+        evaluator: Addr<EvalActor>,
+        done: oneshot::Sender<Summary>,
+    ) -> Self {
+        let n = core.completed().len();
+        let progress = Progress::new("rendezvous", setup.iterations);
+        let now = Instant::now();
+        let started = now
+            .checked_sub(std::time::Duration::from_secs_f64(setup.resumed_wall_s))
+            .unwrap_or(now);
+        RendezvousActor {
+            core,
+            setup,
+            links: (0..n).map(|_| None).collect(),
+            metrics,
+            evaluator,
+            started,
+            progress,
+            last_eval: None,
+            last_report: None,
+            finishing: false,
+            done: Some(done),
+        }
+    }
+
+    fn t_s(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    fn write(&mut self, event: serde_json::Value) {
+        if let Err(e) = self.metrics.write(&event).and_then(|()| self.metrics.flush()) {
+            tracing::error!("cannot write metrics: {e:#}");
+        }
+    }
+
+    fn carry_out(&mut self, actions: Vec<RendezvousAction>, ctx: &mut Context<Self>) {
+        for action in actions {
+            match action {
+                RendezvousAction::Send { worker, message } => {
+                    if let Some(link) = &self.links[worker] {
+                        let _ = link.tx.send(message);
+                    }
+                }
+                RendezvousAction::Report(report) => self.evaluate(report, ctx),
+            }
+        }
+    }
+
+    /// Evaluates a combined model (queued behind earlier ones, in order), then records it.
+    fn evaluate(&mut self, report: RoundReport, ctx: &mut Context<Self>) {
+        let request = Evaluate {
+            updates: report.iteration,
+            params: report.params.clone(),
+        };
+        let fut = self
+            .evaluator
+            .send(request)
+            .into_actor(self)
+            .map(move |res, act, ctx| {
+                let eval = match res {
+                    Ok(Ok((_, e))) => Some(e),
+                    Ok(Err(e)) => {
+                        tracing::error!("evaluation failed: {e:#}");
+                        None
+                    }
+                    Err(e) => {
+                        tracing::error!("the evaluator is gone: {e}");
+                        None
+                    }
+                };
+                act.record(report, eval, ctx);
+            });
+        ctx.spawn(fut);
+    }
+
+    fn record(&mut self, r: RoundReport, eval: Option<EvalOutput>, ctx: &mut Context<Self>) {
+        let finite = |x: f64| x.is_finite().then_some(x);
+        let event = json!({
+            "event": "eval", "t_s": self.t_s(), "updates": r.iteration,
+            "test_loss": eval.and_then(|e| finite(e.loss)),
+            "test_accuracy": eval.map(|e| e.accuracy),
+            "train_loss": finite(r.loss),
+            "nodes": r.nodes,
+            "consensus_distance": finite(r.consensus_distance),
+            "bytes_sent_per_node_iteration": r.bytes_sent_per_node_iteration,
+            "bytes_received_per_node_iteration": r.bytes_received_per_node_iteration,
+            "iteration_s": r.iteration_s,
+            "compute_share": r.compute_share,
+            "weight_sum": r.weight_sum,
+            "given_up": r.given_up,
+            "absorbed_late": r.absorbed_late,
+            "theta_mean": r.theta,
+        });
+        self.write(event);
+        if let Some(e) = eval {
+            tracing::info!(
+                "iteration {}: test accuracy {:.2} %, consensus distance {:.3e}",
+                r.iteration,
+                100.0 * e.accuracy,
+                r.consensus_distance
+            );
+            self.last_eval = Some(e);
+        }
+        self.progress.update(
+            r.iteration,
+            &eval.map_or(String::new(), |e| format!("acc {:.2} %", 100.0 * e.accuracy)),
+        );
+        if let Some((dir, layout_hash)) = &self.setup.checkpoint {
+            let cp = DecenCheckpoint {
+                version: 1,
+                layout_hash: *layout_hash,
+                algorithm: self.setup.algorithm.clone(),
+                iteration: r.iteration,
+                wall_s: self.started.elapsed().as_secs_f64(),
+                params: r.params.clone(),
+            };
+            match cp.save(dir) {
+                Ok(()) => {
+                    let event = json!({"event": "checkpoint", "t_s": self.t_s(), "updates": r.iteration});
+                    self.write(event);
+                }
+                Err(e) => tracing::error!("checkpoint failed (training goes on): {e:#}"),
+            }
+        }
+        let last = r.iteration >= self.setup.iterations;
+        self.last_report = Some(r);
+        if last && !self.finishing {
+            self.finish();
+            ctx.stop();
+        }
+    }
+
+    fn finish(&mut self) {
+        self.finishing = true;
+        self.progress.finish();
+        for link in self.links.iter().flatten() {
+            let _ = link.tx.send(Message::Stop {
+                reason: "the run is complete".into(),
+            });
+        }
+        let wall_s = self.t_s();
+        let eval = self.last_eval;
+        let totals = self.core.totals();
+        let last = self.last_report.clone();
+        self.write(json!({
+            "event": "end", "t_s": wall_s, "updates": self.setup.iterations,
+            "test_accuracy": eval.map(|e| e.accuracy),
+        }));
+        let per = totals.node_iterations.max(1) as f64;
+        let mut extra = self.setup.extra.clone();
+        extra.insert("final_test_accuracy".into(), json!(eval.map(|e| e.accuracy)));
+        extra.insert("bytes_sent_per_node_iteration".into(), json!(totals.bytes_sent as f64 / per));
+        extra.insert(
+            "bytes_received_per_node_iteration".into(),
+            json!(totals.bytes_received as f64 / per),
+        );
+        extra.insert("iteration_s".into(), json!(totals.wall_s / per));
+        extra.insert(
+            "consensus_distance".into(),
+            json!(last.as_ref().map(|r| r.consensus_distance)),
+        );
+        extra.insert("exact_averages".into(), json!(totals.averages));
+        extra.insert("messages_given_up".into(), json!(totals.given_up));
+        extra.insert("messages_absorbed_late".into(), json!(totals.absorbed_late));
+        if let Some(theta) = last.as_ref().and_then(|r| r.theta) {
+            extra.insert("theta_mean".into(), json!(theta));
+        }
+        let completed = self.core.completed();
+        let most = completed.iter().copied().max().unwrap_or(0).max(1);
+        let per_worker = completed
+            .iter()
+            .enumerate()
+            .map(|(id, &c)| PerWorker {
+                id,
+                gradients: c,
+                mean_staleness: 0.0,
+                speed: self.setup.speeds.get(id).copied().unwrap_or(1.0),
+                effective_speed: c as f64 / most as f64,
+            })
+            .collect();
+        let summary = Summary {
+            kind: "server".into(),
+            algorithm: self.setup.algorithm.clone(),
+            scheduler: "decentralized".into(),
+            workers: completed.len(),
+            updates: self.setup.iterations,
+            wall_s,
+            final_loss: eval.and_then(|e| e.loss.is_finite().then_some(e.loss)),
+            diverged: eval.is_some_and(|e| !e.loss.is_finite()),
+            staleness: StalenessHistogram::default().summary(),
+            per_worker,
+            gradients_rejected: BTreeMap::new(),
+            seed: self.setup.seed,
+            extra,
+        };
+        if let Some(done) = self.done.take() {
+            let _ = done.send(summary);
+        }
+    }
+}
+
+impl Actor for RendezvousActor {
+    type Context = Context<Self>;
+}
+
+/// A worker passed its `Hello`: register it (refused once the run is over).
+pub struct Join {
+    /// Slot.
+    pub worker: usize,
+    /// Incarnation.
+    pub incarnation: u64,
+    /// Where its peers reach it.
+    pub addr: String,
+    /// Connection id.
+    pub connection: u64,
+    /// Its outgoing queue.
+    pub tx: mpsc::UnboundedSender<Message>,
+}
+
+impl ActixMessage for Join {
+    type Result = Result<(), String>;
+}
+
+impl Handler<Join> for RendezvousActor {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, msg: Join, ctx: &mut Context<Self>) -> Self::Result {
+        if self.finishing {
+            return Err("the run is over".into());
+        }
+        tracing::info!("worker {} joined (peers reach it at {})", msg.worker, msg.addr);
+        self.write(json!({
+            "event": "join", "t_s": self.t_s(), "worker": msg.worker, "incarnation": msg.incarnation,
+        }));
+        self.links[msg.worker] = Some(Link {
+            connection: msg.connection,
+            incarnation: msg.incarnation,
+            tx: msg.tx,
+        });
+        let actions = self.core.join(msg.worker, msg.incarnation, msg.addr);
+        self.carry_out(actions, ctx);
+        Ok(())
+    }
+}
+
+/// A message from a joined worker.
+pub struct FromWorker {
+    /// Slot.
+    pub worker: usize,
+    /// The message.
+    pub message: Message,
+}
+
+impl ActixMessage for FromWorker {
+    type Result = Result<(), RendezvousError>;
+}
+
+impl Handler<FromWorker> for RendezvousActor {
+    type Result = Result<(), RendezvousError>;
+
+    fn handle(&mut self, msg: FromWorker, ctx: &mut Context<Self>) -> Self::Result {
+        let actions = match msg.message {
+            Message::Reduce {
+                iteration,
+                kind,
+                values,
+                ..
+            } => self.core.on_reduce(msg.worker, iteration, kind, values)?,
+            Message::Report {
+                iteration,
+                stats,
+                params,
+                ..
+            } => self.core.on_report(msg.worker, iteration, stats, params)?,
+            Message::Progress { iteration, .. } => {
+                self.core.on_progress(msg.worker, iteration);
+                Vec::new()
+            }
+            other => {
+                tracing::warn!("worker {}: unexpected {}; ignored", msg.worker, other.kind());
+                Vec::new()
+            }
+        };
+        self.carry_out(actions, ctx);
+        Ok(())
+    }
+}
+
+/// A worker's connection ended.
+#[derive(ActixMessage)]
+#[rtype(result = "()")]
+pub struct Left {
+    /// Slot.
+    pub worker: usize,
+    /// The connection that ended.
+    pub connection: u64,
+}
+
+impl Handler<Left> for RendezvousActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Left, ctx: &mut Context<Self>) {
+        let Some(link) = &self.links[msg.worker] else {
+            return;
+        };
+        if link.connection != msg.connection {
+            return;
+        }
+        let incarnation = link.incarnation;
+        self.links[msg.worker] = None;
+        if self.finishing {
+            return;
+        }
+        tracing::warn!("worker {} left; the others go on without it", msg.worker);
+        self.write(json!({"event": "leave", "t_s": self.t_s(), "worker": msg.worker}));
+        let actions = self.core.leave(msg.worker, incarnation);
+        self.carry_out(actions, ctx);
+    }
+}
