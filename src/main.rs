@@ -264,6 +264,28 @@ fn run_role(config: &Config, role: RoleName) -> Result<()> {
                 .extra
                 .get("final_test_accuracy")
                 .and_then(|v| v.as_f64());
+            let acc_text = acc.map_or("n/a".to_string(), |a| format!("{:.2} %", 100.0 * a));
+            if summary.scheduler == "decentralized" {
+                let number = |key: &str| {
+                    summary
+                        .extra
+                        .get(key)
+                        .and_then(|v| v.as_f64())
+                        .unwrap_or(f64::NAN)
+                };
+                println!(
+                    "{} ({} nodes): {} iterations in {:.1} s ({:.1} ms each), test accuracy {acc_text}, {:.0} bytes sent per node and iteration, consensus distance {:.3e} — results in {}",
+                    summary.algorithm,
+                    summary.workers,
+                    summary.updates,
+                    summary.wall_s,
+                    number("iteration_s") * 1e3,
+                    number("bytes_sent_per_node_iteration"),
+                    number("consensus_distance"),
+                    dir.path().display(),
+                );
+                return Ok(());
+            }
             println!(
                 "{} ({}, {} workers): {} updates in {:.1} s, test accuracy {}, staleness mean {:.2} — results in {}",
                 summary.algorithm,
@@ -271,7 +293,7 @@ fn run_role(config: &Config, role: RoleName) -> Result<()> {
                 summary.workers,
                 summary.updates,
                 summary.wall_s,
-                acc.map_or("n/a".to_string(), |a| format!("{:.2} %", 100.0 * a)),
+                acc_text,
                 summary.staleness.mean,
                 dir.path().display(),
             );

@@ -81,7 +81,11 @@ enum Woke {
 
 impl Mailbox {
     /// Handles one message from the server.
-    fn on_server(&mut self, msg: Option<Result<(Message, usize)>>, links: &PeerLinks) -> Result<()> {
+    fn on_server(
+        &mut self,
+        msg: Option<Result<(Message, usize)>>,
+        links: &PeerLinks,
+    ) -> Result<()> {
         match msg {
             None => bail!("the server connection ended"),
             Some(Err(e)) => Err(e),
@@ -271,9 +275,12 @@ async fn join(
         },
     )
     .await?;
-    let reply = tokio::time::timeout(spec.hello_timeout, crate::net::recv(&conn, CONTROL_FRAME_LIMIT))
-        .await
-        .map_err(|_| anyhow!("no answer to Hello within {:?}", spec.hello_timeout))??;
+    let reply = tokio::time::timeout(
+        spec.hello_timeout,
+        crate::net::recv(&conn, CONTROL_FRAME_LIMIT),
+    )
+    .await
+    .map_err(|_| anyhow!("no answer to Hello within {:?}", spec.hello_timeout))??;
     match reply {
         Some(Message::Welcome { .. }) => Ok(Ok(conn)),
         Some(Message::Refuse { code, detail }) => Ok(Err(WorkerExit::Refused { code, detail })),
@@ -283,7 +290,10 @@ async fn join(
 }
 
 /// Runs the worker until the run ends (the server's `Stop`) or the server refuses it.
-pub async fn run_decen_worker(spec: DecenWorkerSpec, compute: Addr<ComputeActor>) -> Result<WorkerExit> {
+pub async fn run_decen_worker(
+    spec: DecenWorkerSpec,
+    compute: Addr<ComputeActor>,
+) -> Result<WorkerExit> {
     let endpoint = peer_endpoint(spec.peer_listen, &spec.identity, &spec.transport)?;
     let peer_port = endpoint.local_addr()?.port();
     let (inbox_tx, inbox) = mpsc::unbounded_channel();
@@ -295,12 +305,21 @@ pub async fn run_decen_worker(spec: DecenWorkerSpec, compute: Addr<ComputeActor>
         params_len: spec.params_len,
         hello_timeout: spec.hello_timeout,
     };
-    actix::spawn(peer_accept_loop(endpoint.clone(), check, inbox_tx, received.clone()));
+    actix::spawn(peer_accept_loop(
+        endpoint.clone(),
+        check,
+        inbox_tx,
+        received.clone(),
+    ));
     let conn = match join(&endpoint, &spec, peer_port).await? {
         Ok(c) => c,
         Err(exit) => return Ok(exit),
     };
-    tracing::info!("worker {} joined the rendezvous at {} (peers: port {peer_port})", spec.worker, spec.server);
+    tracing::info!(
+        "worker {} joined the rendezvous at {} (peers: port {peer_port})",
+        spec.worker,
+        spec.server
+    );
     // Heartbeats and the server's messages on their own tasks.
     let beat_conn = conn.clone();
     let every = spec.heartbeat;
@@ -308,7 +327,10 @@ pub async fn run_decen_worker(spec: DecenWorkerSpec, compute: Addr<ComputeActor>
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            if send(&beat_conn, Message::Heartbeat { at_ms: 0 }).await.is_err() {
+            if send(&beat_conn, Message::Heartbeat { at_ms: 0 })
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -320,7 +342,9 @@ pub async fn run_decen_worker(spec: DecenWorkerSpec, compute: Addr<ComputeActor>
         loop {
             let msg = recv_sized(&read_conn, limit).await;
             let end = !matches!(msg, Ok(Some(_)));
-            let _ = server_tx.send(msg.and_then(|m| m.ok_or_else(|| anyhow!("the server closed the connection"))));
+            let _ = server_tx.send(
+                msg.and_then(|m| m.ok_or_else(|| anyhow!("the server closed the connection"))),
+            );
             if end {
                 return;
             }
@@ -361,7 +385,14 @@ async fn train(
 ) -> Result<WorkerExit> {
     let (k0, params) = loop {
         match mail.server.recv().await {
-            Some(Ok((Message::Start { iteration, peers, params }, _))) => {
+            Some(Ok((
+                Message::Start {
+                    iteration,
+                    peers,
+                    params,
+                },
+                _,
+            ))) => {
                 mail.present = peers.iter().map(Option::is_some).collect();
                 links.set_addresses(&peers);
                 break (iteration, params);
@@ -371,12 +402,27 @@ async fn train(
         }
     };
     if params.len() != spec.params_len {
-        bail!("Start carries {} values, the model has {}", params.len(), spec.params_len);
+        bail!(
+            "Start carries {} values, the model has {}",
+            params.len(),
+            spec.params_len
+        );
     }
     let topo = Arc::new(topology(&spec.algorithm, spec.workers).map_err(|e| anyhow!(e))?);
-    let delayed = Arc::new(delayed_nodes(&spec.algorithm, spec.workers, &spec.slow_nodes));
-    let node = build_node(&spec.algorithm, spec.nesterov, spec.worker, &topo, &delayed, params)
-        .map_err(|e| anyhow!(e))?;
+    let delayed = Arc::new(delayed_nodes(
+        &spec.algorithm,
+        spec.workers,
+        &spec.slow_nodes,
+    ));
+    let node = build_node(
+        &spec.algorithm,
+        spec.nesterov,
+        spec.worker,
+        &topo,
+        &delayed,
+        params,
+    )
+    .map_err(|e| anyhow!(e))?;
     let mut driver = NodeDriver::new(spec.worker, spec.workers, spec.params_len, node, k0);
     let lr: LrSchedule = spec.algorithm.lr_schedule();
     let mut window = Window::default();
@@ -402,7 +448,19 @@ async fn train(
         window.loss += f64::from(g.loss);
         if driver.reduces_gradients() {
             let t = Instant::now();
-            match reduce(conn, spec, &mut driver, mail, links, sent, k, ReduceKind::Gradients, g.grad).await? {
+            match reduce(
+                conn,
+                spec,
+                &mut driver,
+                mail,
+                links,
+                sent,
+                k,
+                ReduceKind::Gradients,
+                g.grad,
+            )
+            .await?
+            {
                 Some(mean) => g.grad = mean,
                 None => break,
             }
@@ -413,7 +471,10 @@ async fn train(
         window.wait_s += wait_for_peers(&mut driver, mail, links, false, spec.peer_wait).await?;
         let mut loss = |p: &[f32]| -> f64 {
             let (tx, rx) = std::sync::mpsc::channel();
-            compute.do_send(ComputeLoss { params: p.to_vec(), reply: tx });
+            compute.do_send(ComputeLoss {
+                params: p.to_vec(),
+                reply: tx,
+            });
             match rx.recv() {
                 Ok(Ok(l)) => l,
                 Ok(Err(e)) => {
@@ -439,7 +500,14 @@ async fn train(
         done += 1;
         window.iterations += 1;
         let completed = driver.iteration();
-        let _ = send(conn, Message::Progress { worker: spec.worker as u32, iteration: completed }).await;
+        let _ = send(
+            conn,
+            Message::Progress {
+                worker: spec.worker as u32,
+                iteration: completed,
+            },
+        )
+        .await;
         let report_due = completed == spec.iterations
             || (spec.eval_every > 0 && completed % spec.eval_every == 0);
         if report_due {

@@ -17,11 +17,11 @@ mod worker;
 
 pub use checkpoint::{Checkpoint, CHECKPOINT_FILE, CHECKPOINT_VERSION};
 pub use compute_actor::{ComputeActor, ComputeGradient, ComputeLoss, ComputedGradient};
+pub use eval_actor::{EvalActor, Evaluate};
 pub use rendezvous::{DecenCheckpoint, DECEN_CHECKPOINT_FILE};
 pub use rendezvous_core::{
     RendezvousAction, RendezvousCore, RendezvousError, RoundReport, RunTotals,
 };
-pub use eval_actor::{EvalActor, Evaluate};
 pub use roles::{
     load_split, run_local, run_server, run_worker_role, start_server, start_server_node,
     ServerNode, StartedServer,

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::decen::GossipMessage;
 use crate::net::{connect_to, peer_has_role, recv, recv_sized, send};
-use crate::proto::{frame_limit, Message, Role, CONTROL_FRAME_LIMIT};
+use crate::proto::{frame_limit, frame_size, Message, Role, CONTROL_FRAME_LIMIT};
 
 /// A gossip message received from a peer.
 #[derive(Debug)]
@@ -148,7 +148,7 @@ pub struct PeerLinks {
 }
 
 impl PeerLinks {
-    /// Links of worker `me` over `endpoint`; frame bytes sent are added to `sent`; a peer that
+    /// Links of worker `me` over `endpoint`; frame bytes queued are added to `sent`; a peer that
     /// cannot be reached is retried for `retry_for` before a message to it is dropped.
     pub fn new(
         me: usize,
@@ -180,11 +180,14 @@ impl PeerLinks {
         }
     }
 
-    /// Queues `message` for worker `to`.
-    pub fn send(&mut self, to: usize, message: Message) {
+    /// Queues `message` for worker `to`; its frame counts as sent now.
+    pub fn send(&mut self, to: usize, mut message: Message) {
         let Some(slot) = self.queues.get_mut(to) else {
             return;
         };
+        if let Ok(bytes) = frame_size(&mut message) {
+            self.sent.fetch_add(bytes as u64, Ordering::Relaxed);
+        }
         let queue = slot.get_or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             actix::spawn(peer_sender(
@@ -194,7 +197,6 @@ impl PeerLinks {
                 self.layout_hash,
                 self.addresses.clone(),
                 rx,
-                self.sent.clone(),
                 self.retry_for,
             ));
             tx
@@ -230,7 +232,6 @@ async fn peer_sender(
     layout_hash: u64,
     addresses: Arc<Mutex<Vec<Option<SocketAddr>>>>,
     mut rx: mpsc::UnboundedReceiver<Message>,
-    sent: Arc<AtomicU64>,
     retry_for: Duration,
 ) {
     let mut conn: Option<Connection> = None;
@@ -239,7 +240,10 @@ async fn peer_sender(
         let mut backoff = Duration::from_millis(50);
         loop {
             if conn.as_ref().is_none_or(|c| c.close_reason().is_some()) {
-                let addr = addresses.lock().ok().and_then(|a| a.get(to).copied().flatten());
+                let addr = addresses
+                    .lock()
+                    .ok()
+                    .and_then(|a| a.get(to).copied().flatten());
                 conn = match addr {
                     Some(addr) => match dial(me, &endpoint, addr, layout_hash).await {
                         Ok(c) => Some(c),
@@ -253,10 +257,7 @@ async fn peer_sender(
             }
             if let Some(c) = &conn {
                 match send(c, message.clone()).await {
-                    Ok(bytes) => {
-                        sent.fetch_add(bytes as u64, Ordering::Relaxed);
-                        break;
-                    }
+                    Ok(_) => break,
                     Err(e) => {
                         tracing::debug!("worker {me}: sending to peer {to} failed: {e:#}");
                         conn = None;

@@ -52,7 +52,10 @@ impl DecenCheckpoint {
     pub fn load(dir: &std::path::Path, layout_hash: u64, algorithm: &str) -> Result<Self> {
         let path = dir.join(DECEN_CHECKPOINT_FILE);
         let bytes = std::fs::read(&path).with_context(|| {
-            format!("cannot read the checkpoint {} (run without --resume to start afresh)", path.display())
+            format!(
+                "cannot read the checkpoint {} (run without --resume to start afresh)",
+                path.display()
+            )
         })?;
         let cp: DecenCheckpoint = rmp_serde::from_slice(&bytes)
             .with_context(|| format!("{} is not a lagom checkpoint (corrupt?)", path.display()))?;
@@ -144,7 +147,11 @@ impl RendezvousActor {
     }
 
     fn write(&mut self, event: serde_json::Value) {
-        if let Err(e) = self.metrics.write(&event).and_then(|()| self.metrics.flush()) {
+        if let Err(e) = self
+            .metrics
+            .write(&event)
+            .and_then(|()| self.metrics.flush())
+        {
             tracing::error!("cannot write metrics: {e:#}");
         }
     }
@@ -219,7 +226,9 @@ impl RendezvousActor {
         }
         self.progress.update(
             r.iteration,
-            &eval.map_or(String::new(), |e| format!("acc {:.2} %", 100.0 * e.accuracy)),
+            &eval.map_or(String::new(), |e| {
+                format!("acc {:.2} %", 100.0 * e.accuracy)
+            }),
         );
         if let Some((dir, layout_hash)) = &self.setup.checkpoint {
             let cp = DecenCheckpoint {
@@ -232,7 +241,8 @@ impl RendezvousActor {
             };
             match cp.save(dir) {
                 Ok(()) => {
-                    let event = json!({"event": "checkpoint", "t_s": self.t_s(), "updates": r.iteration});
+                    let event =
+                        json!({"event": "checkpoint", "t_s": self.t_s(), "updates": r.iteration});
                     self.write(event);
                 }
                 Err(e) => tracing::error!("checkpoint failed (training goes on): {e:#}"),
@@ -264,8 +274,14 @@ impl RendezvousActor {
         }));
         let per = totals.node_iterations.max(1) as f64;
         let mut extra = self.setup.extra.clone();
-        extra.insert("final_test_accuracy".into(), json!(eval.map(|e| e.accuracy)));
-        extra.insert("bytes_sent_per_node_iteration".into(), json!(totals.bytes_sent as f64 / per));
+        extra.insert(
+            "final_test_accuracy".into(),
+            json!(eval.map(|e| e.accuracy)),
+        );
+        extra.insert(
+            "bytes_sent_per_node_iteration".into(),
+            json!(totals.bytes_sent as f64 / per),
+        );
         extra.insert(
             "bytes_received_per_node_iteration".into(),
             json!(totals.bytes_received as f64 / per),
@@ -344,7 +360,11 @@ impl Handler<Join> for RendezvousActor {
         if self.finishing {
             return Err("the run is over".into());
         }
-        tracing::info!("worker {} joined (peers reach it at {})", msg.worker, msg.addr);
+        tracing::info!(
+            "worker {} joined (peers reach it at {})",
+            msg.worker,
+            msg.addr
+        );
         self.write(json!({
             "event": "join", "t_s": self.t_s(), "worker": msg.worker, "incarnation": msg.incarnation,
         }));
@@ -393,7 +413,11 @@ impl Handler<FromWorker> for RendezvousActor {
                 Vec::new()
             }
             other => {
-                tracing::warn!("worker {}: unexpected {}; ignored", msg.worker, other.kind());
+                tracing::warn!(
+                    "worker {}: unexpected {}; ignored",
+                    msg.worker,
+                    other.kind()
+                );
                 Vec::new()
             }
         };

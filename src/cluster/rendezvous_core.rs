@@ -243,7 +243,14 @@ impl RendezvousCore {
         }
     }
 
-    fn check(&self, worker: usize, what: &'static str, iteration: u64, values: &[f32], want: usize) -> Result<(), RendezvousError> {
+    fn check(
+        &self,
+        worker: usize,
+        what: &'static str,
+        iteration: u64,
+        values: &[f32],
+        want: usize,
+    ) -> Result<(), RendezvousError> {
         if self.members.get(worker).is_none_or(|m| m.is_none()) {
             return Err(RendezvousError::NotAMember(worker));
         }
@@ -321,7 +328,8 @@ impl RendezvousCore {
             let Some(slots) = self.reductions.remove(&key) else {
                 continue;
             };
-            let contributors: Vec<usize> = (0..slots.len()).filter(|&i| slots[i].is_some()).collect();
+            let contributors: Vec<usize> =
+                (0..slots.len()).filter(|&i| slots[i].is_some()).collect();
             let vectors: Vec<Vec<f32>> = slots.into_iter().flatten().collect();
             let mean = node_mean(&vectors);
             self.totals.averages += 1;
@@ -353,7 +361,11 @@ impl RendezvousCore {
         out
     }
 
-    fn combine(&mut self, iteration: u64, slots: Vec<Option<(NodeStats, Vec<f32>)>>) -> RoundReport {
+    fn combine(
+        &mut self,
+        iteration: u64,
+        slots: Vec<Option<(NodeStats, Vec<f32>)>>,
+    ) -> RoundReport {
         let (stats, params): (Vec<NodeStats>, Vec<Vec<f32>>) = slots.into_iter().flatten().unzip();
         let nodes = stats.len();
         let mean = node_mean(&params);
@@ -435,20 +447,34 @@ mod tests {
         for w in 0..3 {
             rv.join(w, 1, format!("h:{w}"));
         }
-        assert!(rv.on_reduce(0, 4, ReduceKind::Params, vec![1.0, 2.0]).unwrap().is_empty());
-        assert!(rv.on_reduce(2, 4, ReduceKind::Params, vec![3.0, 6.0]).unwrap().is_empty());
+        assert!(rv
+            .on_reduce(0, 4, ReduceKind::Params, vec![1.0, 2.0])
+            .unwrap()
+            .is_empty());
+        assert!(rv
+            .on_reduce(2, 4, ReduceKind::Params, vec![3.0, 6.0])
+            .unwrap()
+            .is_empty());
         let out = rv.leave(1, 1);
         let reduced: Vec<_> = out
             .iter()
             .filter_map(|a| match a {
                 RendezvousAction::Send {
                     worker,
-                    message: Message::Reduced { values, contributors, .. },
+                    message:
+                        Message::Reduced {
+                            values,
+                            contributors,
+                            ..
+                        },
                 } => Some((*worker, values.clone(), *contributors)),
                 _ => None,
             })
             .collect();
-        assert_eq!(reduced, vec![(0, vec![2.0, 4.0], 2), (2, vec![2.0, 4.0], 2)]);
+        assert_eq!(
+            reduced,
+            vec![(0, vec![2.0, 4.0], 2), (2, vec![2.0, 4.0], 2)]
+        );
     }
 
     #[test]
@@ -466,7 +492,10 @@ mod tests {
             compute_s: 1.0,
             ..NodeStats::default()
         };
-        assert!(rv.on_report(0, 10, stats(1000), vec![1.0, 0.0]).unwrap().is_empty());
+        assert!(rv
+            .on_report(0, 10, stats(1000), vec![1.0, 0.0])
+            .unwrap()
+            .is_empty());
         let out = rv.on_report(1, 10, stats(3000), vec![3.0, 0.0]).unwrap();
         let [RendezvousAction::Report(r)] = out.as_slice() else {
             panic!("{out:?}");
@@ -488,7 +517,11 @@ mod tests {
         rv.join(1, 1, "b".into());
         assert!(matches!(
             rv.on_reduce(0, 1, ReduceKind::ParamsAndBuffers, vec![1.0; 2]),
-            Err(RendezvousError::WrongSize { got: 2, want: 4, .. })
+            Err(RendezvousError::WrongSize {
+                got: 2,
+                want: 4,
+                ..
+            })
         ));
         assert!(matches!(
             rv.on_reduce(0, 1, ReduceKind::Gradients, vec![f32::NAN, 0.0]),
@@ -499,7 +532,9 @@ mod tests {
             rv.on_report(1, 1, NodeStats::default(), vec![0.0; 2]),
             Err(RendezvousError::NotAMember(1))
         );
-        let out = rv.on_reduce(0, 1, ReduceKind::Gradients, vec![1.0, 1.0]).unwrap();
+        let out = rv
+            .on_reduce(0, 1, ReduceKind::Gradients, vec![1.0, 1.0])
+            .unwrap();
         assert_eq!(sends(&out), vec![(0, "reduced")]);
     }
 }

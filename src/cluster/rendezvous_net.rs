@@ -143,7 +143,12 @@ async fn read_worker(
         match actor.send(FromWorker { worker, message }).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                return refuse(conn, RefusalCode::Unexpected, format!("worker {worker}: {e}")).await
+                return refuse(
+                    conn,
+                    RefusalCode::Unexpected,
+                    format!("worker {worker}: {e}"),
+                )
+                .await
             }
             Err(_) => return,
         }

@@ -14,10 +14,10 @@ use tokio::sync::oneshot;
 use super::checkpoint::{Checkpoint, CHECKPOINT_FILE};
 use super::compute_actor::ComputeActor;
 use super::decen_worker::{run_decen_worker, DecenWorkerSpec};
+use super::eval_actor::EvalActor;
 use super::rendezvous::{DecenCheckpoint, RendezvousActor, RendezvousSetup, DECEN_CHECKPOINT_FILE};
 use super::rendezvous_core::RendezvousCore;
 use super::rendezvous_net::rendezvous_accept_loop;
-use super::eval_actor::EvalActor;
 use super::server_actor::{Checkpointing, Resumed, ServerActor, ServerRunInfo};
 use super::server_net::{accept_loop, PeerRequirements};
 use super::worker::{run_worker, WorkerExit, WorkerSpec};
@@ -307,7 +307,11 @@ fn start_rendezvous_node(
     // Parameters and buffers together are the largest frame.
     let endpoint = server_endpoint(bind, identity, &transport(config, 2 * params_len))?;
     let addr = endpoint.local_addr()?;
-    actix::spawn(rendezvous_accept_loop(endpoint.clone(), actor, requirements));
+    actix::spawn(rendezvous_accept_loop(
+        endpoint.clone(),
+        actor,
+        requirements,
+    ));
     Ok(ServerNode {
         addr,
         requirements,
@@ -591,8 +595,15 @@ pub fn run_worker_role(config: &Config) -> Result<WorkerExit> {
         };
         let server = resolve(&config.net.server, "net.server")?;
         if config.algorithm.name.is_decentralized() {
-            let (compute, spec) =
-                decen_worker_spec(&config, &split.train, worker, &device, speed, server, identity)?;
+            let (compute, spec) = decen_worker_spec(
+                &config,
+                &split.train,
+                worker,
+                &device,
+                speed,
+                server,
+                identity,
+            )?;
             return run_decen_worker(spec, compute).await;
         }
         let (compute, spec) = start_worker(

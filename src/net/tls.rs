@@ -162,7 +162,11 @@ pub fn client_endpoint(id: &NodeIdentity, t: &TransportSettings) -> Result<Endpo
 
 /// An endpoint on `bind` that accepts cluster peers and dials them, both with mutual TLS (a
 /// decentralized worker: its peers connect to it, it connects to its peers and the server).
-pub fn peer_endpoint(bind: SocketAddr, id: &NodeIdentity, t: &TransportSettings) -> Result<Endpoint> {
+pub fn peer_endpoint(
+    bind: SocketAddr,
+    id: &NodeIdentity,
+    t: &TransportSettings,
+) -> Result<Endpoint> {
     let mut endpoint = server_endpoint(bind, id, t)?;
     endpoint.set_default_client_config(client_config(id, t)?);
     Ok(endpoint)

@@ -31,6 +31,21 @@ impl AsRef<[u8]> for TensorBytes {
     }
 }
 
+/// The size in bytes of `msg`'s frame (length prefix included), without encoding its tensor.
+pub fn frame_size(msg: &mut Message) -> Result<usize, ProtoError> {
+    let Some(tensor) = msg.tensor_mut().map(std::mem::take) else {
+        return Ok(encode(msg)?.len());
+    };
+    let empty = encode(msg)?.len();
+    let n = tensor.len() * 4;
+    if let Some(t) = msg.tensor_mut() {
+        *t = tensor;
+    }
+    let mut header = Vec::new();
+    bin_header(u32::try_from(n).unwrap_or(u32::MAX), &mut header);
+    Ok(empty - EMPTY_BIN.len() + header.len() + n)
+}
+
 /// The frame of `msg` as chunks whose concatenation is exactly [`encode`]`(&msg)`: for a message
 /// with a tensor, the header (length prefix, version and every field before the tensor) and then
 /// the tensor's own memory; any other message is one chunk.
@@ -112,8 +127,9 @@ mod tests {
                     params: params.clone(),
                 },
             ];
-            for msg in messages {
+            for mut msg in messages {
                 let whole = encode(&msg).unwrap();
+                assert_eq!(frame_size(&mut msg).unwrap(), whole.len(), "{n} values");
                 let chunks = encode_chunks(msg).unwrap();
                 assert_eq!(chunks.len(), 2);
                 assert_eq!(concat(&chunks), whole, "{n} values");

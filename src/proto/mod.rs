@@ -6,11 +6,10 @@ mod f32_bytes;
 mod frame;
 mod message;
 
-pub use chunked::encode_chunks;
+pub use chunked::{encode_chunks, frame_size};
 pub use frame::{
     decode_payload, encode, frame_limit, read_frame, read_frame_sized, ProtoError,
-    CONTROL_FRAME_LIMIT,
-    PROTOCOL_VERSION,
+    CONTROL_FRAME_LIMIT, PROTOCOL_VERSION,
 };
 pub use message::{Message, NodeStats, ReduceKind, RefusalCode, Role};
 
