@@ -196,9 +196,8 @@ fn a_late_push_sum_message_is_absorbed_and_restores_the_mass() {
     let mut ds = drivers(&config(AlgorithmName::Sgp), n, &[]);
     // Iteration 0: node 1's message is held back, its receiver gives up on it.
     let mut held = Vec::new();
-    for i in 0..n {
-        let out = ds[i].begin();
-        assert!(out.is_empty());
+    for d in ds.iter_mut() {
+        assert!(d.begin().is_empty());
     }
     for i in 0..n {
         let out = ds[i].step(&[0.0; 4], 0.0);

@@ -197,6 +197,7 @@ async fn wait_for_peers(
 }
 
 /// Sends this node's part of an exact average and waits for the result.
+#[allow(clippy::too_many_arguments)]
 async fn reduce(
     conn: &Connection,
     spec: &DecenWorkerSpec,
@@ -431,8 +432,7 @@ async fn train(
     while driver.iteration() < spec.iterations && !mail.stopped {
         let k = driver.iteration();
         let gamma = lr.at(k);
-        let started = *window.started.get_or_insert_with(Instant::now);
-        let _ = started;
+        window.started.get_or_insert_with(Instant::now);
         let out = driver.begin();
         send_all(links, out);
         let t = Instant::now();

@@ -21,6 +21,9 @@ struct Member {
     from: u64,
 }
 
+/// One node's report: its counters and parameters.
+type NodeReport = (NodeStats, Vec<f32>);
+
 /// What the shell must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RendezvousAction {
@@ -121,7 +124,7 @@ pub struct RendezvousCore {
     progress: u64,
     params: Vec<f32>,
     reductions: BTreeMap<(u64, ReduceKind), Vec<Option<Vec<f32>>>>,
-    reports: BTreeMap<u64, Vec<Option<(NodeStats, Vec<f32>)>>>,
+    reports: BTreeMap<u64, Vec<Option<NodeReport>>>,
     completed: Vec<u64>,
     totals: RunTotals,
 }
