@@ -1,8 +1,10 @@
-//! The first exchange on a worker's connection to the server, whatever the algorithm: its
+//! A worker's connection to the server, whatever the algorithm: the first exchange — its
 //! `Hello` is checked (certificate role, protocol version, model layout, worker slot) before the
-//! worker reaches an actor, and a mismatch is refused with a stable code and a clear reason.
+//! worker reaches an actor, a mismatch refused with a stable code and a clear reason — and the
+//! ordered writer of what the server sends it.
 
 use quinn::Connection;
+use tokio::sync::mpsc;
 
 use super::server_net::PeerRequirements;
 use crate::net::{peer_has_role, recv, send};
@@ -19,6 +21,23 @@ pub struct Joined {
     pub device: String,
     /// The port it takes peers' connections on (0: none).
     pub peer_port: u16,
+}
+
+/// Sends what the server queues for `worker` on its connection, in order, on a task of its own,
+/// until the queue closes, a send fails, or a `Stop` has gone out.
+pub fn spawn_writer(conn: Connection, mut rx: mpsc::UnboundedReceiver<Message>, worker: usize) {
+    actix::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            let stop = matches!(msg, Message::Stop { .. });
+            if let Err(e) = send(&conn, msg).await {
+                tracing::debug!("worker {worker}: {e:#}");
+                break;
+            }
+            if stop {
+                break;
+            }
+        }
+    });
 }
 
 /// Sends a refusal and closes the connection.

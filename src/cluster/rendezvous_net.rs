@@ -9,7 +9,7 @@ use actix::Addr;
 use quinn::{Connection, Endpoint};
 use tokio::sync::mpsc;
 
-use super::hello::{accept_hello, refuse, Joined};
+use super::hello::{accept_hello, refuse, spawn_writer, Joined};
 use super::rendezvous::{FromWorker, Join, Left, RendezvousActor};
 use super::server_net::PeerRequirements;
 use crate::net::{recv, send};
@@ -56,7 +56,7 @@ async fn serve_worker(conn: Connection, actor: Addr<RendezvousActor>, req: PeerR
         return refuse(&conn, RefusalCode::Unexpected, detail).await;
     }
     let connection = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::unbounded_channel();
     let welcome = Message::Welcome {
         worker: worker as u32,
         workers: req.workers as u32,
@@ -81,19 +81,7 @@ async fn serve_worker(conn: Connection, actor: Addr<RendezvousActor>, req: PeerR
         Ok(Err(detail)) => return refuse(&conn, RefusalCode::Finished, detail).await,
         Err(_) => return refuse(&conn, RefusalCode::Finished, "the run is over".into()).await,
     }
-    let out_conn = conn.clone();
-    actix::spawn(async move {
-        while let Some(msg) = rx.recv().await {
-            let stop = matches!(msg, Message::Stop { .. });
-            if let Err(e) = send(&out_conn, msg).await {
-                tracing::debug!("worker {worker}: {e:#}");
-                break;
-            }
-            if stop {
-                break;
-            }
-        }
-    });
+    spawn_writer(conn.clone(), rx, worker);
     read_worker(&conn, &actor, worker, &req).await;
     actor.do_send(Left { worker, connection });
 }

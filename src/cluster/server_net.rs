@@ -9,7 +9,7 @@ use actix::Addr;
 use quinn::{Connection, Endpoint};
 use tokio::sync::mpsc;
 
-use super::hello::{accept_hello, refuse, Joined};
+use super::hello::{accept_hello, refuse, spawn_writer, Joined};
 use super::server_actor::{Deliver, Disconnected, Register, ServerActor};
 use crate::net::{recv, send};
 use crate::proto::{frame_limit, Message, RefusalCode};
@@ -58,7 +58,7 @@ async fn serve_peer(conn: Connection, server: Addr<ServerActor>, req: PeerRequir
     };
 
     let connection = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::unbounded_channel();
     let registered = server
         .send(Register {
             worker,
@@ -88,19 +88,7 @@ async fn serve_peer(conn: Connection, server: Addr<ServerActor>, req: PeerRequir
     };
     if send(&conn, welcome).await.is_ok() {
         // Outgoing: parameters and stop, in order, on their own task.
-        let out_conn = conn.clone();
-        actix::spawn(async move {
-            while let Some(msg) = rx.recv().await {
-                let stop = matches!(msg, Message::Stop { .. });
-                if let Err(e) = send(&out_conn, msg).await {
-                    tracing::debug!("worker {worker}: {e:#}");
-                    break;
-                }
-                if stop {
-                    break;
-                }
-            }
-        });
+        spawn_writer(conn.clone(), rx, worker);
         read_gradients(&conn, &server, worker, incarnation, &req).await;
     }
     server.do_send(Disconnected { worker, connection });
