@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use lagom::algo::{AlgorithmConfig, AlgorithmName, LocalSgd};
 use lagom::decen::{
-    build_nodes, BufferStrategy, DecentralizedNode, DpsgdForm, Engine, GossipNode, GossipSpec,
-    MixTiming, SlowMoBase, Theta, Topology, TopologyName,
+    build_nodes, BufferStrategy, DecentralizedNode, DpsgdForm, GossipNode, GossipSpec,
+    InProcessCluster, MixTiming, SlowMoBase, Theta, Topology, TopologyName,
 };
 
 const TOL: f64 = 1e-9;
@@ -66,8 +66,8 @@ impl Oracle {
     }
 }
 
-fn engine(cfg: &AlgorithmConfig, nesterov: bool, n: usize, x0: &[f64]) -> Engine<f64> {
-    Engine::new(build_nodes(cfg, nesterov, n, &[], x0).expect("nodes"), 1)
+fn engine(cfg: &AlgorithmConfig, nesterov: bool, n: usize, x0: &[f64]) -> InProcessCluster<f64> {
+    InProcessCluster::new(build_nodes(cfg, nesterov, n, &[], x0).expect("nodes"), 1)
 }
 
 fn no_loss(_: usize, _: &[f64]) -> f64 {
@@ -75,7 +75,12 @@ fn no_loss(_: usize, _: &[f64]) -> f64 {
 }
 
 /// Runs `steps` iterations; returns every node's de-biased parameters after each.
-fn run(e: &mut Engine<f64>, oracle: &mut Oracle, steps: usize, lr: f64) -> Vec<Vec<Vec<f64>>> {
+fn run(
+    e: &mut InProcessCluster<f64>,
+    oracle: &mut Oracle,
+    steps: usize,
+    lr: f64,
+) -> Vec<Vec<Vec<f64>>> {
     (0..steps)
         .map(|_| {
             e.iterate(lr, &mut |i, p, out| oracle.grad(i, p, out), &mut no_loss);
@@ -120,7 +125,7 @@ const X0: [f64; 3] = [1.0, -2.0, 0.5];
 /// and the numerators to `total − γ Σ gradients`, counting messages in flight; returns whether
 /// any message was ever in flight at an iteration's end.
 fn assert_mass_conserved(
-    e: &mut Engine<f64>,
+    e: &mut InProcessCluster<f64>,
     oracle: &mut Oracle,
     mut total: Vec<f64>,
     steps: usize,
@@ -276,7 +281,7 @@ fn gossip(name: AlgorithmName, topology: TopologyName) -> AlgorithmConfig {
     c
 }
 
-fn push_sum_nodes(topology: Topology, timing: MixTiming, x0: &[Vec<f64>]) -> Engine<f64> {
+fn push_sum_nodes(topology: Topology, timing: MixTiming, x0: &[Vec<f64>]) -> InProcessCluster<f64> {
     let t = Arc::new(topology);
     let nodes: Vec<Box<dyn DecentralizedNode<f64>>> = x0
         .iter()
@@ -298,7 +303,7 @@ fn push_sum_nodes(topology: Topology, timing: MixTiming, x0: &[Vec<f64>]) -> Eng
             )) as Box<dyn DecentralizedNode<f64>>
         })
         .collect();
-    Engine::new(nodes, 7)
+    InProcessCluster::new(nodes, 7)
 }
 
 #[test]
@@ -497,10 +502,10 @@ fn dpsgd_disagreement_contracts_by_the_second_eigenvalue() {
             .map(|i| (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos())
             .collect();
         let nodes = build_nodes(&dpsgd(TopologyName::Ring, form), false, n, &[], &[0.0]).unwrap();
-        let mut e = Engine::new(nodes, 1);
+        let mut e = InProcessCluster::new(nodes, 1);
         // Start each node at its own value by one mixing-free gradient step from 0: g = −x0/γ.
         e.iterate(1.0, &mut |i, _, out| *out = vec![-x0[i]], &mut no_loss);
-        let spread = |e: &Engine<f64>| -> f64 {
+        let spread = |e: &InProcessCluster<f64>| -> f64 {
             let v: Vec<f64> = e.nodes().iter().map(|node| node.params()[0]).collect();
             let m = v.iter().sum::<f64>() / n as f64;
             v.iter().map(|x| (x - m).powi(2)).sum::<f64>().sqrt()
@@ -665,7 +670,7 @@ fn slowmo_nodes_and_slow_buffers_are_identical_after_every_slow_step() {
     let mut c = slowmo(SlowMoBase::Sgp, 1.0, 0.7, 3, BufferStrategy::Reinit, 0.9);
     c.gossip.topology = TopologyName::Ring;
     let nodes = build_nodes(&c, true, 5, &[], &X0).unwrap();
-    let mut e = Engine::new(nodes, 3);
+    let mut e = InProcessCluster::new(nodes, 3);
     let mut oracle = Oracle::new(5, 3, 0.3);
     for k in 0..12u64 {
         let report = e.iterate(0.05, &mut |i, p, out| oracle.grad(i, p, out), &mut no_loss);
@@ -864,7 +869,7 @@ fn pc_asgd_adaptive_theta_keeps_the_lower_loss_candidate() {
     let mut c = pc_asgd(2, vec![0, 2], 0.1, Theta::Fixed(0.0));
     c.pc_asgd.theta = serde_json::from_str("\"adaptive\"").unwrap();
     let nodes = build_nodes(&c, false, 4, &[], &X0).unwrap();
-    let mut e = Engine::new(nodes, 1);
+    let mut e = InProcessCluster::new(nodes, 1);
     let mut oracle = Oracle::new(4, 3, 0.2);
     let h = oracle.h.clone();
     let cc = oracle.c.clone();

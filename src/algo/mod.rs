@@ -7,6 +7,7 @@
 //! estimate and DC-ASGD remembers what each worker got.
 
 mod dcasgd;
+mod decen_params;
 mod delay_rule;
 mod local_sgd;
 mod lr_schedule;
@@ -22,6 +23,10 @@ mod state;
 pub mod vector;
 
 pub use dcasgd::DcAsgd;
+pub use decen_params::{
+    BmufParams, BufferStrategy, DpsgdForm, GossipParams, LocalSgdParams, LookaheadParams,
+    PcAsgdParams, SlowMoBase, SlowMoParams, Theta, ThetaRule, TopologyName,
+};
 pub use delay_rule::DelayRule;
 pub use local_sgd::LocalSgd;
 pub use lr_schedule::LrSchedule;

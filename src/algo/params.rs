@@ -3,13 +3,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{DelayRule, LrSchedule};
-use crate::decen::{
-    BmufParams, GossipParams, LocalSgdParams, LookaheadParams, PcAsgdParams, SlowMoParams,
+use super::decen_params::{
+    validate_decentralized_params, BmufParams, GossipParams, LocalSgdParams, LookaheadParams,
+    PcAsgdParams, SlowMoParams,
 };
+use super::{DelayRule, LrSchedule};
 
 /// The parameter-server algorithms, by their configuration names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum AlgorithmName {
     /// Asynchronous SGD (Algorithm 1, option II).
@@ -81,6 +82,14 @@ impl AlgorithmName {
         AlgorithmName::PcAsgd,
     ];
 
+    /// The algorithm whose configuration name is `name`, if any.
+    pub fn from_name(name: &str) -> Option<AlgorithmName> {
+        Self::ALL
+            .into_iter()
+            .chain(Self::DECENTRALIZED)
+            .find(|a| a.as_str() == name)
+    }
+
     /// True for the decentralized family (nodes hold the model; no server update rule).
     pub fn is_decentralized(self) -> bool {
         Self::DECENTRALIZED.contains(&self)
@@ -127,7 +136,7 @@ impl std::fmt::Display for AlgorithmName {
 }
 
 /// When the server sends parameters back (Algorithm 1's two options).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scheduler {
     /// Option II: the worker that delivered gets fresh parameters at once.
@@ -396,7 +405,7 @@ impl AlgorithmConfig {
                 format!("must be > 0, got {}", self.dcasgd.epsilon),
             ));
         }
-        problems.extend(crate::decen::validate_params(self));
+        problems.extend(validate_decentralized_params(self));
         problems
     }
 }

@@ -42,18 +42,15 @@ impl ActixMessage for ComputeGradient {
     type Result = Result<ComputedGradient>;
 }
 
-/// The loss at `params` on the mini-batch of the last gradient (PC-ASGD's adaptive θ); the
-/// answer goes to `reply` (a plain channel, so a caller off the async runtime can wait on it).
+/// The loss at `params` on the mini-batch of the last gradient (PC-ASGD's adaptive θ).
 #[derive(Debug)]
 pub struct ComputeLoss {
     /// The parameters.
     pub params: Vec<f32>,
-    /// Where the loss goes.
-    pub reply: std::sync::mpsc::Sender<Result<f64>>,
 }
 
 impl ActixMessage for ComputeLoss {
-    type Result = ();
+    type Result = Result<f64>;
 }
 
 /// The model, this worker's data and sampler, and its speed.
@@ -124,16 +121,15 @@ impl Handler<ComputeGradient> for ComputeActor {
 }
 
 impl Handler<ComputeLoss> for ComputeActor {
-    type Result = ();
+    type Result = Result<f64>;
 
-    fn handle(&mut self, msg: ComputeLoss, _: &mut SyncContext<Self>) {
-        let loss = match &self.last_batch {
+    fn handle(&mut self, msg: ComputeLoss, _: &mut SyncContext<Self>) -> Result<f64> {
+        match &self.last_batch {
             Some(batch) => self
                 .engine
                 .set_params(&msg.params)
                 .and_then(|()| self.engine.loss(batch)),
             None => Err(anyhow::anyhow!("no mini-batch yet to evaluate a loss on")),
-        };
-        let _ = msg.reply.send(loss);
+        }
     }
 }

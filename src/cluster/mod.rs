@@ -3,12 +3,12 @@
 
 mod checkpoint;
 mod compute_actor;
+mod decen_loop;
 mod decen_worker;
 mod eval_actor;
 mod hello;
 mod peer_net;
 mod rendezvous;
-mod rendezvous_core;
 mod rendezvous_net;
 mod roles;
 mod server_actor;
@@ -19,9 +19,6 @@ pub use checkpoint::{Checkpoint, CHECKPOINT_FILE, CHECKPOINT_VERSION};
 pub use compute_actor::{ComputeActor, ComputeGradient, ComputeLoss, ComputedGradient};
 pub use eval_actor::{EvalActor, Evaluate};
 pub use rendezvous::{DecenCheckpoint, DECEN_CHECKPOINT_FILE};
-pub use rendezvous_core::{
-    RendezvousAction, RendezvousCore, RendezvousError, RoundReport, RunTotals,
-};
 pub use roles::{
     load_split, run_local, run_server, run_worker_role, start_server, start_server_node,
     ServerNode, StartedServer,

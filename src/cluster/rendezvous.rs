@@ -15,8 +15,8 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
 use super::eval_actor::{EvalActor, Evaluate};
-use super::rendezvous_core::{RendezvousAction, RendezvousCore, RendezvousError, RoundReport};
 use crate::compute::EvalOutput;
+use crate::decen::{RendezvousAction, RendezvousCore, RendezvousError, RoundReport};
 use crate::proto::Message;
 use crate::run::{MetricsWriter, PerWorker, Progress, RunDir, Summary};
 use crate::server::StalenessHistogram;
@@ -99,7 +99,7 @@ struct Link {
 
 /// The actor (see the module docs).
 pub struct RendezvousActor {
-    core: RendezvousCore,
+    core: RendezvousCore<f32>,
     setup: RendezvousSetup,
     links: Vec<Option<Link>>,
     metrics: MetricsWriter,
@@ -107,7 +107,7 @@ pub struct RendezvousActor {
     started: Instant,
     progress: Progress,
     last_eval: Option<EvalOutput>,
-    last_report: Option<RoundReport>,
+    last_report: Option<RoundReport<f32>>,
     finishing: bool,
     done: Option<oneshot::Sender<Summary>>,
 }
@@ -115,7 +115,7 @@ pub struct RendezvousActor {
 impl RendezvousActor {
     /// The actor over `core`; `done` receives the summary at the end.
     pub fn new(
-        core: RendezvousCore,
+        core: RendezvousCore<f32>,
         setup: RendezvousSetup,
         metrics: MetricsWriter,
         evaluator: Addr<EvalActor>,
@@ -156,21 +156,51 @@ impl RendezvousActor {
         }
     }
 
-    fn carry_out(&mut self, actions: Vec<RendezvousAction>, ctx: &mut Context<Self>) {
+    fn carry_out(&mut self, actions: Vec<RendezvousAction<f32>>, ctx: &mut Context<Self>) {
         for action in actions {
-            match action {
-                RendezvousAction::Send { worker, message } => {
-                    if let Some(link) = &self.links[worker] {
-                        let _ = link.tx.send(message);
-                    }
+            let (worker, message) = match action {
+                RendezvousAction::Report(report) => {
+                    self.evaluate(report, ctx);
+                    continue;
                 }
-                RendezvousAction::Report(report) => self.evaluate(report, ctx),
+                RendezvousAction::Start {
+                    worker,
+                    iteration,
+                    peers,
+                    params,
+                } => (
+                    worker,
+                    Message::Start {
+                        iteration,
+                        peers,
+                        params,
+                    },
+                ),
+                RendezvousAction::Members { worker, peers } => (worker, Message::Members { peers }),
+                RendezvousAction::Reduced {
+                    worker,
+                    iteration,
+                    kind,
+                    contributors,
+                    values,
+                } => (
+                    worker,
+                    Message::Reduced {
+                        iteration,
+                        kind,
+                        contributors: contributors as u32,
+                        values,
+                    },
+                ),
+            };
+            if let Some(link) = &self.links[worker] {
+                let _ = link.tx.send(message);
             }
         }
     }
 
     /// Evaluates a combined model (queued behind earlier ones, in order), then records it.
-    fn evaluate(&mut self, report: RoundReport, ctx: &mut Context<Self>) {
+    fn evaluate(&mut self, report: RoundReport<f32>, ctx: &mut Context<Self>) {
         let request = Evaluate {
             updates: report.iteration,
             params: report.params.clone(),
@@ -196,7 +226,7 @@ impl RendezvousActor {
         ctx.spawn(fut);
     }
 
-    fn record(&mut self, r: RoundReport, eval: Option<EvalOutput>, ctx: &mut Context<Self>) {
+    fn record(&mut self, r: RoundReport<f32>, eval: Option<EvalOutput>, ctx: &mut Context<Self>) {
         let finite = |x: f64| x.is_finite().then_some(x);
         let event = json!({
             "event": "eval", "t_s": self.t_s(), "updates": r.iteration,

@@ -30,7 +30,7 @@ pub struct CliOverrides {
     #[arg(long)]
     pub workers: Option<usize>,
     /// Algorithm (`algorithm.name`).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = algorithm_names())]
     pub algorithm: Option<AlgorithmName>,
     /// Learning rate (`algorithm.lr`).
     #[arg(long)]
@@ -47,6 +47,18 @@ pub struct CliOverrides {
     /// Any key, e.g. `--set algorithm.momentum=0.5` (repeatable; values parse like env values).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+}
+
+/// The `--algorithm` parser: every configuration name, listed in `--help` (the names live in
+/// `algo`, which knows nothing of the command line).
+fn algorithm_names() -> impl clap::builder::TypedValueParser<Value = AlgorithmName> {
+    let names = AlgorithmName::ALL
+        .into_iter()
+        .chain(AlgorithmName::DECENTRALIZED)
+        .map(AlgorithmName::as_str);
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(names)
+        .map(|name| AlgorithmName::from_name(&name).unwrap_or_default())
 }
 
 /// Where the configuration came from, for `lagom config` and logs.

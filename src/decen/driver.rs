@@ -1,126 +1,164 @@
-//! One node of a decentralized run driven from the outside world (a networked worker): messages
-//! arrive whenever the network brings them, and the driver absorbs each one at the first point of
-//! the iteration where the in-process [`Engine`](super::Engine) would have, says which messages the
-//! node must still wait for, and turns a wait that ran out into an absent sender
-//! ([`DecentralizedNode::absent`]). Pure: no clock, no socket.
+//! One node of a decentralized run as a sans-IO state machine: the only place that runs the
+//! order of an iteration's protocol steps (see [`node`](super::node)). Inputs come in (a message
+//! arrived, a gradient, losses or an exact average is ready, membership changed, the next
+//! iteration may start); [`poll`](NodeDriver::poll) is handed the current time and returns the
+//! actions that follow (send to a peer, compute a gradient or losses here, ask for an average,
+//! wait until, the iteration is complete). No clock, no socket, no thread: the in-process cluster
+//! and the networked worker execute the very same actions.
 //!
-//! A message sent at iteration `s` with lateness `L` and jitter `J` may be absorbed from the point
-//! `s + L` on and must be absorbed by the point `s + L + J`. The points of iteration `k` are its
-//! start (point `k`, messages sent before `k`), after `begin` (point `k`) and after `step`
-//! (point `k + 1`, messages sent up to `k`); `end` needs every message whose last point has come.
-//! With instant delivery this reproduces the engine exactly (tests/decentralized_driver.rs).
-
-use std::collections::{BTreeMap, BTreeSet};
+//! A wait for a peer's message is bounded: a sender that is not present is given up on at once,
+//! a present one after `peer_wait_s` (it then counts as absent, see
+//! [`DecentralizedNode::absent`]).
 
 use crate::algo::Real;
 
-use super::node::{DecentralizedNode, GossipMessage, Incoming, Outgoing, Reduction};
+use super::mailbox::{DriverCounts, Mailbox, ReceiveError};
+use super::node::{DecentralizedNode, GossipMessage, Outgoing, ReduceKind, Reduction};
 
-/// A message that arrived and waits for its point.
-#[derive(Debug, Clone)]
-struct Arrived<T> {
-    lateness: u64,
-    message: GossipMessage<T>,
+/// What the shell must do for the driver.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DriverAction<T> {
+    /// Send this message to its receiver.
+    Send(Outgoing<T>),
+    /// Compute the node's stochastic gradient at `point` and hand it to
+    /// [`on_gradient`](NodeDriver::on_gradient).
+    ComputeGradient {
+        /// The iteration.
+        iteration: u64,
+        /// The parameters to compute it at.
+        point: Vec<T>,
+    },
+    /// Compute the local mini-batch loss at each point (`+∞` where it fails) and hand them to
+    /// [`on_losses`](NodeDriver::on_losses).
+    ComputeLosses {
+        /// The iteration.
+        iteration: u64,
+        /// The points, in the order the losses must come back in.
+        points: Vec<Vec<T>>,
+    },
+    /// Send this node's part of an exact average to the rendezvous; the mean goes to
+    /// [`on_reduced`](NodeDriver::on_reduced).
+    Reduce {
+        /// The iteration.
+        iteration: u64,
+        /// What is averaged.
+        kind: ReduceKind,
+        /// This node's part.
+        values: Vec<T>,
+    },
+    /// Nothing more happens before this time unless an input comes: poll again then.
+    WaitUntil(f64),
+    /// These senders' messages of `iteration` are no longer waited for (they count as absent).
+    GaveUp {
+        /// The iteration they were sent at.
+        iteration: u64,
+        /// The senders.
+        senders: Vec<usize>,
+    },
+    /// The iteration is complete: `completed` iterations are done. Call
+    /// [`start`](NodeDriver::start) for the next one.
+    Completed {
+        /// Iterations done.
+        completed: u64,
+        /// The exact average applied at its end, if any.
+        reduction: Option<Reduction>,
+    },
 }
 
-/// Why the driver refused a message.
+/// An input that came at the wrong time or in the wrong shape (the input is dropped).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReceiveError {
-    /// The sender is not this run's node or the message is this node's own.
-    #[error("message from node {from}, which is not a peer of node {to}")]
-    NotAPeer {
-        /// Claimed sender.
-        from: usize,
+pub enum InputError {
+    /// The driver does not wait for this input now.
+    #[error("{what} for iteration {iteration} not expected now (node {node} is at {at})")]
+    Unexpected {
+        /// What it was.
+        what: &'static str,
+        /// Its iteration.
+        iteration: u64,
         /// This node.
-        to: usize,
+        node: usize,
+        /// This node's iteration.
+        at: u64,
     },
-    /// The parameter vector has the wrong length.
-    #[error("message of {got} values from node {from}, the model has {want}")]
+    /// The vector has the wrong length.
+    #[error("{what} of {got} values; expected {want}")]
     WrongSize {
-        /// Sender.
-        from: usize,
+        /// What it was.
+        what: &'static str,
         /// Values received.
         got: usize,
         /// Values expected.
         want: usize,
     },
-    /// A value (or the weight) is NaN or infinite.
-    #[error("message from node {from} for iteration {iteration} holds non-finite values")]
-    NotFinite {
-        /// Sender.
-        from: usize,
-        /// Its iteration.
-        iteration: u64,
-    },
-    /// The iteration is further ahead than any honest peer can be.
-    #[error("message from node {from} for iteration {iteration}, this node is at {at}")]
-    TooFarAhead {
-        /// Sender.
-        from: usize,
-        /// Its iteration.
-        iteration: u64,
-        /// This node's iteration.
-        at: u64,
-    },
 }
 
-/// What happened to the messages of one node so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DriverCounts {
-    /// Messages absorbed.
-    pub absorbed: u64,
-    /// Messages absorbed after their last point (their sender had been given up on).
-    pub absorbed_late: u64,
-    /// Expected messages given up on (their sender counted as absent).
-    pub given_up: u64,
-    /// Late copies discarded because the node had already made up for them.
-    pub discarded: u64,
+/// Where in the iteration the driver is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    /// Between iterations: waits for `start`.
+    Idle,
+    /// Starts the iteration at the next poll.
+    Begin,
+    /// Waits for the gradient.
+    Gradient,
+    /// Waits for the exact mean of the gradients.
+    GradientMean,
+    /// Waits for the messages the step needs, until the deadline once set.
+    Peers(Option<f64>),
+    /// Waits for the losses at the loss points.
+    Losses,
+    /// Waits for every message sent so far before an exact average, until the deadline.
+    Flush(Reduction, Option<f64>),
+    /// Waits for the exact average.
+    Average(Reduction),
+    /// Stopped from outside: does nothing more.
+    Stopped,
 }
-
-/// How far ahead of this node a peer's message may be before it is refused.
-pub const MAX_AHEAD: u64 = 10_000;
 
 /// One node and its mailbox (see the module docs).
 pub struct NodeDriver<T> {
     id: usize,
-    nodes: usize,
     dim: usize,
     node: Box<dyn DecentralizedNode<T>>,
+    mailbox: Mailbox<T>,
+    present: Vec<bool>,
+    peer_wait_s: f64,
     k: u64,
-    arrived: BTreeMap<(u64, usize), Arrived<T>>,
-    /// Expected messages not yet absorbed or given up: (sent iteration, from) → timing.
-    expected: BTreeMap<(u64, usize), Incoming>,
-    /// Given up on; a late copy is absorbed unless the node made up for it.
-    given_up: BTreeMap<(u64, usize), bool>,
-    /// Absorbed already (a duplicate is ignored).
-    done: BTreeSet<(u64, usize)>,
-    counts: DriverCounts,
+    lr: f64,
+    phase: Phase,
+    gradient: Option<Vec<T>>,
+    losses: Option<Vec<f64>>,
+    reduced: Option<Vec<T>>,
 }
 
 impl<T: Real> NodeDriver<T> {
-    /// Node `id` of `nodes`, its parameters of `dim` values, starting at iteration `k0`.
+    /// Node `id` of `nodes`, parameters of `dim` values, at iteration `k0`, every peer present;
+    /// a present peer's message is waited for at most `peer_wait_s` seconds.
     pub fn new(
         id: usize,
         nodes: usize,
         dim: usize,
         node: Box<dyn DecentralizedNode<T>>,
         k0: u64,
+        peer_wait_s: f64,
     ) -> Self {
         NodeDriver {
             id,
-            nodes,
             dim,
             node,
+            mailbox: Mailbox::new(id, nodes, dim),
+            present: vec![true; nodes],
+            peer_wait_s,
             k: k0,
-            arrived: BTreeMap::new(),
-            expected: BTreeMap::new(),
-            given_up: BTreeMap::new(),
-            done: BTreeSet::new(),
-            counts: DriverCounts::default(),
+            lr: 0.0,
+            phase: Phase::Idle,
+            gradient: None,
+            losses: None,
+            reduced: None,
         }
     }
 
-    /// The current iteration.
+    /// The current iteration (iterations completed).
     pub fn iteration(&self) -> u64 {
         self.k
     }
@@ -132,155 +170,276 @@ impl<T: Real> NodeDriver<T> {
 
     /// Counters of absorbed, late, given-up and discarded messages.
     pub fn counts(&self) -> DriverCounts {
-        self.counts
+        self.mailbox.counts()
     }
 
-    /// Takes a message from the network (any time). Checks it; keeps it until its point.
+    /// True between iterations (after `Completed`, before `start`).
+    pub fn is_idle(&self) -> bool {
+        self.phase == Phase::Idle
+    }
+
+    /// The numerators and weights of messages that arrived and are not absorbed yet.
+    pub fn waiting_mass(&self) -> (Vec<T>, T) {
+        self.mailbox.waiting_mass()
+    }
+
+    /// Input: start the next iteration with learning rate `lr` (ignored unless idle).
+    pub fn start(&mut self, lr: f64) {
+        if self.phase == Phase::Idle {
+            self.lr = lr;
+            self.phase = Phase::Begin;
+        }
+    }
+
+    /// Input: a message from the network (any time). Checks it; keeps it until its point.
     pub fn receive(
         &mut self,
         lateness: u64,
         message: GossipMessage<T>,
     ) -> Result<(), ReceiveError> {
-        let from = message.from;
-        if from >= self.nodes || from == self.id {
-            return Err(ReceiveError::NotAPeer { from, to: self.id });
+        self.mailbox.receive(self.k, lateness, message)
+    }
+
+    /// Input: which slots are present now (a missing sender is given up on at once).
+    pub fn set_present(&mut self, present: &[bool]) {
+        for (p, &q) in self.present.iter_mut().zip(present) {
+            *p = q;
         }
-        if message.x.len() != self.dim {
-            return Err(ReceiveError::WrongSize {
-                from,
-                got: message.x.len(),
-                want: self.dim,
-            });
-        }
-        if !message.weight.to_f64().is_finite()
-            || message.x.iter().any(|&v| !v.to_f64().is_finite())
-        {
-            return Err(ReceiveError::NotFinite {
-                from,
-                iteration: message.iteration,
-            });
-        }
-        if message.iteration > self.k.saturating_add(MAX_AHEAD) {
-            return Err(ReceiveError::TooFarAhead {
-                from,
-                iteration: message.iteration,
-                at: self.k,
-            });
-        }
-        let key = (message.iteration, from);
-        if self.done.contains(&key) {
-            return Ok(());
-        }
-        if let Some(&made_up) = self.given_up.get(&key) {
-            if made_up {
-                self.counts.discarded += 1;
-                self.given_up.remove(&key);
-                self.done.insert(key);
-                return Ok(());
-            }
-        }
-        self.arrived.insert(key, Arrived { lateness, message });
+    }
+
+    /// Input: the gradient asked for by `ComputeGradient` of `iteration`.
+    pub fn on_gradient(&mut self, iteration: u64, grad: Vec<T>) -> Result<(), InputError> {
+        self.expecting("a gradient", iteration, self.phase == Phase::Gradient)?;
+        self.sized("a gradient", grad.len(), self.dim)?;
+        self.gradient = Some(grad);
         Ok(())
     }
 
-    /// Absorbs, in (iteration, sender) order, every arrived message sent at most at `sent` whose
-    /// first point is at most `point`, and every one whose sender was given up on.
-    fn absorb_ready(&mut self, point: u64, sent: u64) {
-        let ready: Vec<(u64, usize)> = self
-            .arrived
-            .iter()
-            .filter(|(key, a)| {
-                self.given_up.contains_key(key)
-                    || (key.0 <= sent && key.0.saturating_add(a.lateness) <= point)
-            })
-            .map(|(key, _)| *key)
-            .collect();
-        for key in ready {
-            if let Some(a) = self.arrived.remove(&key) {
-                self.node.absorb(&a.message);
-                self.counts.absorbed += 1;
-                if self.given_up.remove(&key).is_some() {
-                    self.counts.absorbed_late += 1;
+    /// Input: the losses asked for by `ComputeLosses` of `iteration`.
+    pub fn on_losses(&mut self, iteration: u64, losses: Vec<f64>) -> Result<(), InputError> {
+        self.expecting("losses", iteration, self.phase == Phase::Losses)?;
+        self.losses = Some(losses);
+        Ok(())
+    }
+
+    /// Input: the exact average asked for by `Reduce` of `iteration`.
+    pub fn on_reduced(
+        &mut self,
+        iteration: u64,
+        kind: ReduceKind,
+        values: Vec<T>,
+    ) -> Result<(), InputError> {
+        let waited = match self.phase {
+            Phase::GradientMean => kind == ReduceKind::Gradients,
+            Phase::Average(r) => kind == r.kind(),
+            _ => false,
+        };
+        self.expecting("an exact average", iteration, waited)?;
+        self.sized("an exact average", values.len(), kind.len(self.dim))?;
+        self.reduced = Some(values);
+        Ok(())
+    }
+
+    /// Input: the run stopped; the driver does nothing more.
+    pub fn stop(&mut self) {
+        self.phase = Phase::Stopped;
+    }
+
+    fn expecting(&self, what: &'static str, iteration: u64, ok: bool) -> Result<(), InputError> {
+        if ok && iteration == self.k {
+            return Ok(());
+        }
+        Err(InputError::Unexpected {
+            what,
+            iteration,
+            node: self.id,
+            at: self.k,
+        })
+    }
+
+    fn sized(&self, what: &'static str, got: usize, want: usize) -> Result<(), InputError> {
+        if got == want {
+            Ok(())
+        } else {
+            Err(InputError::WrongSize { what, got, want })
+        }
+    }
+
+    /// Runs the iteration as far as the inputs allow at time `now` (seconds, any origin the
+    /// shell keeps to); returns what the shell must do. Stops after `Completed`.
+    pub fn poll(&mut self, now: f64) -> Vec<DriverAction<T>> {
+        let mut out = Vec::new();
+        loop {
+            let next = match self.phase {
+                Phase::Idle | Phase::Stopped => None,
+                Phase::Begin => Some(self.begin(&mut out)),
+                Phase::Gradient => self
+                    .gradient
+                    .take()
+                    .map(|g| self.gradient_ready(g, &mut out)),
+                Phase::GradientMean => self.reduced.take().map(|g| self.step(g, &mut out)),
+                Phase::Peers(deadline) => {
+                    Some(match self.wait_for_peers(false, deadline, now, &mut out) {
+                        Some(()) => self.losses_needed(&mut out),
+                        None => Phase::Peers(deadline.or(Some(now + self.peer_wait_s))),
+                    })
                 }
-                self.expected.remove(&key);
-                self.done.insert(key);
+                Phase::Losses => self.losses.take().map(|l| self.end(&l, &mut out)),
+                Phase::Flush(r, deadline) => {
+                    match self.wait_for_peers(true, deadline, now, &mut out) {
+                        Some(()) => Some(self.request_average(r, &mut out)),
+                        None => Some(Phase::Flush(r, deadline.or(Some(now + self.peer_wait_s)))),
+                    }
+                }
+                Phase::Average(r) => self
+                    .reduced
+                    .take()
+                    .map(|v| self.apply_average(r, &v, &mut out)),
+            };
+            match next {
+                Some(phase) if phase != self.phase => self.phase = phase,
+                Some(phase) => {
+                    if let Phase::Peers(Some(d)) | Phase::Flush(_, Some(d)) = phase {
+                        out.push(DriverAction::WaitUntil(d));
+                    }
+                    return out;
+                }
+                None => return out,
+            }
+            if self.phase == Phase::Idle {
+                return out;
             }
         }
     }
 
-    /// Starts the iteration: absorbs what is due, calls the core's `begin`, registers the
-    /// messages this iteration brings. Returns what to send.
-    pub fn begin(&mut self) -> Vec<Outgoing<T>> {
+    fn send_all(out: &mut Vec<DriverAction<T>>, messages: Vec<Outgoing<T>>) {
+        out.extend(messages.into_iter().map(DriverAction::Send));
+    }
+
+    /// Absorbs what is due, begins, registers the messages this iteration brings.
+    fn begin(&mut self, out: &mut Vec<DriverAction<T>>) -> Phase {
         let k = self.k;
-        self.absorb_ready(k, k.saturating_sub(1));
-        let out = self.node.begin(k);
-        for inc in self.node.incoming(k) {
-            let key = (k, inc.from);
-            if !self.done.contains(&key) {
-                self.expected.insert(key, inc);
+        self.mailbox
+            .absorb_ready(self.node.as_mut(), k, k.saturating_sub(1));
+        let sent = self.node.begin(k);
+        self.mailbox.expect(k, self.node.incoming(k));
+        Self::send_all(out, sent);
+        out.push(DriverAction::ComputeGradient {
+            iteration: k,
+            point: self.node.eval_point().to_vec(),
+        });
+        Phase::Gradient
+    }
+
+    fn gradient_ready(&mut self, grad: Vec<T>, out: &mut Vec<DriverAction<T>>) -> Phase {
+        if self.node.reduces_gradients() {
+            out.push(DriverAction::Reduce {
+                iteration: self.k,
+                kind: ReduceKind::Gradients,
+                values: grad,
+            });
+            return Phase::GradientMean;
+        }
+        self.step(grad, out)
+    }
+
+    /// Steps; what is due after the step is absorbed once it has all arrived.
+    fn step(&mut self, grad: Vec<T>, out: &mut Vec<DriverAction<T>>) -> Phase {
+        let sent = self.node.step(self.k, &grad, self.lr);
+        Self::send_all(out, sent);
+        Phase::Peers(None)
+    }
+
+    /// Gives up on absent senders, and on every sender once `deadline` passed; when nothing due
+    /// is still on its way, absorbs what is due (everything sent so far with `all`) in
+    /// (iteration, sender) order and returns `Some(())`.
+    fn wait_for_peers(
+        &mut self,
+        all: bool,
+        deadline: Option<f64>,
+        now: f64,
+        out: &mut Vec<DriverAction<T>>,
+    ) -> Option<()> {
+        let k = self.k;
+        let expired = deadline.is_some_and(|d| now >= d);
+        let mut gave_up: Vec<(u64, usize)> = Vec::new();
+        let mut waiting = false;
+        for (s, from) in self.mailbox.missing(k, all) {
+            if expired || !self.present.get(from).copied().unwrap_or(false) {
+                self.mailbox.give_up(self.node.as_mut(), s, from);
+                gave_up.push((s, from));
+            } else {
+                waiting = true;
             }
         }
-        self.absorb_ready(k, k);
-        out
+        let mut iterations: Vec<u64> = gave_up.iter().map(|g| g.0).collect();
+        iterations.dedup();
+        for iteration in iterations {
+            let senders = gave_up
+                .iter()
+                .filter(|g| g.0 == iteration)
+                .map(|g| g.1)
+                .collect();
+            out.push(DriverAction::GaveUp { iteration, senders });
+        }
+        if waiting {
+            return None;
+        }
+        let point = if all { u64::MAX } else { k + 1 };
+        self.mailbox.absorb_ready(self.node.as_mut(), point, k);
+        Some(())
     }
 
-    /// The point the gradient of this iteration is computed at.
-    pub fn eval_point(&self) -> &[T] {
-        self.node.eval_point()
+    /// Asks for the losses `end` needs, or ends at once when it needs none.
+    fn losses_needed(&mut self, out: &mut Vec<DriverAction<T>>) -> Phase {
+        let points = self.node.loss_points(self.k, self.lr);
+        if points.is_empty() {
+            return self.end(&[], out);
+        }
+        out.push(DriverAction::ComputeLosses {
+            iteration: self.k,
+            points,
+        });
+        Phase::Losses
     }
 
-    /// True when the gradient must be replaced by its exact mean over the nodes (AR-SGD).
-    pub fn reduces_gradients(&self) -> bool {
-        self.node.reduces_gradients()
-    }
-
-    /// Applies the gradient; returns what to send. Absorbs what is due after the step.
-    pub fn step(&mut self, grad: &[T], lr: f64) -> Vec<Outgoing<T>> {
-        let out = self.node.step(self.k, grad, lr);
-        self.absorb_ready(self.k + 1, self.k);
-        out
-    }
-
-    /// The messages `end` still needs, as (sent iteration, sender): absorbs what arrived first.
-    /// With `all`, every expected message sent so far (an exact average must see all the mass).
-    pub fn missing(&mut self, all: bool) -> Vec<(u64, usize)> {
-        let k = self.k;
-        self.absorb_ready(k + 1, k);
-        self.expected
-            .iter()
-            .filter(|(&(s, _), inc)| s <= k && (all || s + inc.lateness + inc.jitter <= k + 1))
-            .map(|(&key, _)| key)
-            .collect()
-    }
-
-    /// Stops waiting for the message of `from` sent at `iteration`: the sender counts as absent
-    /// for it (see [`DecentralizedNode::absent`]).
-    pub fn give_up(&mut self, iteration: u64, from: usize) {
-        if self.expected.remove(&(iteration, from)).is_some() {
-            let made_up = self.node.absent(from, iteration);
-            self.given_up.insert((iteration, from), made_up);
-            self.counts.given_up += 1;
+    fn end(&mut self, losses: &[f64], out: &mut Vec<DriverAction<T>>) -> Phase {
+        match self.node.end(self.k, self.lr, losses) {
+            Some(r) => Phase::Flush(r, None),
+            None => self.complete(None, out),
         }
     }
 
-    /// Ends the iteration (call once [`missing`](Self::missing) is empty or given up on).
-    /// Returns the exact average the node needs now, if any; the iteration advances either way.
-    pub fn end(&mut self, lr: f64, loss: &mut dyn FnMut(&[T]) -> f64) -> Option<Reduction> {
-        let r = self.node.end(self.k, lr, loss);
+    fn request_average(&mut self, r: Reduction, out: &mut Vec<DriverAction<T>>) -> Phase {
+        let mut values = self.node.params();
+        if r.buffers {
+            values.extend_from_slice(self.node.buffer());
+        }
+        out.push(DriverAction::Reduce {
+            iteration: self.k,
+            kind: r.kind(),
+            values,
+        });
+        Phase::Average(r)
+    }
+
+    fn apply_average(&mut self, r: Reduction, mean: &[T], out: &mut Vec<DriverAction<T>>) -> Phase {
+        let (params, buffers) = if r.buffers {
+            (&mean[..self.dim], Some(&mean[self.dim..]))
+        } else {
+            (mean, None)
+        };
+        self.node.apply_reduction(r, params, buffers, self.lr);
+        self.complete(Some(r), out)
+    }
+
+    fn complete(&mut self, reduction: Option<Reduction>, out: &mut Vec<DriverAction<T>>) -> Phase {
         self.k += 1;
-        self.prune();
-        r
-    }
-
-    /// Applies an exact average (the mean of the present nodes' `params()` and, when requested,
-    /// `buffer()`s).
-    pub fn apply_reduction(&mut self, r: Reduction, params: &[T], buffers: Option<&[T]>, lr: f64) {
-        self.node.apply_reduction(r, params, buffers, lr);
-    }
-
-    /// Forgets bookkeeping of iterations long past (kept for [`MAX_AHEAD`] iterations).
-    fn prune(&mut self) {
-        let horizon = self.k.saturating_sub(MAX_AHEAD);
-        self.done = self.done.split_off(&(horizon, 0));
+        self.mailbox.prune(self.k);
+        out.push(DriverAction::Completed {
+            completed: self.k,
+            reduction,
+        });
+        Phase::Idle
     }
 }

@@ -9,7 +9,7 @@ use super::gossip_node::{GossipNode, GossipSpec, MixTiming};
 use super::node::DecentralizedNode;
 use super::pc_asgd::{PcAsgdNode, PcAsgdSpec};
 use super::slowmo::SlowMo;
-use super::{BufferStrategy, DpsgdForm, SlowMoBase, Theta, Topology, TopologyName};
+use super::{BufferStrategy, DpsgdForm, SlowMoBase, Topology, TopologyName};
 
 /// The base algorithm and the SlowMo settings (α, β, τ, buffers) a name stands for.
 fn resolve(config: &AlgorithmConfig) -> (AlgorithmName, Option<(f64, f64, u64, BufferStrategy)>) {
@@ -190,88 +190,6 @@ pub fn build_node<T: Real>(
     let slow =
         slow.map(|(alpha, beta, tau, buffers)| SlowMo::new(x0.clone(), alpha, beta, tau, buffers));
     Ok(Box::new(GossipNode::new(id, spec, x0, opt, slow)))
-}
-
-/// Checks the decentralized family's parameters; returns every problem as (key, message).
-pub fn validate_params(config: &AlgorithmConfig) -> Vec<(&'static str, String)> {
-    let mut problems = Vec::new();
-    let mut check = |ok: bool, key: &'static str, message: String| {
-        if !ok {
-            problems.push((key, message));
-        }
-    };
-    check(
-        config.local_sgd.period >= 1,
-        "algorithm.local_sgd.period",
-        "must be ≥ 1, got 0".to_string(),
-    );
-    let s = &config.slowmo;
-    check(
-        s.period >= 1,
-        "algorithm.slowmo.period",
-        "must be ≥ 1, got 0".to_string(),
-    );
-    check(
-        s.alpha.is_finite() && s.alpha > 0.0,
-        "algorithm.slowmo.alpha",
-        format!("must be a finite number > 0, got {}", s.alpha),
-    );
-    check(
-        (0.0..1.0).contains(&s.beta),
-        "algorithm.slowmo.beta",
-        format!("must be in [0, 1), got {}", s.beta),
-    );
-    let l = &config.lookahead;
-    check(
-        l.k >= 1,
-        "algorithm.lookahead.k",
-        "must be ≥ 1, got 0".to_string(),
-    );
-    check(
-        (0.0..=1.0).contains(&l.alpha),
-        "algorithm.lookahead.alpha",
-        format!("must be in [0, 1], got {}", l.alpha),
-    );
-    let b = &config.bmuf;
-    check(
-        b.block_size >= 1,
-        "algorithm.bmuf.block_size",
-        "must be ≥ 1, got 0".to_string(),
-    );
-    check(
-        (0.0..1.0).contains(&b.block_momentum),
-        "algorithm.bmuf.block_momentum",
-        format!("must be in [0, 1), got {}", b.block_momentum),
-    );
-    check(
-        b.block_lr.is_finite() && b.block_lr > 0.0,
-        "algorithm.bmuf.block_lr",
-        format!("must be a finite number > 0, got {}", b.block_lr),
-    );
-    let p = &config.pc_asgd;
-    check(
-        p.lambda.is_finite() && p.lambda >= 0.0,
-        "algorithm.pc_asgd.lambda",
-        format!("must be a finite number ≥ 0, got {}", p.lambda),
-    );
-    if let Theta::Fixed(t) = p.theta {
-        check(
-            (0.0..=1.0).contains(&t),
-            "algorithm.pc_asgd.theta",
-            format!("must be in [0, 1] or \"adaptive\", got {t}"),
-        );
-    }
-    if config.name == AlgorithmName::PcAsgd {
-        check(
-            config.momentum == 0.0,
-            "algorithm.momentum",
-            format!(
-                "pc-asgd's update is a plain gradient step (spec §16); set momentum = 0, got {}",
-                config.momentum
-            ),
-        );
-    }
-    problems
 }
 
 /// Checks what depends on the number of nodes (graph shape, delayed node ids).

@@ -163,7 +163,7 @@ impl<T: Real> DecentralizedNode<T> for GossipNode<T> {
         self.w = self.w + message.weight;
     }
 
-    fn end(&mut self, k: u64, _lr: f64, _loss: &mut dyn FnMut(&[T]) -> f64) -> Option<Reduction> {
+    fn end(&mut self, k: u64, _lr: f64, _losses: &[f64]) -> Option<Reduction> {
         let local = self
             .spec
             .local_average

@@ -1,31 +1,39 @@
 //! The communication-efficient and decentralized family (spec §9–§16): AR-SGD, Local SGD, double
 //! averaging, SGP, OSGP, D-PSGD, SlowMo (with Lookahead and BMUF) and PC-ASGD.
 //!
-//! Every algorithm is a pure per-node state machine ([`DecentralizedNode`]); the node cores know
-//! nothing of sockets or clocks. [`Engine`] runs all nodes of a run in one process (the simulator
-//! and the exact tests); a networked worker drives one node the same way.
+//! Every algorithm is a pure per-node state machine ([`DecentralizedNode`]); a [`NodeDriver`]
+//! runs one node's iteration protocol as inputs in, actions out, and [`RendezvousCore`] is the
+//! run's membership and exact averages. [`InProcessCluster`] connects N drivers and one
+//! rendezvous in memory (the simulator, the exact tests); a networked worker executes the same
+//! driver's actions over QUIC. Nothing here knows of sockets, clocks or threads.
 
 mod driver;
-mod engine;
 mod family;
 mod gossip_node;
+mod in_process;
+mod mailbox;
+mod mean;
 mod node;
-mod params;
 mod pc_asgd;
+mod rendezvous;
+mod report;
 mod slowmo;
 mod topology;
 
-pub use driver::{DriverCounts, NodeDriver, ReceiveError, MAX_AHEAD};
-pub use engine::{consensus_distance, node_mean, Engine, GradientOracle, IterationReport};
-pub use family::{
-    build_node, build_nodes, delayed_nodes, topology, validate_for_nodes, validate_params,
-};
-pub use gossip_node::{GossipNode, GossipSpec, MixTiming};
-pub use node::{DecentralizedNode, GossipMessage, Incoming, Outgoing, Reduction};
-pub use params::{
+/// The family's `[algorithm]` sub-tables live with the rest of that section in `algo`.
+pub use crate::algo::{
     BmufParams, BufferStrategy, DpsgdForm, GossipParams, LocalSgdParams, LookaheadParams,
     PcAsgdParams, SlowMoBase, SlowMoParams, Theta, ThetaRule, TopologyName,
 };
+pub use driver::{DriverAction, InputError, NodeDriver};
+pub use family::{build_node, build_nodes, delayed_nodes, topology, validate_for_nodes};
+pub use gossip_node::{GossipNode, GossipSpec, MixTiming};
+pub use in_process::{GradientOracle, InProcessCluster, IterationReport};
+pub use mailbox::{DriverCounts, ReceiveError, MAX_AHEAD, MAX_WAITING};
+pub use mean::{consensus_distance, node_mean};
+pub use node::{DecentralizedNode, GossipMessage, Incoming, Outgoing, ReduceKind, Reduction};
 pub use pc_asgd::{clipped_mixing, PcAsgdNode, PcAsgdSpec};
+pub use rendezvous::{RendezvousAction, RendezvousCore, RendezvousError, MAX_PENDING};
+pub use report::{combine_reports, NodeStats, RoundReport, RunTotals};
 pub use slowmo::{apply_buffer_strategy, SlowMo};
 pub use topology::{Mixing, Topology};

@@ -9,9 +9,16 @@
 //!    the exact mean over nodes when [`reduces_gradients`](DecentralizedNode::reduces_gradients);
 //! 4. [`step`](DecentralizedNode::step) applies it and may send (adapt-then-combine algorithms);
 //! 5. messages due this iteration are absorbed;
-//! 6. [`end`](DecentralizedNode::end) finishes the iteration and may ask for an exact average,
-//!    which the caller computes over all nodes and hands to
+//! 6. [`loss_points`](DecentralizedNode::loss_points) names the points whose local mini-batch loss
+//!    `end` needs (PC-ASGD's adaptive θ; usually none), and the caller computes them;
+//! 7. [`end`](DecentralizedNode::end) finishes the iteration with those losses and may ask for an
+//!    exact average, which the caller computes over all nodes and hands to
 //!    [`apply_reduction`](DecentralizedNode::apply_reduction).
+//!
+//! [`NodeDriver`](super::NodeDriver) is the one place that runs this order; the in-process
+//! cluster and a networked worker both drive nodes through it.
+
+use serde::{Deserialize, Serialize};
 
 /// A point-to-point message between nodes: a (scaled) parameter vector and its push-sum weight.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +65,28 @@ pub struct Incoming {
     pub jitter: u64,
 }
 
+/// What an exact average over the nodes averages (and so how long each node's part is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReduceKind {
+    /// Gradients (AR-SGD).
+    Gradients,
+    /// De-biased parameters (Local SGD, SlowMo).
+    Params,
+    /// Parameters and momentum buffers (double averaging, `buffers = "sync"`).
+    ParamsAndBuffers,
+}
+
+impl ReduceKind {
+    /// Values in one node's part for a model of `dim` parameters.
+    pub fn len(self, dim: usize) -> usize {
+        match self {
+            ReduceKind::ParamsAndBuffers => 2 * dim,
+            ReduceKind::Gradients | ReduceKind::Params => dim,
+        }
+    }
+}
+
 /// An exact average over all nodes that a node needs at the end of an iteration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reduction {
@@ -82,9 +111,14 @@ pub trait DecentralizedNode<T>: Send {
     fn step(&mut self, k: u64, grad: &[T], lr: f64) -> Vec<Outgoing<T>>;
     /// Adds a received message (never dropped, however late).
     fn absorb(&mut self, message: &GossipMessage<T>);
-    /// Ends iteration `k`; `loss` evaluates the node's local mini-batch loss at a point (used by
-    /// PC-ASGD's adaptive θ). Returns the exact average the node needs now, if any.
-    fn end(&mut self, k: u64, lr: f64, loss: &mut dyn FnMut(&[T]) -> f64) -> Option<Reduction>;
+    /// The points whose local mini-batch loss [`end`](Self::end) of iteration `k` needs, in the
+    /// order it wants the losses (PC-ASGD's adaptive θ: its two candidates; others: none).
+    fn loss_points(&mut self, _k: u64, _lr: f64) -> Vec<Vec<T>> {
+        Vec::new()
+    }
+    /// Ends iteration `k` with the losses at [`loss_points`](Self::loss_points), in its order (a
+    /// loss that could not be computed is `+∞`). Returns the exact average it needs now, if any.
+    fn end(&mut self, k: u64, lr: f64, losses: &[f64]) -> Option<Reduction>;
     /// Applies the exact averages requested by `end` (`buffers` present iff requested).
     fn apply_reduction(
         &mut self,
@@ -111,5 +145,16 @@ pub trait DecentralizedNode<T>: Send {
     /// The node's share of the tradeoff: PC-ASGD's θ of the last iteration, else `None`.
     fn last_theta(&self) -> Option<f64> {
         None
+    }
+}
+
+impl Reduction {
+    /// The kind of average this asks for.
+    pub fn kind(self) -> ReduceKind {
+        if self.buffers {
+            ReduceKind::ParamsAndBuffers
+        } else {
+            ReduceKind::Params
+        }
     }
 }

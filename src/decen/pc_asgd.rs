@@ -71,6 +71,8 @@ pub struct PcAsgdNode<T> {
     z: Vec<T>,
     grad: Vec<T>,
     theta: Option<f64>,
+    /// The predicting and clipping candidates of the current iteration (set by `loss_points`).
+    candidates: Option<(Vec<T>, Vec<T>)>,
 }
 
 impl<T: Real> PcAsgdNode<T> {
@@ -87,7 +89,26 @@ impl<T: Real> PcAsgdNode<T> {
             x: x0,
             spec,
             theta: None,
+            candidates: None,
         }
+    }
+
+    /// The predicting step (delay-compensated gradient over the full mixing) and the clipping
+    /// step (plain gradient over the mixing without the delayed links) of iteration `k`.
+    fn candidates(&self, k: u64, lr: f64) -> (Vec<T>, Vec<T>) {
+        let gamma = T::of(lr);
+        let lambda = T::of(self.spec.lambda);
+        let full = self.spec.topology.mixing(k);
+        let clipped = clipped_mixing(&self.spec.topology, &self.spec.delayed, self.spec.delay, k);
+        let mut predicting = self.mix(&full);
+        let mut clipping = self.mix(&clipped);
+        for i in 0..self.x.len() {
+            let g = self.grad[i];
+            let compensated = g + lambda * g * g * (self.x[i] - self.z[i]);
+            predicting[i] = predicting[i] - gamma * compensated;
+            clipping[i] = clipping[i] - gamma * g;
+        }
+        (predicting, clipping)
     }
 
     fn is_delayed(&self) -> bool {
@@ -184,28 +205,26 @@ impl<T: Real> DecentralizedNode<T> for PcAsgdNode<T> {
         }
     }
 
-    fn end(&mut self, k: u64, lr: f64, loss: &mut dyn FnMut(&[T]) -> f64) -> Option<Reduction> {
-        let gamma = T::of(lr);
-        let lambda = T::of(self.spec.lambda);
-        let full = self.spec.topology.mixing(k);
-        let clipped = clipped_mixing(&self.spec.topology, &self.spec.delayed, self.spec.delay, k);
-        let mut predicting = self.mix(&full);
-        let mut clipping = self.mix(&clipped);
-        for i in 0..self.x.len() {
-            let g = self.grad[i];
-            let compensated = g + lambda * g * g * (self.x[i] - self.z[i]);
-            predicting[i] = predicting[i] - gamma * compensated;
-            clipping[i] = clipping[i] - gamma * g;
-        }
-        let theta = match self.spec.theta {
-            Theta::Fixed(t) => t,
-            Theta::Named(_) => {
-                if loss(&predicting) <= loss(&clipping) {
-                    1.0
-                } else {
-                    0.0
-                }
-            }
+    fn loss_points(&mut self, k: u64, lr: f64) -> Vec<Vec<T>> {
+        let (predicting, clipping) = self.candidates(k, lr);
+        let points = match self.spec.theta {
+            Theta::Fixed(_) => Vec::new(),
+            Theta::Named(_) => vec![predicting.clone(), clipping.clone()],
+        };
+        self.candidates = Some((predicting, clipping));
+        points
+    }
+
+    fn end(&mut self, k: u64, lr: f64, losses: &[f64]) -> Option<Reduction> {
+        let (predicting, clipping) = match self.candidates.take() {
+            Some(c) => c,
+            None => self.candidates(k, lr),
+        };
+        let theta = match (&self.spec.theta, losses) {
+            (Theta::Fixed(t), _) => *t,
+            (Theta::Named(_), [p, c]) if p <= c => 1.0,
+            // A loss that could not be computed (or is NaN) never picks the predicting step.
+            (Theta::Named(_), _) => 0.0,
         };
         self.theta = Some(theta);
         let (a, b) = (T::of(theta), T::of(1.0 - theta));

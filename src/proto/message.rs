@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::decen::{NodeStats, ReduceKind};
+
 /// What a node is, as it claims in `Hello` and as its certificate names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -38,45 +40,6 @@ pub enum RefusalCode {
     Unexpected,
     /// The run is over.
     Finished,
-}
-
-/// What a `Reduce` averages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ReduceKind {
-    /// Gradients (AR-SGD).
-    Gradients,
-    /// De-biased parameters (Local SGD, SlowMo).
-    Params,
-    /// Parameters and momentum buffers (double averaging, `buffers = "sync"`).
-    ParamsAndBuffers,
-}
-
-/// A decentralized worker's counters over the iterations since its previous report.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct NodeStats {
-    /// Iterations counted.
-    pub iterations: u64,
-    /// Mean training loss of its mini-batches.
-    pub loss: f64,
-    /// Its push-sum weight now.
-    pub weight: f64,
-    /// Frame bytes it sent for the algorithm (gossip and exact averages).
-    pub bytes_sent: u64,
-    /// Frame bytes it received for the algorithm.
-    pub bytes_received: u64,
-    /// Wall-clock seconds of those iterations.
-    pub wall_s: f64,
-    /// Seconds of gradient computation.
-    pub compute_s: f64,
-    /// Seconds spent waiting for peers and averages.
-    pub wait_s: f64,
-    /// Expected messages given up on (sender absent).
-    pub given_up: u64,
-    /// Messages absorbed after they had been given up on.
-    pub absorbed_late: u64,
-    /// PC-ASGD's mean θ (`None` for the other algorithms).
-    pub theta: Option<f64>,
 }
 
 /// One protocol message.

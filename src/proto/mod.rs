@@ -6,12 +6,13 @@ mod f32_bytes;
 mod frame;
 mod message;
 
+pub use crate::decen::{NodeStats, ReduceKind};
 pub use chunked::{encode_chunks, frame_size};
 pub use frame::{
     decode_payload, encode, frame_limit, read_frame, read_frame_sized, ProtoError,
     CONTROL_FRAME_LIMIT, PROTOCOL_VERSION,
 };
-pub use message::{Message, NodeStats, ReduceKind, RefusalCode, Role};
+pub use message::{Message, RefusalCode, Role};
 
 #[cfg(not(target_endian = "little"))]
 compile_error!("lagom's wire format and tensor copies assume a little-endian machine");

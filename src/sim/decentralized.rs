@@ -1,5 +1,6 @@
 //! `lagom sim` for the decentralized family: n virtual nodes run the real node cores on the
-//! [`Engine`](crate::decen::Engine), each computing noisy gradients of the analytic objective.
+//! [`InProcessCluster`](crate::decen::InProcessCluster) — the very node drivers and rendezvous core a
+//! networked run executes — each computing noisy gradients of the analytic objective.
 //!
 //! Virtual time: a node's step takes `step_time_s / speed × jitter`. An iteration in which nodes
 //! exchange messages or average is a barrier (everyone waits for the slowest, then the transfer:
@@ -19,7 +20,7 @@ use serde_json::json;
 use super::{build_objective, SimResult};
 use crate::algo::AlgorithmName;
 use crate::config::Config;
-use crate::decen::{build_nodes, delayed_nodes, Engine};
+use crate::decen::{build_nodes, delayed_nodes, InProcessCluster};
 use crate::heterogeneity::jitter_factor;
 use crate::run::{MetricsWriter, PerWorker, Progress, Summary};
 use crate::server::StalenessHistogram;
@@ -51,7 +52,7 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
         &objective.initial(),
     )
     .map_err(|e| anyhow!("algorithm: {e}"))?;
-    let mut engine = Engine::new(nodes, seed ^ 0x05e9_d00d);
+    let mut cluster = InProcessCluster::new(nodes, seed ^ 0x05e9_d00d);
     let mut noise: Vec<ChaCha8Rng> = (0..n)
         .map(|i| ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(i as u64)))
         .collect();
@@ -93,7 +94,7 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
             compute[i] =
                 config.sim.step_time_s / speeds[i] * jitter_factor(jitter.as_ref(), &mut timing[i]);
         }
-        let report = engine.iterate(
+        let report = cluster.iterate(
             lr,
             &mut |i, point, out| objective.gradient(point, &mut noise[i], out),
             &mut |_, point| objective.loss(point),
@@ -139,7 +140,7 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
         window.seconds += after - before;
         averages += u64::from(report.averaged);
         slow_steps += u64::from(report.slow_step);
-        for node in engine.nodes() {
+        for node in cluster.nodes() {
             if let Some(t) = node.last_theta() {
                 theta_sum += t;
                 theta_count += 1;
@@ -147,11 +148,11 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
         }
         let updates = k + 1;
         if updates % config.sim.eval_every == 0 || updates == config.sim.updates {
-            let loss = objective.loss(&engine.mean_params());
+            let loss = objective.loss(&cluster.mean_params());
             let per = (window.iterations * n as u64).max(1) as f64;
             metrics.write(&json!({
                 "event": "eval", "t_s": after, "updates": updates, "loss": finite(loss), "lr": lr,
-                "consensus_distance": finite(engine.consensus_distance()),
+                "consensus_distance": finite(cluster.consensus_distance()),
                 "bytes_sent_per_node_iteration": window.sent as f64 / per,
                 "bytes_received_per_node_iteration": window.received as f64 / per,
                 "iteration_s": window.seconds / window.iterations.max(1) as f64,
@@ -166,8 +167,8 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
             }
         }
     }
-    let iterations = engine.iteration();
-    let final_params = engine.mean_params();
+    let iterations = cluster.iteration();
+    let final_params = cluster.mean_params();
     let last_loss = objective.loss(&final_params);
     diverged |= !last_loss.is_finite() || last_loss > config.run.divergence_loss;
     if let Some(p) = &progress {
@@ -202,7 +203,7 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
     );
     extra.insert(
         "consensus_distance".to_string(),
-        json!(finite(engine.consensus_distance())),
+        json!(finite(cluster.consensus_distance())),
     );
     extra.insert("exact_averages".to_string(), json!(averages));
     extra.insert("slow_steps".to_string(), json!(slow_steps));

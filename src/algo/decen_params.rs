@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::{AlgorithmConfig, AlgorithmName};
+
 /// The communication graph of the gossip algorithms (spec §11–§13, §16).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -241,4 +243,86 @@ impl Default for PcAsgdParams {
             topology: TopologyName::Ring,
         }
     }
+}
+
+/// Checks the decentralized family's parameters; returns every problem as (key, message).
+pub fn validate_decentralized_params(config: &AlgorithmConfig) -> Vec<(&'static str, String)> {
+    let mut problems = Vec::new();
+    let mut check = |ok: bool, key: &'static str, message: String| {
+        if !ok {
+            problems.push((key, message));
+        }
+    };
+    check(
+        config.local_sgd.period >= 1,
+        "algorithm.local_sgd.period",
+        "must be ≥ 1, got 0".to_string(),
+    );
+    let s = &config.slowmo;
+    check(
+        s.period >= 1,
+        "algorithm.slowmo.period",
+        "must be ≥ 1, got 0".to_string(),
+    );
+    check(
+        s.alpha.is_finite() && s.alpha > 0.0,
+        "algorithm.slowmo.alpha",
+        format!("must be a finite number > 0, got {}", s.alpha),
+    );
+    check(
+        (0.0..1.0).contains(&s.beta),
+        "algorithm.slowmo.beta",
+        format!("must be in [0, 1), got {}", s.beta),
+    );
+    let l = &config.lookahead;
+    check(
+        l.k >= 1,
+        "algorithm.lookahead.k",
+        "must be ≥ 1, got 0".to_string(),
+    );
+    check(
+        (0.0..=1.0).contains(&l.alpha),
+        "algorithm.lookahead.alpha",
+        format!("must be in [0, 1], got {}", l.alpha),
+    );
+    let b = &config.bmuf;
+    check(
+        b.block_size >= 1,
+        "algorithm.bmuf.block_size",
+        "must be ≥ 1, got 0".to_string(),
+    );
+    check(
+        (0.0..1.0).contains(&b.block_momentum),
+        "algorithm.bmuf.block_momentum",
+        format!("must be in [0, 1), got {}", b.block_momentum),
+    );
+    check(
+        b.block_lr.is_finite() && b.block_lr > 0.0,
+        "algorithm.bmuf.block_lr",
+        format!("must be a finite number > 0, got {}", b.block_lr),
+    );
+    let p = &config.pc_asgd;
+    check(
+        p.lambda.is_finite() && p.lambda >= 0.0,
+        "algorithm.pc_asgd.lambda",
+        format!("must be a finite number ≥ 0, got {}", p.lambda),
+    );
+    if let Theta::Fixed(t) = p.theta {
+        check(
+            (0.0..=1.0).contains(&t),
+            "algorithm.pc_asgd.theta",
+            format!("must be in [0, 1] or \"adaptive\", got {t}"),
+        );
+    }
+    if config.name == AlgorithmName::PcAsgd {
+        check(
+            config.momentum == 0.0,
+            "algorithm.momentum",
+            format!(
+                "pc-asgd's update is a plain gradient step (spec §16); set momentum = 0, got {}",
+                config.momentum
+            ),
+        );
+    }
+    problems
 }

@@ -1,16 +1,25 @@
 //! The rendezvous of a decentralized run, as a pure state machine: membership and peer addresses,
 //! the go signal, the exact averages the nodes ask for (AR-SGD's gradients, Local SGD's and
 //! SlowMo's parameters, buffers when synchronised), and the periodic reports that become the
-//! run's evaluations, metrics and checkpoints. Events in, messages and reports out; no sockets.
+//! run's evaluations, metrics and checkpoints. Events in, actions out; no sockets, no wire
+//! format: the network shell turns actions into messages, the in-process cluster hands them
+//! straight to the nodes' drivers.
 //!
 //! An average or a report of iteration `k` waits for every present worker that started at or
 //! before `k`; a worker that leaves stops being waited for, and what is pending completes without
-//! it (mean over the workers that contributed, in slot order).
+//! it (mean over the workers that contributed, in slot order). What it stores is bounded: one
+//! pending part per slot and (iteration, kind), for iterations at most [`MAX_PENDING`] apart.
 
 use std::collections::BTreeMap;
 
-use crate::decen::{consensus_distance, node_mean};
-use crate::proto::{Message, NodeStats, ReduceKind};
+use super::node::ReduceKind;
+use super::node_mean;
+use super::report::{combine_reports, NodeStats, RoundReport, RunTotals};
+use crate::algo::Real;
+
+/// How many distinct iterations of averages or reports may be pending at once; a part beyond
+/// that is refused (an honest run has at most a few pending).
+pub const MAX_PENDING: usize = 64;
 
 /// A present worker.
 #[derive(Debug, Clone)]
@@ -22,51 +31,56 @@ struct Member {
 }
 
 /// One node's report: its counters and parameters.
-type NodeReport = (NodeStats, Vec<f32>);
+type NodeReport<T> = (NodeStats, Vec<T>);
 
 /// What the shell must do.
 #[derive(Debug, Clone, PartialEq)]
-pub enum RendezvousAction {
-    /// Send `message` to `worker`.
-    Send {
+pub enum RendezvousAction<T> {
+    /// Tell `worker` to start at `iteration` from `params`, with the peers' addresses.
+    Start {
         /// The slot.
         worker: usize,
-        /// The message.
-        message: Message,
+        /// Its first iteration.
+        iteration: u64,
+        /// Every slot's peer address (`None`: absent).
+        peers: Vec<Option<String>>,
+        /// The parameters to start from.
+        params: Vec<T>,
+    },
+    /// Tell `worker` who is present now.
+    Members {
+        /// The slot.
+        worker: usize,
+        /// Every slot's peer address (`None`: absent).
+        peers: Vec<Option<String>>,
+    },
+    /// Hand `worker` the result of an exact average.
+    Reduced {
+        /// The slot.
+        worker: usize,
+        /// The iteration it belongs to.
+        iteration: u64,
+        /// What was averaged.
+        kind: ReduceKind,
+        /// How many workers it averages.
+        contributors: usize,
+        /// The mean, laid out as the parts were.
+        values: Vec<T>,
     },
     /// Every present worker has reported iteration `iteration`: evaluate and record.
-    Report(RoundReport),
+    Report(RoundReport<T>),
 }
 
-/// The nodes' reports of one iteration, combined.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RoundReport {
-    /// Iterations completed.
-    pub iteration: u64,
-    /// The mean of the reporting nodes' parameters (what is evaluated and checkpointed).
-    pub params: Vec<f32>,
-    /// `sqrt(mean_i ‖z_i − z̄‖²)` over the reporting nodes.
-    pub consensus_distance: f64,
-    /// Nodes that reported.
-    pub nodes: usize,
-    /// Mean training loss over nodes.
-    pub loss: f64,
-    /// Algorithm bytes sent per node and iteration since the previous report.
-    pub bytes_sent_per_node_iteration: f64,
-    /// Algorithm bytes received per node and iteration.
-    pub bytes_received_per_node_iteration: f64,
-    /// Mean wall-clock seconds per iteration over nodes.
-    pub iteration_s: f64,
-    /// Mean share of that time spent computing.
-    pub compute_share: f64,
-    /// Sum of the push-sum weights (n when no mass is missing or in flight).
-    pub weight_sum: f64,
-    /// Messages given up on since the previous report, over all nodes.
-    pub given_up: u64,
-    /// Messages absorbed late since the previous report.
-    pub absorbed_late: u64,
-    /// PC-ASGD's mean θ, if reported.
-    pub theta: Option<f64>,
+impl<T> RendezvousAction<T> {
+    /// The slot this action addresses (`None` for a report).
+    pub fn worker(&self) -> Option<usize> {
+        match self {
+            RendezvousAction::Start { worker, .. }
+            | RendezvousAction::Members { worker, .. }
+            | RendezvousAction::Reduced { worker, .. } => Some(*worker),
+            RendezvousAction::Report(_) => None,
+        }
+    }
 }
 
 /// Why a worker's message was refused.
@@ -95,43 +109,32 @@ pub enum RendezvousError {
     /// The worker is not a present member.
     #[error("worker {0} is not a member of the run")]
     NotAMember(usize),
-}
-
-/// Totals over the whole run, for the summary.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct RunTotals {
-    /// Node-iterations counted.
-    pub node_iterations: u64,
-    /// Algorithm bytes sent.
-    pub bytes_sent: u64,
-    /// Algorithm bytes received.
-    pub bytes_received: u64,
-    /// Sum of the nodes' wall-clock seconds.
-    pub wall_s: f64,
-    /// Exact averages completed.
-    pub averages: u64,
-    /// Messages given up on.
-    pub given_up: u64,
-    /// Messages absorbed late.
-    pub absorbed_late: u64,
+    /// Too many iterations are pending already (see [`MAX_PENDING`]).
+    #[error("{what} for iteration {iteration} refused: {MAX_PENDING} iterations are pending")]
+    TooManyPending {
+        /// What it was.
+        what: &'static str,
+        /// Its iteration.
+        iteration: u64,
+    },
 }
 
 /// The rendezvous (see the module docs).
-pub struct RendezvousCore {
+pub struct RendezvousCore<T> {
     dim: usize,
     members: Vec<Option<Member>>,
     started: bool,
     progress: u64,
-    params: Vec<f32>,
-    reductions: BTreeMap<(u64, ReduceKind), Vec<Option<Vec<f32>>>>,
-    reports: BTreeMap<u64, Vec<Option<NodeReport>>>,
+    params: Vec<T>,
+    reductions: BTreeMap<(u64, ReduceKind), Vec<Option<Vec<T>>>>,
+    reports: BTreeMap<u64, Vec<Option<NodeReport<T>>>>,
     completed: Vec<u64>,
     totals: RunTotals,
 }
 
-impl RendezvousCore {
+impl<T: Real> RendezvousCore<T> {
     /// A run of `n` slots starting at iteration `iteration` from `params`.
-    pub fn new(n: usize, params: Vec<f32>, iteration: u64) -> Self {
+    pub fn new(n: usize, params: Vec<T>, iteration: u64) -> Self {
         RendezvousCore {
             dim: params.len(),
             members: vec![None; n],
@@ -156,11 +159,12 @@ impl RendezvousCore {
     }
 
     /// The latest combined parameters (the start point, then each report's mean).
-    pub fn params(&self) -> &[f32] {
+    pub fn params(&self) -> &[T] {
         &self.params
     }
 
-    fn peers(&self) -> Vec<Option<String>> {
+    /// Every slot's peer address (`None`: absent).
+    pub fn peers(&self) -> Vec<Option<String>> {
         self.members
             .iter()
             .map(|m| m.as_ref().map(|m| m.addr.clone()))
@@ -174,23 +178,35 @@ impl RendezvousCore {
             .filter_map(|(i, m)| m.as_ref().map(|_| i))
     }
 
-    fn broadcast_members(&self, except: Option<usize>) -> Vec<RendezvousAction> {
+    fn broadcast_members(&self, except: Option<usize>) -> Vec<RendezvousAction<T>> {
         let peers = self.peers();
         self.present()
             .filter(|&w| Some(w) != except)
-            .map(|worker| RendezvousAction::Send {
+            .map(|worker| RendezvousAction::Members {
                 worker,
-                message: Message::Members {
-                    peers: peers.clone(),
-                },
+                peers: peers.clone(),
             })
             .collect()
+    }
+
+    fn start(&self, worker: usize, iteration: u64) -> RendezvousAction<T> {
+        RendezvousAction::Start {
+            worker,
+            iteration,
+            peers: self.peers(),
+            params: self.params.clone(),
+        }
     }
 
     /// Worker `worker` (incarnation `incarnation`) joined, taking peers at `addr`. Before the run
     /// starts it waits for the others; after, it starts at the furthest iteration reached from
     /// the latest combined parameters, and the others learn its address.
-    pub fn join(&mut self, worker: usize, incarnation: u64, addr: String) -> Vec<RendezvousAction> {
+    pub fn join(
+        &mut self,
+        worker: usize,
+        incarnation: u64,
+        addr: String,
+    ) -> Vec<RendezvousAction<T>> {
         let from = self.progress;
         self.members[worker] = Some(Member {
             incarnation,
@@ -202,33 +218,15 @@ impl RendezvousCore {
                 return Vec::new();
             }
             self.started = true;
-            let peers = self.peers();
-            return self
-                .present()
-                .map(|worker| RendezvousAction::Send {
-                    worker,
-                    message: Message::Start {
-                        iteration: from,
-                        peers: peers.clone(),
-                        params: self.params.clone(),
-                    },
-                })
-                .collect();
+            return self.present().map(|w| self.start(w, from)).collect();
         }
-        let mut out = vec![RendezvousAction::Send {
-            worker,
-            message: Message::Start {
-                iteration: from,
-                peers: self.peers(),
-                params: self.params.clone(),
-            },
-        }];
+        let mut out = vec![self.start(worker, from)];
         out.extend(self.broadcast_members(Some(worker)));
         out
     }
 
     /// Worker `worker`'s incarnation `incarnation` left: it is no longer waited for.
-    pub fn leave(&mut self, worker: usize, incarnation: u64) -> Vec<RendezvousAction> {
+    pub fn leave(&mut self, worker: usize, incarnation: u64) -> Vec<RendezvousAction<T>> {
         match &self.members[worker] {
             Some(m) if m.incarnation == incarnation => self.members[worker] = None,
             _ => return Vec::new(),
@@ -251,7 +249,7 @@ impl RendezvousCore {
         worker: usize,
         what: &'static str,
         iteration: u64,
-        values: &[f32],
+        values: &[T],
         want: usize,
     ) -> Result<(), RendezvousError> {
         if self.members.get(worker).is_none_or(|m| m.is_none()) {
@@ -265,7 +263,7 @@ impl RendezvousCore {
                 want,
             });
         }
-        if values.iter().any(|v| !v.is_finite()) {
+        if values.iter().any(|&v| !v.to_f64().is_finite()) {
             return Err(RendezvousError::NotFinite { what, iteration });
         }
         Ok(())
@@ -277,17 +275,16 @@ impl RendezvousCore {
         worker: usize,
         iteration: u64,
         kind: ReduceKind,
-        values: Vec<f32>,
-    ) -> Result<Vec<RendezvousAction>, RendezvousError> {
-        let want = match kind {
-            ReduceKind::ParamsAndBuffers => 2 * self.dim,
-            _ => self.dim,
-        };
-        self.check(worker, "an average's part", iteration, &values, want)?;
+        values: Vec<T>,
+    ) -> Result<Vec<RendezvousAction<T>>, RendezvousError> {
+        let what = "an average's part";
+        self.check(worker, what, iteration, &values, kind.len(self.dim))?;
+        let key = (iteration, kind);
+        if !self.reductions.contains_key(&key) && self.reductions.len() >= MAX_PENDING {
+            return Err(RendezvousError::TooManyPending { what, iteration });
+        }
         let n = self.members.len();
-        self.reductions
-            .entry((iteration, kind))
-            .or_insert_with(|| vec![None; n])[worker] = Some(values);
+        self.reductions.entry(key).or_insert_with(|| vec![None; n])[worker] = Some(values);
         Ok(self.complete())
     }
 
@@ -297,9 +294,13 @@ impl RendezvousCore {
         worker: usize,
         iteration: u64,
         stats: NodeStats,
-        params: Vec<f32>,
-    ) -> Result<Vec<RendezvousAction>, RendezvousError> {
-        self.check(worker, "a report", iteration, &params, self.dim)?;
+        params: Vec<T>,
+    ) -> Result<Vec<RendezvousAction<T>>, RendezvousError> {
+        let what = "a report";
+        self.check(worker, what, iteration, &params, self.dim)?;
+        if !self.reports.contains_key(&iteration) && self.reports.len() >= MAX_PENDING {
+            return Err(RendezvousError::TooManyPending { what, iteration });
+        }
         self.on_progress(worker, iteration);
         let n = self.members.len();
         self.reports
@@ -319,7 +320,7 @@ impl RendezvousCore {
     }
 
     /// Completes every average and report that no longer waits for anyone.
-    fn complete(&mut self) -> Vec<RendezvousAction> {
+    fn complete(&mut self) -> Vec<RendezvousAction<T>> {
         let mut out = Vec::new();
         let ready: Vec<(u64, ReduceKind)> = self
             .reductions
@@ -333,19 +334,17 @@ impl RendezvousCore {
             };
             let contributors: Vec<usize> =
                 (0..slots.len()).filter(|&i| slots[i].is_some()).collect();
-            let vectors: Vec<Vec<f32>> = slots.into_iter().flatten().collect();
+            let vectors: Vec<Vec<T>> = slots.into_iter().flatten().collect();
             let mean = node_mean(&vectors);
             self.totals.averages += 1;
             for worker in contributors {
                 if self.members[worker].is_some() {
-                    out.push(RendezvousAction::Send {
+                    out.push(RendezvousAction::Reduced {
                         worker,
-                        message: Message::Reduced {
-                            iteration: key.0,
-                            kind: key.1,
-                            contributors: vectors.len() as u32,
-                            values: mean.clone(),
-                        },
+                        iteration: key.0,
+                        kind: key.1,
+                        contributors: vectors.len(),
+                        values: mean.clone(),
                     });
                 }
             }
@@ -358,52 +357,13 @@ impl RendezvousCore {
             .collect();
         for iteration in ready {
             if let Some(slots) = self.reports.remove(&iteration) {
-                out.push(RendezvousAction::Report(self.combine(iteration, slots)));
+                let reports = slots.into_iter().flatten().collect();
+                let report = combine_reports(iteration, reports, &mut self.totals);
+                self.params.clone_from(&report.params);
+                out.push(RendezvousAction::Report(report));
             }
         }
         out
-    }
-
-    fn combine(
-        &mut self,
-        iteration: u64,
-        slots: Vec<Option<(NodeStats, Vec<f32>)>>,
-    ) -> RoundReport {
-        let (stats, params): (Vec<NodeStats>, Vec<Vec<f32>>) = slots.into_iter().flatten().unzip();
-        let nodes = stats.len();
-        let mean = node_mean(&params);
-        let consensus = consensus_distance(&params);
-        self.params.clone_from(&mean);
-        let iterations: u64 = stats.iter().map(|s| s.iterations).sum();
-        let sent: u64 = stats.iter().map(|s| s.bytes_sent).sum();
-        let received: u64 = stats.iter().map(|s| s.bytes_received).sum();
-        let wall: f64 = stats.iter().map(|s| s.wall_s).sum();
-        let compute: f64 = stats.iter().map(|s| s.compute_s).sum();
-        let given_up: u64 = stats.iter().map(|s| s.given_up).sum();
-        let absorbed_late: u64 = stats.iter().map(|s| s.absorbed_late).sum();
-        let thetas: Vec<f64> = stats.iter().filter_map(|s| s.theta).collect();
-        self.totals.node_iterations += iterations;
-        self.totals.bytes_sent += sent;
-        self.totals.bytes_received += received;
-        self.totals.wall_s += wall;
-        self.totals.given_up += given_up;
-        self.totals.absorbed_late += absorbed_late;
-        let per = iterations.max(1) as f64;
-        RoundReport {
-            iteration,
-            params: mean,
-            consensus_distance: consensus,
-            nodes,
-            loss: stats.iter().map(|s| s.loss).sum::<f64>() / nodes.max(1) as f64,
-            bytes_sent_per_node_iteration: sent as f64 / per,
-            bytes_received_per_node_iteration: received as f64 / per,
-            iteration_s: wall / per,
-            compute_share: if wall > 0.0 { compute / wall } else { 0.0 },
-            weight_sum: stats.iter().map(|s| s.weight).sum(),
-            given_up,
-            absorbed_late,
-            theta: (!thetas.is_empty()).then(|| thetas.iter().sum::<f64>() / thetas.len() as f64),
-        }
     }
 }
 
@@ -411,19 +371,24 @@ impl RendezvousCore {
 mod tests {
     use super::*;
 
-    fn sends(actions: &[RendezvousAction]) -> Vec<(usize, &'static str)> {
+    fn sends(actions: &[RendezvousAction<f32>]) -> Vec<(usize, &'static str)> {
         actions
             .iter()
-            .filter_map(|a| match a {
-                RendezvousAction::Send { worker, message } => Some((*worker, message.kind())),
-                RendezvousAction::Report(_) => None,
+            .filter_map(|a| {
+                let kind = match a {
+                    RendezvousAction::Start { .. } => "start",
+                    RendezvousAction::Members { .. } => "members",
+                    RendezvousAction::Reduced { .. } => "reduced",
+                    RendezvousAction::Report(_) => return None,
+                };
+                a.worker().map(|w| (w, kind))
             })
             .collect()
     }
 
     #[test]
     fn the_run_starts_when_every_slot_is_present_and_a_rejoiner_starts_at_the_front() {
-        let mut rv = RendezvousCore::new(3, vec![0.5; 4], 0);
+        let mut rv = RendezvousCore::<f32>::new(3, vec![0.5; 4], 0);
         assert!(rv.join(0, 1, "a:1".into()).is_empty());
         assert!(rv.join(2, 1, "c:1".into()).is_empty());
         let out = rv.join(1, 1, "b:1".into());
@@ -433,9 +398,10 @@ mod tests {
         assert_eq!(sends(&out), vec![(0, "members"), (2, "members")]);
         let out = rv.join(1, 2, "b:2".into());
         match &out[0] {
-            RendezvousAction::Send {
+            RendezvousAction::Start {
                 worker: 1,
-                message: Message::Start { iteration, .. },
+                iteration,
+                ..
             } => assert_eq!(*iteration, 7),
             other => panic!("{other:?}"),
         }
@@ -446,7 +412,7 @@ mod tests {
 
     #[test]
     fn an_average_waits_for_every_present_worker_and_completes_when_one_leaves() {
-        let mut rv = RendezvousCore::new(3, vec![0.0; 2], 0);
+        let mut rv = RendezvousCore::<f32>::new(3, vec![0.0; 2], 0);
         for w in 0..3 {
             rv.join(w, 1, format!("h:{w}"));
         }
@@ -462,14 +428,11 @@ mod tests {
         let reduced: Vec<_> = out
             .iter()
             .filter_map(|a| match a {
-                RendezvousAction::Send {
+                RendezvousAction::Reduced {
                     worker,
-                    message:
-                        Message::Reduced {
-                            values,
-                            contributors,
-                            ..
-                        },
+                    values,
+                    contributors,
+                    ..
                 } => Some((*worker, values.clone(), *contributors)),
                 _ => None,
             })
@@ -482,7 +445,7 @@ mod tests {
 
     #[test]
     fn reports_combine_into_the_mean_model_consensus_and_per_iteration_costs() {
-        let mut rv = RendezvousCore::new(2, vec![0.0; 2], 0);
+        let mut rv = RendezvousCore::<f32>::new(2, vec![0.0; 2], 0);
         rv.join(0, 1, "a".into());
         rv.join(1, 1, "b".into());
         let stats = |sent| NodeStats {
@@ -515,7 +478,7 @@ mod tests {
 
     #[test]
     fn bad_parts_are_refused_and_change_nothing() {
-        let mut rv = RendezvousCore::new(2, vec![0.0; 2], 0);
+        let mut rv = RendezvousCore::<f32>::new(2, vec![0.0; 2], 0);
         rv.join(0, 1, "a".into());
         rv.join(1, 1, "b".into());
         assert!(matches!(

@@ -1,0 +1,315 @@
+//! The event loop of a decentralized worker: executes what its [`NodeDriver`] asks for and feeds
+//! back what happens. It never decides the order of protocol steps (the driver does) and never
+//! blocks: computations run on the compute thread and come back as events, like peer messages,
+//! the rendezvous' messages and the driver's deadlines.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::Addr;
+use anyhow::{anyhow, bail, Context, Result};
+use quinn::Connection;
+use tokio::sync::mpsc;
+
+use super::compute_actor::{ComputeActor, ComputeGradient, ComputeLoss, ComputedGradient};
+use super::peer_net::{Inbound, PeerLinks};
+use crate::algo::LrSchedule;
+use crate::decen::{DriverAction, NodeDriver, NodeStats};
+use crate::net::send;
+use crate::proto::Message;
+
+/// A computation's result, back from the compute thread.
+enum Computed {
+    Gradient(u64, Result<ComputedGradient>),
+    Losses(u64, Vec<f64>),
+}
+
+/// The worker's inputs: peers' messages, the rendezvous' messages, and byte counters.
+pub struct Inputs {
+    /// Peers' gossip, already checked for its sender.
+    pub inbox: mpsc::UnboundedReceiver<Inbound>,
+    /// The rendezvous' messages with their frame sizes.
+    pub server: mpsc::UnboundedReceiver<Result<(Message, usize)>>,
+    /// Algorithm bytes received (gossip frames counted by the peer listener, averages here).
+    pub received: std::sync::Arc<AtomicU64>,
+    /// Algorithm bytes sent (gossip frames counted by the peer links, averages here).
+    pub sent: std::sync::Arc<AtomicU64>,
+}
+
+/// What the loop needs to know about its run.
+pub struct LoopSpec {
+    /// This slot.
+    pub worker: usize,
+    /// Iterations of the run.
+    pub iterations: u64,
+    /// Report every this many iterations (0: only at the end).
+    pub eval_every: u64,
+    /// The learning-rate schedule.
+    pub lr: LrSchedule,
+}
+
+/// The counters of the current reporting window.
+#[derive(Default)]
+struct Window {
+    iterations: u64,
+    loss: f64,
+    compute_s: f64,
+    wait_s: f64,
+    theta: f64,
+    thetas: u64,
+    started: Option<Instant>,
+}
+
+/// Sends a driver's gossip to its peers.
+fn gossip(links: &mut PeerLinks, o: crate::decen::Outgoing<f32>) {
+    links.send(
+        o.to,
+        Message::Gossip {
+            from: o.message.from as u32,
+            iteration: o.message.iteration,
+            lateness: o.lateness,
+            weight: o.message.weight,
+            x: o.message.x,
+        },
+    );
+}
+
+/// Runs the driver until the run's iterations are done or the rendezvous stops the run;
+/// returns the iterations this process completed.
+pub async fn run_loop(
+    spec: &LoopSpec,
+    driver: &mut NodeDriver<f32>,
+    conn: &Connection,
+    compute: &Addr<ComputeActor>,
+    links: &mut PeerLinks,
+    inputs: &mut Inputs,
+) -> Result<u64> {
+    let clock = Instant::now();
+    let (computed_tx, mut computed) = mpsc::unbounded_channel::<Computed>();
+    let mut window = Window::default();
+    let mut done = 0u64;
+    let mut stopped = false;
+    let mut computing: Option<Instant> = None;
+    if driver.iteration() < spec.iterations {
+        driver.start(spec.lr.at(driver.iteration()));
+    }
+    while driver.iteration() < spec.iterations && !stopped {
+        window.started.get_or_insert_with(Instant::now);
+        let mut deadline = None;
+        let mut completed = None;
+        for action in driver.poll(clock.elapsed().as_secs_f64()) {
+            match action {
+                DriverAction::Send(o) => gossip(links, o),
+                DriverAction::ComputeGradient { iteration, point } => {
+                    computing = Some(Instant::now());
+                    let (compute, tx) = (compute.clone(), computed_tx.clone());
+                    actix::spawn(async move {
+                        let request = ComputeGradient {
+                            index: iteration,
+                            params: point,
+                            weight_decay: 0.0,
+                        };
+                        let result = match compute.send(request).await {
+                            Ok(r) => r,
+                            Err(e) => Err(anyhow!("the compute thread is gone: {e}")),
+                        };
+                        let _ = tx.send(Computed::Gradient(iteration, result));
+                    });
+                }
+                DriverAction::ComputeLosses { iteration, points } => {
+                    computing = Some(Instant::now());
+                    let (compute, tx) = (compute.clone(), computed_tx.clone());
+                    actix::spawn(async move {
+                        let mut losses = Vec::with_capacity(points.len());
+                        for params in points {
+                            losses.push(match compute.send(ComputeLoss { params }).await {
+                                Ok(Ok(l)) => l,
+                                Ok(Err(e)) => {
+                                    tracing::warn!("loss for the adaptive θ failed: {e:#}");
+                                    f64::INFINITY
+                                }
+                                Err(_) => f64::INFINITY,
+                            });
+                        }
+                        let _ = tx.send(Computed::Losses(iteration, losses));
+                    });
+                }
+                DriverAction::Reduce {
+                    iteration,
+                    kind,
+                    values,
+                } => {
+                    let message = Message::Reduce {
+                        worker: spec.worker as u32,
+                        iteration,
+                        kind,
+                        values,
+                    };
+                    let bytes = send(conn, message).await?;
+                    inputs.sent.fetch_add(bytes as u64, Ordering::Relaxed);
+                }
+                DriverAction::WaitUntil(at) => deadline = Some(at),
+                DriverAction::GaveUp { iteration, senders } => tracing::warn!(
+                    "worker {}: no message from {senders:?} for iteration {iteration} within \
+                     net.peer_wait_s (or they left): counted absent",
+                    spec.worker
+                ),
+                DriverAction::Completed { completed: c, .. } => completed = Some(c),
+            }
+        }
+        if let Some(c) = completed {
+            done += 1;
+            window.iterations += 1;
+            if let Some(theta) = driver.node().last_theta() {
+                window.theta += theta;
+                window.thetas += 1;
+            }
+            finish_iteration(spec, driver, conn, inputs, &mut window, c).await?;
+            if c < spec.iterations {
+                driver.start(spec.lr.at(c));
+            }
+            continue;
+        }
+        // Nothing to do until something happens.
+        let far = Duration::from_secs(24 * 3600);
+        let wake = tokio::time::Instant::from_std(
+            clock + deadline.map_or(far, |d| Duration::from_secs_f64(d.max(0.0))),
+        );
+        let waited = Instant::now();
+        tokio::select! {
+            inbound = inputs.inbox.recv() => {
+                let Some(Inbound { lateness, message }) = inbound else {
+                    bail!("the peer listener stopped");
+                };
+                let from = message.from;
+                if let Err(e) = driver.receive(lateness, message) {
+                    tracing::warn!("message from peer {from} refused: {e}");
+                }
+            }
+            msg = inputs.server.recv() => {
+                stopped = on_server(msg, driver, links, &inputs.received)?;
+            }
+            result = computed.recv() => {
+                let took = computing.take().map_or(0.0, |t| t.elapsed().as_secs_f64());
+                window.compute_s += took;
+                match result {
+                    Some(Computed::Gradient(iteration, result)) => {
+                        let g = result?;
+                        window.loss += f64::from(g.loss);
+                        if let Err(e) = driver.on_gradient(iteration, g.grad) {
+                            tracing::warn!("gradient dropped: {e}");
+                        }
+                    }
+                    Some(Computed::Losses(iteration, losses)) => {
+                        if let Err(e) = driver.on_losses(iteration, losses) {
+                            tracing::warn!("losses dropped: {e}");
+                        }
+                    }
+                    None => bail!("the compute results channel closed"),
+                }
+            }
+            () = tokio::time::sleep_until(wake) => {}
+        }
+        if computing.is_none() {
+            window.wait_s += waited.elapsed().as_secs_f64();
+        }
+    }
+    if stopped {
+        driver.stop();
+        return Ok(done);
+    }
+    // Wait for the rendezvous' Stop (it comes after the last report is evaluated).
+    while !on_server(inputs.server.recv().await, driver, links, &inputs.received)? {}
+    Ok(done)
+}
+
+/// Handles one message from the rendezvous; returns true when the run stopped.
+fn on_server(
+    msg: Option<Result<(Message, usize)>>,
+    driver: &mut NodeDriver<f32>,
+    links: &PeerLinks,
+    received: &AtomicU64,
+) -> Result<bool> {
+    let (message, bytes) = match msg {
+        None => bail!("the server connection ended"),
+        Some(result) => result?,
+    };
+    match message {
+        Message::Members { peers } => {
+            let present: Vec<bool> = peers.iter().map(Option::is_some).collect();
+            driver.set_present(&present);
+            links.set_addresses(&peers);
+        }
+        Message::Reduced {
+            iteration,
+            kind,
+            values,
+            ..
+        } => {
+            received.fetch_add(bytes as u64, Ordering::Relaxed);
+            if let Err(e) = driver.on_reduced(iteration, kind, values) {
+                tracing::warn!("exact average dropped: {e}");
+            }
+        }
+        Message::Stop { reason } => {
+            tracing::info!("stopped by the server: {reason}");
+            return Ok(true);
+        }
+        Message::Heartbeat { .. } => {}
+        other => tracing::warn!("unexpected {} from the server; ignored", other.kind()),
+    }
+    Ok(false)
+}
+
+/// Tells the rendezvous how far this node got, and reports when a report is due.
+async fn finish_iteration(
+    spec: &LoopSpec,
+    driver: &NodeDriver<f32>,
+    conn: &Connection,
+    inputs: &Inputs,
+    window: &mut Window,
+    completed: u64,
+) -> Result<()> {
+    // Progress is monitoring only: a lost server shows on the next read.
+    let _ = send(
+        conn,
+        Message::Progress {
+            worker: spec.worker as u32,
+            iteration: completed,
+        },
+    )
+    .await;
+    let due =
+        completed == spec.iterations || (spec.eval_every > 0 && completed % spec.eval_every == 0);
+    if !due {
+        return Ok(());
+    }
+    let w = std::mem::take(window);
+    let n = w.iterations.max(1) as f64;
+    let counts = driver.counts();
+    let stats = NodeStats {
+        iterations: w.iterations,
+        loss: w.loss / n,
+        weight: f64::from(driver.node().weight()),
+        bytes_sent: inputs.sent.swap(0, Ordering::Relaxed),
+        bytes_received: inputs.received.swap(0, Ordering::Relaxed),
+        wall_s: w.started.map_or(0.0, |s| s.elapsed().as_secs_f64()),
+        compute_s: w.compute_s,
+        wait_s: w.wait_s,
+        given_up: counts.given_up,
+        absorbed_late: counts.absorbed_late,
+        theta: (w.thetas > 0).then(|| w.theta / w.thetas as f64),
+    };
+    send(
+        conn,
+        Message::Report {
+            worker: spec.worker as u32,
+            iteration: completed,
+            stats,
+            params: driver.node().params(),
+        },
+    )
+    .await
+    .context("cannot send the report")?;
+    Ok(())
+}
