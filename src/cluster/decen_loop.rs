@@ -13,10 +13,10 @@ use tokio::sync::mpsc;
 
 use super::compute_actor::{ComputeActor, ComputeGradient, ComputeLoss, ComputedGradient};
 use super::peer_net::{Inbound, PeerLinks};
-use crate::algo::LrSchedule;
 use crate::decen::{DriverAction, NodeDriver, NodeStats};
 use crate::net::send;
 use crate::proto::Message;
+use crate::run::{PolicyAction, PolicyConfig, RunPolicy};
 
 /// A computation's result, back from the compute thread.
 enum Computed {
@@ -42,10 +42,8 @@ pub struct LoopSpec {
     pub worker: usize,
     /// Iterations of the run.
     pub iterations: u64,
-    /// Report every this many iterations (0: only at the end).
-    pub eval_every: u64,
-    /// The learning-rate schedule.
-    pub lr: LrSchedule,
+    /// The report cadence (`eval_every`) and learning-rate schedule.
+    pub policy: PolicyConfig,
 }
 
 /// The counters of the current reporting window.
@@ -90,8 +88,9 @@ pub async fn run_loop(
     let mut done = 0u64;
     let mut stopped = false;
     let mut computing: Option<Instant> = None;
+    let mut policy = RunPolicy::new(spec.policy.clone(), 0.0);
     if driver.iteration() < spec.iterations {
-        driver.start(spec.lr.at(driver.iteration()));
+        driver.start(policy.lr(driver.iteration()));
     }
     while driver.iteration() < spec.iterations && !stopped {
         window.started.get_or_insert_with(Instant::now);
@@ -164,9 +163,11 @@ pub async fn run_loop(
                 window.theta += theta;
                 window.thetas += 1;
             }
-            finish_iteration(spec, driver, conn, inputs, &mut window, c).await?;
+            let due = policy.after_update(c, clock.elapsed().as_secs_f64());
+            let report = due.contains(&PolicyAction::Evaluate) || c == spec.iterations;
+            finish_iteration(spec, driver, conn, inputs, &mut window, c, report).await?;
             if c < spec.iterations {
-                driver.start(spec.lr.at(c));
+                driver.start(policy.lr(c));
             }
             continue;
         }
@@ -261,7 +262,7 @@ fn on_server(
     Ok(false)
 }
 
-/// Tells the rendezvous how far this node got, and reports when a report is due.
+/// Tells the rendezvous how far this node got, and reports when `report` says one is due.
 async fn finish_iteration(
     spec: &LoopSpec,
     driver: &NodeDriver<f32>,
@@ -269,6 +270,7 @@ async fn finish_iteration(
     inputs: &Inputs,
     window: &mut Window,
     completed: u64,
+    report: bool,
 ) -> Result<()> {
     // Progress is monitoring only: a lost server shows on the next read.
     let _ = send(
@@ -279,9 +281,7 @@ async fn finish_iteration(
         },
     )
     .await;
-    let due =
-        completed == spec.iterations || (spec.eval_every > 0 && completed % spec.eval_every == 0);
-    if !due {
+    if !report {
         return Ok(());
     }
     let w = std::mem::take(window);

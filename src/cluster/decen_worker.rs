@@ -21,6 +21,7 @@ use crate::algo::AlgorithmConfig;
 use crate::decen::{build_node, delayed_nodes, topology, NodeDriver};
 use crate::net::{connect, peer_endpoint, recv_sized, send, NodeIdentity, TransportSettings};
 use crate::proto::{frame_limit, Message, Role, CONTROL_FRAME_LIMIT};
+use crate::run::PolicyConfig;
 
 /// Everything a decentralized worker needs.
 #[derive(Debug, Clone)]
@@ -254,8 +255,7 @@ async fn train(
     let loop_spec = LoopSpec {
         worker: spec.worker,
         iterations: spec.iterations,
-        eval_every: spec.eval_every,
-        lr: spec.algorithm.lr_schedule(),
+        policy: PolicyConfig::evaluate_every(spec.eval_every, spec.algorithm.lr_schedule()),
     };
     let done = run_loop(&loop_spec, &mut driver, conn, compute, links, inputs).await?;
     Ok(WorkerExit::Stopped { gradients: done })

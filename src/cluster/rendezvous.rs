@@ -18,7 +18,9 @@ use super::eval_actor::{EvalActor, Evaluate};
 use crate::compute::EvalOutput;
 use crate::decen::{RendezvousAction, RendezvousCore, RendezvousError, RoundReport};
 use crate::proto::Message;
-use crate::run::{MetricsWriter, PerWorker, Progress, RunDir, Summary};
+use crate::run::{
+    MetricsWriter, PerWorker, PolicyAction, PolicyConfig, Progress, RunDir, RunPolicy, Summary,
+};
 use crate::server::StalenessHistogram;
 
 /// The checkpoint of a decentralized run: the last combined model and its iteration.
@@ -88,6 +90,8 @@ pub struct RendezvousSetup {
     pub checkpoint: Option<(RunDir, u64)>,
     /// Wall-clock seconds of a resumed run before this process.
     pub resumed_wall_s: f64,
+    /// The run policy (its divergence rule judges every evaluation).
+    pub policy: PolicyConfig,
 }
 
 /// A connected worker's outgoing queue.
@@ -108,6 +112,7 @@ pub struct RendezvousActor {
     progress: Progress,
     last_eval: Option<EvalOutput>,
     last_report: Option<RoundReport<f32>>,
+    policy: RunPolicy,
     finishing: bool,
     done: Option<oneshot::Sender<Summary>>,
 }
@@ -127,7 +132,9 @@ impl RendezvousActor {
         let started = now
             .checked_sub(std::time::Duration::from_secs_f64(setup.resumed_wall_s))
             .unwrap_or(now);
+        let policy = RunPolicy::new(setup.policy.clone(), setup.resumed_wall_s);
         RendezvousActor {
+            policy,
             core,
             setup,
             links: (0..n).map(|_| None).collect(),
@@ -278,7 +285,17 @@ impl RendezvousActor {
                 Err(e) => tracing::error!("checkpoint failed (training goes on): {e:#}"),
             }
         }
-        let last = r.iteration >= self.setup.iterations;
+        let mut last = r.iteration >= self.setup.iterations;
+        if let Some(PolicyAction::Diverged(reason)) =
+            eval.and_then(|e| self.policy.on_evaluated_loss(e.loss))
+        {
+            tracing::error!("stopping the run: {reason}");
+            let event = json!({
+                "event": "diverged", "t_s": self.t_s(), "updates": r.iteration, "reason": reason,
+            });
+            self.write(event);
+            last = true;
+        }
         self.last_report = Some(r);
         if last && !self.finishing {
             self.finish();
@@ -299,7 +316,8 @@ impl RendezvousActor {
         let totals = self.core.totals();
         let last = self.last_report.clone();
         self.write(json!({
-            "event": "end", "t_s": wall_s, "updates": self.setup.iterations,
+            "event": "end", "t_s": wall_s,
+            "updates": last.as_ref().map_or(self.setup.iterations, |r| r.iteration),
             "test_accuracy": eval.map(|e| e.accuracy),
         }));
         let per = totals.node_iterations.max(1) as f64;
@@ -348,7 +366,7 @@ impl RendezvousActor {
             updates: self.setup.iterations,
             wall_s,
             final_loss: eval.and_then(|e| e.loss.is_finite().then_some(e.loss)),
-            diverged: eval.is_some_and(|e| !e.loss.is_finite()),
+            diverged: self.policy.diverged().is_some(),
             staleness: StalenessHistogram::default().summary(),
             per_worker,
             gradients_rejected: BTreeMap::new(),

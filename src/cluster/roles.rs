@@ -155,16 +155,12 @@ pub fn start_server(
         speeds: config.heterogeneity.speeds(k, seed),
         seed,
         extra,
-        eval_every: config.server.eval_every,
-        eval_every_s: config.server.eval_every_s,
-        divergence_loss: config.run.divergence_loss,
+        policy: config.server_policy(k),
     };
     let (tx, done) = oneshot::channel();
     let checkpointing = Checkpointing {
         dir: RunDir::create(dir.path())?,
         layout_hash,
-        every: config.server.checkpoint_every,
-        every_s: config.server.checkpoint_every_s,
     };
     let actor = ServerActor::new(
         core,
@@ -293,6 +289,7 @@ fn start_rendezvous_node(
         extra,
         checkpoint: Some((RunDir::create(dir.path())?, layout_hash)),
         resumed_wall_s: wall_s,
+        policy: config.server_policy(k),
     };
     let (tx, done) = oneshot::channel();
     let core = RendezvousCore::new(k, params, iteration);

@@ -15,7 +15,9 @@ use super::checkpoint::{Checkpoint, CHECKPOINT_VERSION};
 use super::eval_actor::{EvalActor, Evaluate};
 use crate::compute::EvalOutput;
 use crate::proto::{Message, RefusalCode};
-use crate::run::{MetricsWriter, PerWorker, Progress, RunDir, Summary};
+use crate::run::{
+    MetricsWriter, PerWorker, PolicyAction, PolicyConfig, Progress, RunDir, RunPolicy, Summary,
+};
 use crate::server::{Action, Event, GradientIn, RejectReason, ServerCore};
 
 /// A connected worker: where its outgoing messages go.
@@ -37,25 +39,17 @@ pub struct ServerRunInfo {
     pub seed: u64,
     /// Kind-specific summary fields (model, data set, …).
     pub extra: BTreeMap<String, serde_json::Value>,
-    /// Evaluate every this many updates (0 = only at the end).
-    pub eval_every: u64,
-    /// Also evaluate at least every this many seconds (0 = not by time).
-    pub eval_every_s: f64,
-    /// A training loss above this (or not finite) counts as diverging.
-    pub divergence_loss: f64,
+    /// Progress, evaluation and checkpoint cadence, and the divergence rule.
+    pub policy: PolicyConfig,
 }
 
-/// Where and how often the server checkpoints.
+/// Where the server checkpoints (how often is the run policy's).
 #[derive(Debug)]
 pub struct Checkpointing {
     /// The run directory (the checkpoint goes next to the metrics).
     pub dir: RunDir,
     /// Layout hash recorded in the checkpoint.
     pub layout_hash: u64,
-    /// Every this many updates (0 = not by count).
-    pub every: u64,
-    /// At least every this many seconds (0 = not by time).
-    pub every_s: f64,
 }
 
 /// Where a resumed run left off.
@@ -82,8 +76,9 @@ pub struct ServerActor {
     finishing: bool,
     checkpointing: Option<Checkpointing>,
     progress: Progress,
-    diverging: u64,
-    diverged: bool,
+    policy: RunPolicy,
+    /// The index of the last update applied (0-based), for progress events.
+    last_applied: u64,
     done: Option<oneshot::Sender<Summary>>,
     /// Updates the core had when this process started (a resumed run's earlier work).
     applied_at_start: u64,
@@ -110,6 +105,7 @@ impl ServerActor {
             .checked_sub(std::time::Duration::from_secs_f64(resumed.wall_s))
             .unwrap_or(now);
         let applied_at_start = core.updates();
+        let policy = RunPolicy::new(info.policy.clone(), resumed.wall_s);
         ServerActor {
             applied_at_start,
             applied_by_incarnation: BTreeMap::new(),
@@ -126,8 +122,8 @@ impl ServerActor {
             finishing: false,
             checkpointing,
             progress,
-            diverging: 0,
-            diverged: false,
+            policy,
+            last_applied: 0,
             done: Some(done),
         }
     }
@@ -181,7 +177,6 @@ impl ServerActor {
         }
         tracing::error!("stopping the run: {reason}");
         self.finishing = true;
-        self.diverged = true;
         let event = json!({
             "event": "diverged", "t_s": self.t_s(), "updates": self.core.updates(),
             "reason": reason,
@@ -204,6 +199,7 @@ impl ServerActor {
                     }
                 }
                 Action::Applied { worker, t, .. } => {
+                    self.last_applied = t;
                     if let Some(record) = self.core.workers().get(worker) {
                         *self
                             .applied_by_incarnation
@@ -215,22 +211,8 @@ impl ServerActor {
                     });
                     let msg = format!("{acc}{} gradients received", self.received);
                     self.progress.update(t + 1, &msg);
-                    if (t + 1) % 100 == 0 {
-                        let (sum, n) = std::mem::take(&mut self.loss_window);
-                        let event = json!({
-                            "event": "progress", "t_s": self.t_s(), "updates": t,
-                            "train_loss": if n > 0 { Some(sum / n as f64) } else { None },
-                            "lr": self.core.current_lr(), "gradients_received": self.received,
-                        });
-                        self.write_now(event);
-                    }
-                    if self.info.eval_every > 0 && (t + 1) % self.info.eval_every == 0 {
-                        self.start_eval(ctx, false);
-                    }
-                    let every = self.checkpointing.as_ref().map_or(0, |c| c.every);
-                    if every > 0 && (t + 1) % every == 0 {
-                        self.checkpoint();
-                    }
+                    let due = self.policy.after_update(t + 1, self.t_s());
+                    self.carry_out_policy(due, ctx);
                 }
                 Action::Rejected { worker, reason } => {
                     tracing::warn!("rejected a message of worker {worker}: {reason}");
@@ -247,6 +229,27 @@ impl ServerActor {
                         self.start_eval(ctx, true);
                     }
                 }
+            }
+        }
+    }
+
+    /// Does what the run policy says is due.
+    fn carry_out_policy(&mut self, due: Vec<PolicyAction>, ctx: &mut Context<Self>) {
+        for action in due {
+            match action {
+                PolicyAction::Progress => {
+                    let (sum, n) = std::mem::take(&mut self.loss_window);
+                    let event = json!({
+                        "event": "progress", "t_s": self.t_s(),
+                        "updates": self.last_applied,
+                        "train_loss": if n > 0 { Some(sum / n as f64) } else { None },
+                        "lr": self.core.current_lr(), "gradients_received": self.received,
+                    });
+                    self.write_now(event);
+                }
+                PolicyAction::Evaluate => self.start_eval(ctx, false),
+                PolicyAction::Checkpoint => self.checkpoint(),
+                PolicyAction::Diverged(reason) => self.abort(ctx, &reason),
             }
         }
     }
@@ -287,6 +290,11 @@ impl ServerActor {
                             100.0 * e.accuracy
                         );
                         act.last_eval = Some((updates, e));
+                        if !last {
+                            if let Some(d) = act.policy.on_evaluated_loss(e.loss) {
+                                act.carry_out_policy(vec![d], ctx);
+                            }
+                        }
                     }
                     Ok(Err(e)) => tracing::error!("evaluation failed: {e:#}"),
                     Err(e) => tracing::error!("the evaluator is gone: {e}"),
@@ -340,7 +348,7 @@ impl ServerActor {
             updates: applied,
             wall_s,
             final_loss: final_eval.and_then(|e| e.loss.is_finite().then_some(e.loss)),
-            diverged: self.diverged,
+            diverged: self.policy.diverged().is_some(),
             staleness: self.core.staleness().summary(),
             per_worker,
             gradients_rejected: self
@@ -369,19 +377,11 @@ impl Actor for ServerActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Bulk gradients arrive with `send().await`: a small mailbox is the backpressure.
         ctx.set_mailbox_capacity(64);
-        if self.info.eval_every_s > 0.0 {
-            let every = std::time::Duration::from_secs_f64(self.info.eval_every_s);
-            ctx.run_interval(every, |act, ctx| {
+        if let Some(every) = self.policy.tick_every_s() {
+            ctx.run_interval(std::time::Duration::from_secs_f64(every), |act, ctx| {
                 if !act.finishing {
-                    act.start_eval(ctx, false);
-                }
-            });
-        }
-        let every_s = self.checkpointing.as_ref().map_or(0.0, |c| c.every_s);
-        if every_s > 0.0 {
-            ctx.run_interval(std::time::Duration::from_secs_f64(every_s), |act, _| {
-                if !act.finishing {
-                    act.checkpoint();
+                    let due = act.policy.on_tick(act.t_s());
+                    act.carry_out_policy(due, ctx);
                 }
             });
         }
@@ -460,13 +460,11 @@ impl Handler<Deliver> for ServerActor {
     fn handle(&mut self, Deliver(g, loss): Deliver, ctx: &mut Context<Self>) {
         self.received += 1;
         let loss = f64::from(loss);
-        if loss.is_finite() && loss <= self.info.divergence_loss {
+        if !self.policy.is_diverging(loss) {
             self.loss_window.0 += loss;
             self.loss_window.1 += 1;
-            self.diverging = 0;
-        } else {
-            self.diverging += 1;
         }
+        let mut verdict = self.policy.on_training_loss(loss);
         let actions = self.core.handle(Event::Gradient(g));
         let non_finite = actions.iter().any(|a| {
             matches!(
@@ -477,19 +475,12 @@ impl Handler<Deliver> for ServerActor {
                 }
             )
         });
-        if non_finite {
-            self.diverging += 1;
+        if non_finite && verdict.is_none() {
+            // A gradient refused for non-finite values counts as one more diverging loss.
+            verdict = self.policy.on_training_loss(f64::NAN);
         }
         self.carry_out(actions, ctx);
-        // Two rounds' worth of diverging losses or non-finite gradients in a row: the model has
-        // diverged, and no later gradient can be applied.
-        if self.diverging >= 2 * self.peers.len() as u64 {
-            let reason = format!(
-                "{} gradients in a row had a loss above {} or non-finite values",
-                self.diverging, self.info.divergence_loss
-            );
-            self.abort(ctx, &reason);
-        }
+        self.carry_out_policy(verdict.into_iter().collect(), ctx);
     }
 }
 

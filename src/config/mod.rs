@@ -3,6 +3,7 @@
 
 mod error;
 mod load;
+mod policy;
 mod sections;
 
 pub use error::ConfigError;

@@ -22,7 +22,7 @@ use crate::algo::AlgorithmName;
 use crate::config::Config;
 use crate::decen::{build_nodes, delayed_nodes, InProcessCluster};
 use crate::heterogeneity::jitter_factor;
-use crate::run::{MetricsWriter, PerWorker, Progress, Summary};
+use crate::run::{MetricsWriter, PerWorker, PolicyAction, Progress, RunPolicy, Summary};
 use crate::server::StalenessHistogram;
 
 /// Bytes and time of the iterations since the last report.
@@ -63,7 +63,7 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
             )
         })
         .collect();
-    let schedule = alg.lr_schedule();
+    let mut policy = RunPolicy::new(config.sim_policy(), 0.0);
     let bytes_per_second = config.sim.bandwidth_gbps * 1e9 / 8.0;
     let latency = config.sim.latency_ms * 1e-3;
     let overlap = alg.name == AlgorithmName::Osgp;
@@ -86,9 +86,8 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
     let (mut averages, mut slow_steps) = (0u64, 0u64);
     let mut theta_sum = 0.0;
     let mut theta_count = 0u64;
-    let mut diverged = false;
     for k in 0..config.sim.updates {
-        let lr = schedule.at(k);
+        let lr = policy.lr(k);
         let mut compute = vec![0.0f64; n];
         for i in 0..n {
             compute[i] =
@@ -147,7 +146,8 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
             }
         }
         let updates = k + 1;
-        if updates % config.sim.eval_every == 0 || updates == config.sim.updates {
+        let due = policy.after_update(updates, after);
+        if due.contains(&PolicyAction::Evaluate) || updates == config.sim.updates {
             let loss = objective.loss(&cluster.mean_params());
             let per = (window.iterations * n as u64).max(1) as f64;
             metrics.write(&json!({
@@ -161,8 +161,7 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
             if let Some(p) = progress.as_mut() {
                 p.update(updates, &format!("loss {loss:.4e}"));
             }
-            if !loss.is_finite() || loss > config.run.divergence_loss {
-                diverged = true;
+            if policy.on_evaluated_loss(loss).is_some() {
                 break;
             }
         }
@@ -170,7 +169,8 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
     let iterations = cluster.iteration();
     let final_params = cluster.mean_params();
     let last_loss = objective.loss(&final_params);
-    diverged |= !last_loss.is_finite() || last_loss > config.run.divergence_loss;
+    policy.on_evaluated_loss(last_loss);
+    let diverged = policy.diverged().is_some();
     if let Some(p) = &progress {
         p.finish();
     }

@@ -12,7 +12,7 @@ use super::{build_objective, VirtualClock};
 use crate::algo::{self, vector::axpy, Real};
 use crate::config::Config;
 use crate::heterogeneity::jitter_factor;
-use crate::run::{MetricsWriter, PerWorker, Progress, Summary};
+use crate::run::{MetricsWriter, PerWorker, PolicyAction, Progress, RunPolicy, Summary};
 use crate::server::{Action, Event, GradientIn, ServerCore, ServerCoreConfig};
 
 /// What a simulation produced besides its files.
@@ -83,7 +83,7 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
 
     let mut clock = VirtualClock::default();
     let mut progress = show_progress.then(|| Progress::new("sim", config.sim.updates));
-    let mut diverged = false;
+    let mut policy = RunPolicy::new(config.sim_policy(), 0.0);
     let mut grad = Vec::with_capacity(objective.dim());
     let step_time = config.sim.step_time_s;
 
@@ -113,7 +113,8 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
                 }
                 Action::Applied { t, lr, .. } => {
                     let updates = t + 1;
-                    if updates % config.sim.eval_every == 0 {
+                    let due = policy.after_update(updates, clock.now());
+                    if due.contains(&PolicyAction::Evaluate) {
                         let loss = objective.loss(core.params());
                         metrics.write(&json!({
                             "event": "eval", "t_s": clock.now(), "updates": updates,
@@ -122,8 +123,7 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
                         if let Some(p) = progress.as_mut() {
                             p.update(updates, &format!("loss {loss:.4e}"));
                         }
-                        if !loss.is_finite() || loss > config.run.divergence_loss {
-                            diverged = true;
+                        if policy.on_evaluated_loss(loss).is_some() {
                             stop = true;
                         }
                     }
@@ -166,9 +166,8 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
     core.stop();
     let final_params = core.params().to_vec();
     let last_loss = objective.loss(&final_params);
-    if !last_loss.is_finite() || last_loss > config.run.divergence_loss {
-        diverged = true;
-    }
+    policy.on_evaluated_loss(last_loss);
+    let diverged = policy.diverged().is_some();
     if let Some(p) = &progress {
         p.finish();
     }
