@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 
 use candle_core::Device;
 use lagom::algo::AlgorithmName;
-use lagom::cluster::{load_split, start_server, start_server_node, Deliver, Register};
 use lagom::config::Config;
 use lagom::data::DatasetName;
 use lagom::model::ModelName;
 use lagom::net::{client_endpoint, connect, recv, send, ClusterCa, TransportSettings};
+use lagom::node::{load_split, start_server, start_server_node, Deliver, Register};
 use lagom::proto::{decode_payload, encode, encode_chunks, frame_limit, Message, Role};
 use lagom::run::RunDir;
 use lagom::server::GradientIn;
@@ -80,7 +80,7 @@ async fn fast_worker(
 /// One in-process sender: registers, then answers every `Params` with a gradient decoded from a
 /// precomputed frame, encoding each `Params` frame as the server's network task would.
 async fn in_process_worker(
-    server: actix::Addr<lagom::cluster::ServerActor>,
+    server: actix::Addr<lagom::node::ServerActor>,
     worker: usize,
     params_len: usize,
 ) -> anyhow::Result<u64> {

@@ -5,7 +5,6 @@
 //! [`run`] (outputs), [`config`] (layered configuration), and the command line in `main.rs`.
 
 pub mod algo;
-pub mod cluster;
 pub mod compute;
 pub mod config;
 pub mod data;
@@ -14,6 +13,7 @@ pub mod heterogeneity;
 pub mod kernels;
 pub mod model;
 pub mod net;
+pub mod node;
 pub mod proto;
 pub mod run;
 pub mod server;

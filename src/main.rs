@@ -188,7 +188,7 @@ fn run_train(config: &Config, quiet: bool) -> Result<()> {
     lagom::compute::set_cpu_threads(config.compute.threads);
     let dir = prepare_run_dir(config)?;
     let mut metrics = dir.metrics()?;
-    let result = lagom::train::run(config, &mut metrics, !quiet)?;
+    let result = lagom::train::run(&config.train_setup(), &mut metrics, !quiet)?;
     dir.write_summary(&result.summary)?;
     let s = &result.summary;
     println!(
@@ -209,15 +209,15 @@ fn run_train(config: &Config, quiet: bool) -> Result<()> {
 fn run_role(config: &Config, role: RoleName) -> Result<()> {
     lagom::compute::set_cpu_threads(config.compute.threads);
     match role {
-        RoleName::Worker => match lagom::cluster::run_worker_role(config)? {
-            lagom::cluster::WorkerExit::Stopped { gradients } => {
+        RoleName::Worker => match lagom::node::run_worker_role(config)? {
+            lagom::node::WorkerExit::Stopped { gradients } => {
                 println!(
                     "worker {}: stopped by the server after {gradients} gradients",
                     config.net.worker
                 );
                 Ok(())
             }
-            lagom::cluster::WorkerExit::Refused {
+            lagom::node::WorkerExit::Refused {
                 code: lagom::proto::RefusalCode::Finished,
                 detail,
             } => {
@@ -227,7 +227,7 @@ fn run_role(config: &Config, role: RoleName) -> Result<()> {
                 );
                 Ok(())
             }
-            lagom::cluster::WorkerExit::Refused { code, detail } => {
+            lagom::node::WorkerExit::Refused { code, detail } => {
                 Err(Refused { code, detail }.into())
             }
         },
@@ -239,7 +239,7 @@ fn run_role(config: &Config, role: RoleName) -> Result<()> {
             let mut metrics = dir.metrics()?;
             let config_file = dir.path().join("config.toml");
             let end = actix::System::new().block_on(lagom::supervisor::supervise(
-                config,
+                &config.supervision_setup(),
                 config_file,
                 &mut metrics,
             ))?;
@@ -256,8 +256,8 @@ fn run_role(config: &Config, role: RoleName) -> Result<()> {
         RoleName::Server | RoleName::Local => {
             let dir = prepare_run_dir(config)?;
             let summary = match role {
-                RoleName::Server => lagom::cluster::run_server(config, &dir)?,
-                _ => lagom::cluster::run_local(config, &dir)?,
+                RoleName::Server => lagom::node::run_server(config, &dir)?,
+                _ => lagom::node::run_local(config, &dir)?,
             };
             dir.write_summary(&summary)?;
             let acc = summary
@@ -377,7 +377,7 @@ fn run_sim(config: &Config, quiet: bool) -> Result<()> {
     let dir = prepare_run_dir(config)?;
     let mut metrics = dir.metrics()?;
     let started = std::time::Instant::now();
-    let result = lagom::sim::run(config, &mut metrics, !quiet)?;
+    let result = lagom::sim::run(&config.sim_setup(), &mut metrics, !quiet)?;
     dir.write_summary(&result.summary)?;
     let s = &result.summary;
     let loss = s

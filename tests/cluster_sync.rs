@@ -4,10 +4,10 @@
 use std::time::{Duration, Instant};
 
 use candle_core::Device;
-use lagom::cluster::Checkpoint;
 use lagom::compute::Engine;
 use lagom::data::{self, DatasetName, Sampler, Sharding};
 use lagom::model::{InputSpec, ModelName, Network};
+use lagom::node::Checkpoint;
 use rand_chacha::ChaCha8Rng;
 
 mod cli_support;

@@ -14,7 +14,7 @@ fn run(config: &Config) -> (SimResult, Vec<serde_json::Value>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let run_dir = RunDir::create(dir.path()).expect("run dir");
     let mut metrics = run_dir.metrics().expect("metrics");
-    let result = sim::run(config, &mut metrics, false).expect("simulation runs");
+    let result = sim::run(&config.sim_setup(), &mut metrics, false).expect("simulation runs");
     drop(metrics);
     let text = std::fs::read_to_string(dir.path().join("metrics.jsonl")).expect("metrics file");
     let events = text

@@ -9,7 +9,7 @@ fn run(config: &Config) -> SimResult {
     let dir = tempfile::tempdir().expect("tempdir");
     let run_dir = RunDir::create(dir.path()).expect("run dir");
     let mut metrics = run_dir.metrics().expect("metrics");
-    sim::run(config, &mut metrics, false).expect("simulation runs")
+    sim::run(&config.sim_setup(), &mut metrics, false).expect("simulation runs")
 }
 
 /// `½ w²`, no noise, w0 = 1, identical speeds and no jitter: round-robin arrivals.

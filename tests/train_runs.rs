@@ -22,7 +22,7 @@ fn synthetic_run(seed: u64, steps: u64) -> (lagom::train::TrainResult, Vec<serde
     config.run.seed = seed;
     let run = RunDir::create(dir.path()).expect("run dir");
     let mut metrics = run.metrics().expect("metrics");
-    let result = lagom::train::run(&config, &mut metrics, false).expect("train");
+    let result = lagom::train::run(&config.train_setup(), &mut metrics, false).expect("train");
     let lines = std::fs::read_to_string(dir.path().join("metrics.jsonl"))
         .expect("metrics.jsonl")
         .lines()

@@ -3,8 +3,8 @@
 
 mod error;
 mod load;
-mod policy;
 mod sections;
+mod views;
 
 pub use error::ConfigError;
 pub use load::{load, CliOverrides, ConfigSources};

@@ -17,9 +17,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
+use super::setup::SimSetup;
 use super::{build_objective, SimResult};
 use crate::algo::AlgorithmName;
-use crate::config::Config;
 use crate::decen::{build_nodes, delayed_nodes, InProcessCluster};
 use crate::heterogeneity::jitter_factor;
 use crate::run::{MetricsWriter, PerWorker, PolicyAction, Progress, RunPolicy, Summary};
@@ -35,23 +35,21 @@ struct Window {
 }
 
 /// Runs the decentralized simulation described by `config`, writing events to `metrics`.
-pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) -> Result<SimResult> {
-    let n = config.cluster.workers;
-    let seed = config.run.seed;
+pub fn run(
+    config: &SimSetup,
+    metrics: &mut MetricsWriter,
+    show_progress: bool,
+) -> Result<SimResult> {
+    let n = config.workers;
+    let seed = config.seed;
     let objective = build_objective(&config.sim, seed);
     let speeds = config.heterogeneity.speeds(n, seed);
     let slow_nodes: Vec<usize> = (0..n).filter(|&i| speeds[i] < 1.0).collect();
     let jitter = config.heterogeneity.jitter_distribution();
     let het_seed = config.heterogeneity.seed.unwrap_or(seed);
     let alg = &config.algorithm;
-    let nodes = build_nodes::<f32>(
-        alg,
-        config.train.nesterov,
-        n,
-        &slow_nodes,
-        &objective.initial(),
-    )
-    .map_err(|e| anyhow!("algorithm: {e}"))?;
+    let nodes = build_nodes::<f32>(alg, config.nesterov, n, &slow_nodes, &objective.initial())
+        .map_err(|e| anyhow!("algorithm: {e}"))?;
     let mut cluster = InProcessCluster::new(nodes, seed ^ 0x05e9_d00d);
     let mut noise: Vec<ChaCha8Rng> = (0..n)
         .map(|i| ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(i as u64)))
@@ -63,7 +61,7 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
             )
         })
         .collect();
-    let mut policy = RunPolicy::new(config.sim_policy(), 0.0);
+    let mut policy = RunPolicy::new(config.policy.clone(), 0.0);
     let bytes_per_second = config.sim.bandwidth_gbps * 1e9 / 8.0;
     let latency = config.sim.latency_ms * 1e-3;
     let overlap = alg.name == AlgorithmName::Osgp;

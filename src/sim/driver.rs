@@ -8,9 +8,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
+use super::setup::SimSetup;
 use super::{build_objective, VirtualClock};
 use crate::algo::{self, vector::axpy, Real};
-use crate::config::Config;
 use crate::heterogeneity::jitter_factor;
 use crate::run::{MetricsWriter, PerWorker, PolicyAction, Progress, RunPolicy, Summary};
 use crate::server::{Action, Event, GradientIn, ServerCore, ServerCoreConfig};
@@ -35,12 +35,16 @@ struct VirtualWorker {
 }
 
 /// Runs the simulation described by `config`, writing events to `metrics`.
-pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) -> Result<SimResult> {
+pub fn run(
+    config: &SimSetup,
+    metrics: &mut MetricsWriter,
+    show_progress: bool,
+) -> Result<SimResult> {
     if config.algorithm.name.is_decentralized() {
         return super::decentralized::run(config, metrics, show_progress);
     }
-    let k = config.cluster.workers;
-    let seed = config.run.seed;
+    let k = config.workers;
+    let seed = config.seed;
     let objective = build_objective(&config.sim, seed);
     let speeds = config.heterogeneity.speeds(k, seed);
     let jitter = config.heterogeneity.jitter_distribution();
@@ -83,7 +87,7 @@ pub fn run(config: &Config, metrics: &mut MetricsWriter, show_progress: bool) ->
 
     let mut clock = VirtualClock::default();
     let mut progress = show_progress.then(|| Progress::new("sim", config.sim.updates));
-    let mut policy = RunPolicy::new(config.sim_policy(), 0.0);
+    let mut policy = RunPolicy::new(config.policy.clone(), 0.0);
     let mut grad = Vec::with_capacity(objective.dim());
     let step_time = config.sim.step_time_s;
 

@@ -9,6 +9,7 @@ mod driver;
 mod logistic;
 mod objective;
 mod quadratic;
+mod setup;
 
 pub use clock::VirtualClock;
 pub use config::{LogisticParams, ObjectiveName, QuadraticParams, SimConfig};
@@ -16,3 +17,4 @@ pub use driver::{run, SimResult};
 pub use logistic::Logistic;
 pub use objective::{build_objective, Objective};
 pub use quadratic::Quadratic;
+pub use setup::SimSetup;

@@ -6,10 +6,12 @@ mod cgroup;
 mod chaos;
 mod config;
 mod restart;
+mod setup;
 mod shell;
 
 pub use cgroup::{cpu_max, CpuQuota};
 pub use chaos::{ChaosConfig, ChaosSchedule, Fault};
 pub use config::{SupervisedWorker, SupervisorConfig};
 pub use restart::{RestartDecision, RestartPolicy, RestartState};
+pub use setup::SupervisionSetup;
 pub use shell::{supervise, SupervisionEnd, EXIT_CONFIG, EXIT_REFUSED};

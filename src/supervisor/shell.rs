@@ -13,8 +13,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use super::cgroup::CpuQuota;
+use super::SupervisionSetup;
 use super::{ChaosSchedule, Fault, RestartDecision, RestartState, SupervisedWorker};
-use crate::config::Config;
 use crate::heterogeneity::SlowdownMechanism;
 use crate::run::MetricsWriter;
 
@@ -63,16 +63,14 @@ type ExitReport = (usize, u64, std::io::Result<ExitStatus>);
 /// SIGINT (which are passed on). `config_file` is the effective configuration the workers read.
 /// Errors when the supervisor gave up on any worker.
 pub async fn supervise(
-    config: &Config,
+    config: &SupervisionSetup,
     config_file: PathBuf,
     metrics: &mut MetricsWriter,
 ) -> Result<SupervisionEnd> {
     let exe = std::env::current_exe().context("cannot find this program's own executable")?;
     let sup = &config.supervisor;
-    let workers = sup.resolved(config.cluster.workers);
-    let mut speeds = config
-        .heterogeneity
-        .speeds(config.cluster.workers, config.run.seed);
+    let workers = sup.resolved(config.workers);
+    let mut speeds = config.heterogeneity.speeds(config.workers, config.seed);
     for w in &workers {
         if let (Some(s), Some(slot)) = (w.speed, speeds.get_mut(w.worker)) {
             *slot = s;
@@ -110,7 +108,7 @@ pub async fn supervise(
             if let Some(t) = spec.threads {
                 args.extend(["--set".into(), format!("compute.threads={t}")]);
             }
-            let threads = spec.threads.unwrap_or(config.compute.threads);
+            let threads = spec.threads.unwrap_or(config.threads);
             Slot {
                 speed: speeds.get(spec.worker).copied().unwrap_or(1.0),
                 cores: if threads > 0 { threads } else { cores },
@@ -130,7 +128,7 @@ pub async fn supervise(
 
     let started = Instant::now();
     let t_s = |now: Instant| now.duration_since(started).as_secs_f64();
-    let mut chaos = ChaosSchedule::new(&config.chaos, config.run.seed);
+    let mut chaos = ChaosSchedule::new(&config.chaos, config.seed);
     let (tx, mut rx) = mpsc::unbounded_channel::<ExitReport>();
     let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;

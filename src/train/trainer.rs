@@ -9,10 +9,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
+use super::TrainSetup;
 use crate::algo::vector::all_finite;
 use crate::algo::LocalSgd;
 use crate::compute::{describe, Engine, EvalOutput};
-use crate::config::Config;
 use crate::data::{self, Batch, Dataset, Sampler, Sharding};
 use crate::model::{BnEval, InputSpec, Network};
 use crate::run::{MetricsWriter, PerWorker, Progress, Summary};
@@ -46,11 +46,11 @@ struct Window {
 
 /// Trains the model of `config` on its data set, writing events to `metrics`.
 pub fn run(
-    config: &Config,
+    config: &TrainSetup,
     metrics: &mut MetricsWriter,
     show_progress: bool,
 ) -> Result<TrainResult> {
-    let seed = config.run.seed;
+    let seed = config.seed;
     let tc = &config.train;
     let device = config.compute.device.open()?;
     let split = data::load(config.data.name, config.data.dir.as_deref(), seed)?;
@@ -120,8 +120,7 @@ pub fn run(
         let batch = train.batch(&indices, augment.then_some(&mut augment_rng));
         let t0 = Instant::now();
         let out = engine.gradient(&batch)?;
-        if !out.loss.is_finite() || out.loss > config.run.divergence_loss || !all_finite(&out.grad)
-        {
+        if !out.loss.is_finite() || out.loss > config.divergence_loss || !all_finite(&out.grad) {
             diverged = true;
             last_loss = out.loss;
             metrics.write(&json!({
@@ -246,7 +245,7 @@ pub fn run(
 /// Evaluates the engine's current parameters on `test`, with batch-norm statistics as
 /// `[model] bn_eval` says.
 fn evaluate(
-    config: &Config,
+    config: &TrainSetup,
     engine: &Engine,
     train: &Dataset,
     test: &Dataset,

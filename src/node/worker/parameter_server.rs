@@ -4,15 +4,17 @@
 //! can tell a reconnection from a restart and never applies a gradient twice.
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use actix::Addr;
 use anyhow::{anyhow, bail, Result};
 use quinn::Connection;
 
-use super::compute_actor::{ComputeActor, ComputeGradient};
+use super::spawn_heartbeats;
 use crate::net::{client_endpoint, connect, recv, send, NodeIdentity, TransportSettings};
-use crate::proto::{frame_limit, Message, RefusalCode, Role, CONTROL_FRAME_LIMIT};
+use crate::node::compute::{ComputeActor, ComputeGradient};
+use crate::node::hello::{say_hello, HelloAnswer, WorkerHello};
+use crate::proto::{frame_limit, Message, RefusalCode};
 
 /// Everything a worker needs to join a server.
 #[derive(Debug, Clone)]
@@ -105,59 +107,25 @@ pub async fn run_worker(spec: WorkerSpec, compute: Addr<ComputeActor>) -> Result
 }
 
 /// Sends a `Heartbeat` every `every` until the connection fails.
-async fn heartbeat(conn: Connection, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let at_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        if send(&conn, Message::Heartbeat { at_ms }).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Stops the heartbeat task when the session ends, however it ends.
-struct HeartbeatTask(tokio::task::JoinHandle<()>);
-
-impl Drop for HeartbeatTask {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 async fn session(
     conn: &Connection,
     spec: &WorkerSpec,
     compute: &Addr<ComputeActor>,
     seq: &mut u64,
 ) -> Result<SessionEnd> {
-    send(
-        conn,
-        Message::Hello {
-            role: Role::Worker,
-            worker: spec.worker,
-            incarnation: spec.incarnation,
-            layout_hash: spec.layout_hash,
-            params_len: spec.params_len as u64,
-            device: spec.device.clone(),
-            peer_port: 0,
-        },
-    )
-    .await?;
-    let reply = tokio::time::timeout(spec.hello_timeout, recv(conn, CONTROL_FRAME_LIMIT))
-        .await
-        .map_err(|_| anyhow!("no answer to Hello within {:?}", spec.hello_timeout))?;
-    let weight_decay = match reply {
-        Ok(Some(Message::Welcome { weight_decay, .. })) => weight_decay,
-        Ok(Some(Message::Refuse { code, detail })) => return Ok(SessionEnd::Refused(code, detail)),
-        Ok(Some(Message::Stop { .. })) => return Ok(SessionEnd::Stopped),
-        Ok(Some(other)) => bail!("expected Welcome, got {}", other.kind()),
-        Ok(None) => return Ok(SessionEnd::Lost("the server closed the connection".into())),
-        // A certificate the server rejects shows here: the handshake "succeeded" on our side.
-        Err(e) => return Ok(SessionEnd::Lost(format!("{e:#}"))),
+    let hello = WorkerHello {
+        worker: spec.worker,
+        incarnation: spec.incarnation,
+        layout_hash: spec.layout_hash,
+        params_len: spec.params_len,
+        device: spec.device.clone(),
+        peer_port: 0,
+    };
+    let weight_decay = match say_hello(conn, &hello, spec.hello_timeout).await? {
+        HelloAnswer::Welcome { weight_decay } => weight_decay,
+        HelloAnswer::Refused(code, detail) => return Ok(SessionEnd::Refused(code, detail)),
+        HelloAnswer::Stopped => return Ok(SessionEnd::Stopped),
+        HelloAnswer::Lost(why) => return Ok(SessionEnd::Lost(why)),
     };
     tracing::info!(
         "worker {} joined the server at {}",
@@ -165,7 +133,7 @@ async fn session(
         spec.server
     );
     // Heartbeats on their own task, so a long compute step never makes the worker look gone.
-    let _heartbeats = HeartbeatTask(actix::spawn(heartbeat(conn.clone(), spec.heartbeat)));
+    let _heartbeats = spawn_heartbeats(conn.clone(), spec.heartbeat);
     let limit = frame_limit(spec.params_len);
     loop {
         let msg = match recv(conn, limit).await {

@@ -3,19 +3,17 @@
 //! actor's messages back. A worker that misbehaves or goes silent is dropped; the others go on.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix::Addr;
 use quinn::{Connection, Endpoint};
 use tokio::sync::mpsc;
 
-use super::hello::{accept_hello, refuse, spawn_writer, Joined};
-use super::rendezvous::{FromWorker, Join, Left, RendezvousActor};
-use super::server_net::PeerRequirements;
-use crate::net::{recv, send};
+use super::actor::RendezvousActor;
+use super::handlers::{FromWorker, Join, Left};
+use crate::net::send;
+use crate::node::hello::{accept_hello, refuse, Joined, PeerRequirements};
+use crate::node::serve::{accept_each, next_connection, read_until_gone, spawn_writer, Flow};
 use crate::proto::{frame_limit, Message, RefusalCode};
-
-static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 /// Accepts workers until the endpoint closes, one task per worker.
 pub async fn rendezvous_accept_loop(
@@ -23,15 +21,7 @@ pub async fn rendezvous_accept_loop(
     actor: Addr<RendezvousActor>,
     req: PeerRequirements,
 ) {
-    while let Some(incoming) = endpoint.accept().await {
-        let actor = actor.clone();
-        actix::spawn(async move {
-            match incoming.await {
-                Ok(conn) => serve_worker(conn, actor, req).await,
-                Err(e) => tracing::warn!("refused a connection: {e}"),
-            }
-        });
-    }
+    accept_each(endpoint, move |conn| serve_worker(conn, actor.clone(), req)).await;
 }
 
 /// Where peers reach a worker: the address it connected from, with the port it announced.
@@ -55,7 +45,7 @@ async fn serve_worker(conn: Connection, actor: Addr<RendezvousActor>, req: PeerR
             .to_string();
         return refuse(&conn, RefusalCode::Unexpected, detail).await;
     }
-    let connection = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+    let connection = next_connection();
     let (tx, rx) = mpsc::unbounded_channel();
     let welcome = Message::Welcome {
         worker: worker as u32,
@@ -86,6 +76,7 @@ async fn serve_worker(conn: Connection, actor: Addr<RendezvousActor>, req: PeerR
     actor.do_send(Left { worker, connection });
 }
 
+/// Hands the worker's averages, reports and progress to the actor until the worker is gone.
 async fn read_worker(
     conn: &Connection,
     actor: &Addr<RendezvousActor>,
@@ -94,51 +85,30 @@ async fn read_worker(
 ) {
     // Parameters and buffers together are the largest message.
     let limit = frame_limit(2 * req.params_len);
-    loop {
-        let Ok(received) = tokio::time::timeout(req.heartbeat_timeout, recv(conn, limit)).await
-        else {
-            tracing::warn!(
-                "worker {worker}: nothing heard for {:?} (net.heartbeat_timeout_s); it is gone",
-                req.heartbeat_timeout
-            );
-            conn.close(4u32.into(), b"heartbeat timeout");
-            return;
-        };
-        let message = match received {
-            Ok(Some(Message::Heartbeat { .. })) => continue,
-            Ok(Some(m)) => m,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!("worker {worker}: {e:#}; dropping the connection");
-                conn.close(3u32.into(), b"protocol error");
-                return;
+    read_until_gone(conn, worker, limit, req.heartbeat_timeout, |message| {
+        let actor = actor.clone();
+        async move {
+            let claimed = match &message {
+                Message::Reduce { worker, .. }
+                | Message::Report { worker, .. }
+                | Message::Progress { worker, .. } => Some(*worker as usize),
+                _ => None,
+            };
+            if let Some(c) = claimed.filter(|&c| c != worker) {
+                let detail = format!(
+                    "a {} claims worker {c} on the connection of worker {worker}",
+                    message.kind()
+                );
+                return Flow::Refuse(RefusalCode::WorkerId, detail);
             }
-        };
-        let claimed = match &message {
-            Message::Reduce { worker, .. }
-            | Message::Report { worker, .. }
-            | Message::Progress { worker, .. } => Some(*worker as usize),
-            _ => None,
-        };
-        if claimed.is_some_and(|c| c != worker) {
-            let detail = format!(
-                "a {} claims worker {} on the connection of worker {worker}",
-                message.kind(),
-                claimed.unwrap_or(worker)
-            );
-            return refuse(conn, RefusalCode::WorkerId, detail).await;
-        }
-        match actor.send(FromWorker { worker, message }).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                return refuse(
-                    conn,
-                    RefusalCode::Unexpected,
-                    format!("worker {worker}: {e}"),
-                )
-                .await
+            match actor.send(FromWorker { worker, message }).await {
+                Ok(Ok(())) => Flow::Continue,
+                Ok(Err(e)) => {
+                    Flow::Refuse(RefusalCode::Unexpected, format!("worker {worker}: {e}"))
+                }
+                Err(_) => Flow::End,
             }
-            Err(_) => return,
         }
-    }
+    })
+    .await;
 }

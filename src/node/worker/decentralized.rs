@@ -1,5 +1,5 @@
 //! A decentralized worker's shell: joins the rendezvous, takes and dials peer connections, and
-//! hands its [`NodeDriver`] to the event loop (`decen_loop`) — gradient on the compute
+//! hands its [`NodeDriver`] to the event loop (`decentralized_loop`) — gradient on the compute
 //! thread, gossip to its peers, a bounded wait for theirs (then the sender counts as absent),
 //! exact averages through the rendezvous, and a report every `eval_every` iterations.
 
@@ -13,14 +13,16 @@ use anyhow::{anyhow, bail, Result};
 use quinn::Connection;
 use tokio::sync::mpsc;
 
-use super::compute_actor::ComputeActor;
-use super::decen_loop::{run_loop, Inputs, LoopSpec};
-use super::peer_net::{peer_accept_loop, PeerCheck, PeerLinks};
-use super::worker::WorkerExit;
+use super::decentralized_loop::{run_loop, Inputs, LoopSpec};
+use super::parameter_server::WorkerExit;
+use super::peers::{peer_accept_loop, PeerCheck, PeerLinks};
+use super::spawn_heartbeats;
 use crate::algo::AlgorithmConfig;
 use crate::decen::{build_node, delayed_nodes, topology, NodeDriver};
-use crate::net::{connect, peer_endpoint, recv_sized, send, NodeIdentity, TransportSettings};
-use crate::proto::{frame_limit, Message, Role, CONTROL_FRAME_LIMIT};
+use crate::net::{connect, peer_endpoint, recv_sized, NodeIdentity, TransportSettings};
+use crate::node::compute::ComputeActor;
+use crate::node::hello::{say_hello, HelloAnswer, WorkerHello};
+use crate::proto::{frame_limit, Message};
 use crate::run::PolicyConfig;
 
 /// Everything a decentralized worker needs.
@@ -83,30 +85,19 @@ async fn join(
             Err(e) => return Err(e),
         }
     };
-    send(
-        &conn,
-        Message::Hello {
-            role: Role::Worker,
-            worker: spec.worker as u32,
-            incarnation: spec.incarnation,
-            layout_hash: spec.layout_hash,
-            params_len: spec.params_len as u64,
-            device: spec.device.clone(),
-            peer_port,
-        },
-    )
-    .await?;
-    let reply = tokio::time::timeout(
-        spec.hello_timeout,
-        crate::net::recv(&conn, CONTROL_FRAME_LIMIT),
-    )
-    .await
-    .map_err(|_| anyhow!("no answer to Hello within {:?}", spec.hello_timeout))??;
-    match reply {
-        Some(Message::Welcome { .. }) => Ok(Ok(conn)),
-        Some(Message::Refuse { code, detail }) => Ok(Err(WorkerExit::Refused { code, detail })),
-        Some(other) => bail!("expected Welcome, got {}", other.kind()),
-        None => bail!("the server closed the connection"),
+    let hello = WorkerHello {
+        worker: spec.worker as u32,
+        incarnation: spec.incarnation,
+        layout_hash: spec.layout_hash,
+        params_len: spec.params_len,
+        device: spec.device.clone(),
+        peer_port,
+    };
+    match say_hello(&conn, &hello, spec.hello_timeout).await? {
+        HelloAnswer::Welcome { .. } => Ok(Ok(conn)),
+        HelloAnswer::Refused(code, detail) => Ok(Err(WorkerExit::Refused { code, detail })),
+        HelloAnswer::Stopped => Ok(Err(WorkerExit::Stopped { gradients: 0 })),
+        HelloAnswer::Lost(why) => bail!("joining the rendezvous: {why}"),
     }
 }
 
@@ -142,20 +133,7 @@ pub async fn run_decen_worker(
         spec.server
     );
     // Heartbeats and the server's messages on their own tasks.
-    let beat_conn = conn.clone();
-    let every = spec.heartbeat;
-    let heartbeat = actix::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tick.tick().await;
-            if send(&beat_conn, Message::Heartbeat { at_ms: 0 })
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-    });
+    let heartbeat = spawn_heartbeats(conn.clone(), spec.heartbeat);
     let (server_tx, server_rx) = mpsc::unbounded_channel();
     let read_conn = conn.clone();
     let limit = frame_limit(2 * spec.params_len);
@@ -186,7 +164,7 @@ pub async fn run_decen_worker(
         sent,
     };
     let result = train(&spec, &conn, &compute, &mut links, &mut inputs).await;
-    heartbeat.abort();
+    drop(heartbeat);
     reader.abort();
     conn.close(0u32.into(), b"done");
     endpoint.close(0u32.into(), b"done");

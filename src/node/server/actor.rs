@@ -4,26 +4,22 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use actix::{
-    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler,
-    Message as ActixMessage, WrapFuture,
-};
+use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
-use super::checkpoint::{Checkpoint, CHECKPOINT_VERSION};
-use super::eval_actor::{EvalActor, Evaluate};
 use crate::compute::EvalOutput;
-use crate::proto::{Message, RefusalCode};
-use crate::run::{
-    MetricsWriter, PerWorker, PolicyAction, PolicyConfig, Progress, RunDir, RunPolicy, Summary,
-};
-use crate::server::{Action, Event, GradientIn, RejectReason, ServerCore};
+use crate::node::eval::{EvalActor, Evaluate};
+use crate::proto::Message;
+use crate::run::{MetricsWriter, PolicyAction, PolicyConfig, Progress, RunDir, RunPolicy, Summary};
+use crate::server::{Action, ServerCore};
 
 /// A connected worker: where its outgoing messages go.
-struct Peer {
-    connection: u64,
-    tx: mpsc::UnboundedSender<Message>,
+pub(super) struct Peer {
+    /// A number unique to its connection.
+    pub(super) connection: u64,
+    /// Its outgoing queue.
+    pub(super) tx: mpsc::UnboundedSender<Message>,
 }
 
 /// What the summary needs to know besides the core's counters.
@@ -63,27 +59,27 @@ pub struct Resumed {
 
 /// The server actor.
 pub struct ServerActor {
-    core: ServerCore<f32>,
-    metrics: MetricsWriter,
-    evaluator: Addr<EvalActor>,
-    info: ServerRunInfo,
-    peers: Vec<Option<Peer>>,
-    received: u64,
-    loss_window: (f64, u64),
-    eval_in_flight: bool,
-    last_eval: Option<(u64, EvalOutput)>,
-    started: Instant,
-    finishing: bool,
-    checkpointing: Option<Checkpointing>,
-    progress: Progress,
-    policy: RunPolicy,
+    pub(super) core: ServerCore<f32>,
+    pub(super) metrics: MetricsWriter,
+    pub(super) evaluator: Addr<EvalActor>,
+    pub(super) info: ServerRunInfo,
+    pub(super) peers: Vec<Option<Peer>>,
+    pub(super) received: u64,
+    pub(super) loss_window: (f64, u64),
+    pub(super) eval_in_flight: bool,
+    pub(super) last_eval: Option<(u64, EvalOutput)>,
+    pub(super) started: Instant,
+    pub(super) finishing: bool,
+    pub(super) checkpointing: Option<Checkpointing>,
+    pub(super) progress: Progress,
+    pub(super) policy: RunPolicy,
     /// The index of the last update applied (0-based), for progress events.
-    last_applied: u64,
-    done: Option<oneshot::Sender<Summary>>,
+    pub(super) last_applied: u64,
+    pub(super) done: Option<oneshot::Sender<Summary>>,
     /// Updates the core had when this process started (a resumed run's earlier work).
-    applied_at_start: u64,
+    pub(super) applied_at_start: u64,
     /// Gradients applied since this process started, by (worker, incarnation).
-    applied_by_incarnation: BTreeMap<(usize, u64), u64>,
+    pub(super) applied_by_incarnation: BTreeMap<(usize, u64), u64>,
 }
 
 impl ServerActor {
@@ -128,45 +124,21 @@ impl ServerActor {
         }
     }
 
-    fn t_s(&self) -> f64 {
+    pub(super) fn t_s(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
     }
 
-    fn write(&mut self, event: serde_json::Value) {
+    pub(super) fn write(&mut self, event: serde_json::Value) {
         if let Err(e) = self.metrics.write(&event) {
             tracing::error!("cannot write metrics: {e:#}");
         }
     }
 
     /// Writes an event and flushes, so the file can be followed while the run goes on.
-    fn write_now(&mut self, event: serde_json::Value) {
+    pub(super) fn write_now(&mut self, event: serde_json::Value) {
         self.write(event);
         if let Err(e) = self.metrics.flush() {
             tracing::error!("cannot flush metrics: {e:#}");
-        }
-    }
-
-    /// Writes a checkpoint now (if checkpointing is on); a failure is logged, not fatal.
-    fn checkpoint(&mut self) {
-        let Some(c) = &self.checkpointing else {
-            return;
-        };
-        let cp = Checkpoint {
-            version: CHECKPOINT_VERSION,
-            layout_hash: c.layout_hash,
-            algorithm: self.info.algorithm.clone(),
-            received: self.received,
-            wall_s: self.started.elapsed().as_secs_f64(),
-            core: self.core.snapshot(),
-        };
-        match cp.save(&c.dir) {
-            Ok(()) => {
-                let event = json!({
-                    "event": "checkpoint", "t_s": self.t_s(), "updates": self.core.updates(),
-                });
-                self.write_now(event);
-            }
-            Err(e) => tracing::error!("checkpoint failed (training goes on): {e:#}"),
         }
     }
 
@@ -186,7 +158,7 @@ impl ServerActor {
         self.start_eval(ctx, true);
     }
 
-    fn carry_out(&mut self, actions: Vec<Action<f32>>, ctx: &mut Context<Self>) {
+    pub(super) fn carry_out(&mut self, actions: Vec<Action<f32>>, ctx: &mut Context<Self>) {
         for action in actions {
             match action {
                 Action::SendParams {
@@ -234,7 +206,7 @@ impl ServerActor {
     }
 
     /// Does what the run policy says is due.
-    fn carry_out_policy(&mut self, due: Vec<PolicyAction>, ctx: &mut Context<Self>) {
+    pub(super) fn carry_out_policy(&mut self, due: Vec<PolicyAction>, ctx: &mut Context<Self>) {
         for action in due {
             match action {
                 PolicyAction::Progress => {
@@ -306,64 +278,6 @@ impl ServerActor {
             });
         ctx.spawn(fut);
     }
-
-    fn finish(&mut self) {
-        self.progress.finish();
-        self.checkpoint();
-        let wall_s = self.t_s();
-        let applied = self.core.updates();
-        let final_eval = self.last_eval.map(|(_, e)| e);
-        let event = json!({
-            "event": "end", "t_s": wall_s, "updates": applied,
-            "test_accuracy": final_eval.map(|e| e.accuracy),
-        });
-        self.write(event);
-        if let Err(e) = self.metrics.flush() {
-            tracing::error!("cannot flush metrics: {e:#}");
-        }
-        let rejected: u64 = self.core.rejections().values().sum();
-        let per_worker = PerWorker::from_records(self.core.workers(), &self.info.speeds);
-        let mut extra = self.info.extra.clone();
-        extra.insert(
-            "final_test_accuracy".into(),
-            json!(final_eval.map(|e| e.accuracy)),
-        );
-        extra.insert("gradients_received".into(), json!(self.received));
-        extra.insert("gradients_applied".into(), json!(applied));
-        extra.insert("gradients_rejected_total".into(), json!(rejected));
-        extra.insert("applied_before_start".into(), json!(self.applied_at_start));
-        let by_incarnation: Vec<_> = self
-            .applied_by_incarnation
-            .iter()
-            .map(|(&(worker, incarnation), &applied)| {
-                json!({"worker": worker, "incarnation": incarnation, "applied": applied})
-            })
-            .collect();
-        extra.insert("applied_by_incarnation".into(), json!(by_incarnation));
-        let summary = Summary {
-            kind: "server".into(),
-            algorithm: self.info.algorithm.clone(),
-            scheduler: self.info.scheduler.clone(),
-            workers: self.peers.len(),
-            updates: applied,
-            wall_s,
-            final_loss: final_eval.and_then(|e| e.loss.is_finite().then_some(e.loss)),
-            diverged: self.policy.diverged().is_some(),
-            staleness: self.core.staleness().summary(),
-            per_worker,
-            gradients_rejected: self
-                .core
-                .rejections()
-                .iter()
-                .map(|(k, v)| (k.to_string(), *v))
-                .collect(),
-            seed: self.info.seed,
-            extra,
-        };
-        if let Some(done) = self.done.take() {
-            let _ = done.send(summary);
-        }
-    }
 }
 
 /// The update budget of a core, for the progress bar.
@@ -385,137 +299,5 @@ impl Actor for ServerActor {
                 }
             });
         }
-    }
-}
-
-/// A worker passed the handshake checks and wants to join.
-pub struct Register {
-    /// Slot.
-    pub worker: usize,
-    /// Its incarnation.
-    pub incarnation: u64,
-    /// Its device, for logs.
-    pub device: String,
-    /// A number unique to this connection.
-    pub connection: u64,
-    /// Where its outgoing messages go.
-    pub tx: mpsc::UnboundedSender<Message>,
-}
-
-/// The server's answer to `Register`: `(updates, weight_decay)` or a refusal.
-pub type RegisterResult = Result<(u64, f64), (RefusalCode, String)>;
-
-impl ActixMessage for Register {
-    type Result = RegisterResult;
-}
-
-impl Handler<Register> for ServerActor {
-    type Result = RegisterResult;
-
-    fn handle(&mut self, msg: Register, ctx: &mut Context<Self>) -> RegisterResult {
-        if self.finishing {
-            return Err((RefusalCode::Finished, "the run is over".into()));
-        }
-        let actions = self.core.handle(Event::Join {
-            worker: msg.worker,
-            incarnation: msg.incarnation,
-        });
-        if let Some(Action::Rejected { reason, .. }) = actions
-            .iter()
-            .find(|a| matches!(a, Action::Rejected { worker, .. } if *worker == msg.worker))
-        {
-            return Err((RefusalCode::WorkerId, reason.to_string()));
-        }
-        tracing::info!(
-            "worker {} joined (incarnation {}, {})",
-            msg.worker,
-            msg.incarnation,
-            msg.device
-        );
-        let event = json!({
-            "event": "join", "t_s": self.t_s(), "updates": self.core.updates(),
-            "worker": msg.worker, "incarnation": msg.incarnation, "device": msg.device,
-        });
-        self.write(event);
-        self.peers[msg.worker] = Some(Peer {
-            connection: msg.connection,
-            tx: msg.tx,
-        });
-        let answer = (self.core.updates(), self.core.worker_weight_decay());
-        self.carry_out(actions, ctx);
-        Ok(answer)
-    }
-}
-
-/// A gradient from a registered worker.
-pub struct Deliver(pub GradientIn<f32>, pub f32);
-
-impl ActixMessage for Deliver {
-    type Result = ();
-}
-
-impl Handler<Deliver> for ServerActor {
-    type Result = ();
-
-    fn handle(&mut self, Deliver(g, loss): Deliver, ctx: &mut Context<Self>) {
-        self.received += 1;
-        let loss = f64::from(loss);
-        if !self.policy.is_diverging(loss) {
-            self.loss_window.0 += loss;
-            self.loss_window.1 += 1;
-        }
-        let mut verdict = self.policy.on_training_loss(loss);
-        let actions = self.core.handle(Event::Gradient(g));
-        let non_finite = actions.iter().any(|a| {
-            matches!(
-                a,
-                Action::Rejected {
-                    reason: RejectReason::NonFinite,
-                    ..
-                }
-            )
-        });
-        if non_finite && verdict.is_none() {
-            // A gradient refused for non-finite values counts as one more diverging loss.
-            verdict = self.policy.on_training_loss(f64::NAN);
-        }
-        self.carry_out(actions, ctx);
-        self.carry_out_policy(verdict.into_iter().collect(), ctx);
-    }
-}
-
-/// A worker's connection ended.
-pub struct Disconnected {
-    /// Slot.
-    pub worker: usize,
-    /// The connection that ended (see `Register::connection`).
-    pub connection: u64,
-}
-
-impl ActixMessage for Disconnected {
-    type Result = ();
-}
-
-impl Handler<Disconnected> for ServerActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Disconnected, ctx: &mut Context<Self>) {
-        let current = self
-            .peers
-            .get(msg.worker)
-            .and_then(Option::as_ref)
-            .is_some_and(|p| p.connection == msg.connection);
-        if !current {
-            return; // an older connection of a slot that has reconnected since
-        }
-        self.peers[msg.worker] = None;
-        tracing::info!("worker {} left", msg.worker);
-        let event = json!({
-            "event": "leave", "t_s": self.t_s(), "updates": self.core.updates(),
-            "worker": msg.worker,
-        });
-        self.write(event);
-        let actions = self.core.handle(Event::Leave { worker: msg.worker });
-        self.carry_out(actions, ctx);
     }
 }

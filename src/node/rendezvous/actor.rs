@@ -5,74 +5,19 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use actix::{
-    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler,
-    Message as ActixMessage, WrapFuture,
-};
-use anyhow::{bail, Context as _, Result};
-use serde::{Deserialize, Serialize};
+use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
-use super::eval_actor::{EvalActor, Evaluate};
+use super::checkpoint::DecenCheckpoint;
 use crate::compute::EvalOutput;
-use crate::decen::{RendezvousAction, RendezvousCore, RendezvousError, RoundReport};
+use crate::decen::{RendezvousAction, RendezvousCore, RoundReport};
+use crate::node::eval::{EvalActor, Evaluate};
 use crate::proto::Message;
 use crate::run::{
     MetricsWriter, PerWorker, PolicyAction, PolicyConfig, Progress, RunDir, RunPolicy, Summary,
 };
 use crate::server::StalenessHistogram;
-
-/// The checkpoint of a decentralized run: the last combined model and its iteration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DecenCheckpoint {
-    /// Format version.
-    pub version: u32,
-    /// Layout hash of the model.
-    pub layout_hash: u64,
-    /// The algorithm's configuration name.
-    pub algorithm: String,
-    /// Iterations completed.
-    pub iteration: u64,
-    /// Wall-clock seconds of the run so far.
-    pub wall_s: f64,
-    /// The mean of the nodes' parameters at `iteration`.
-    pub params: Vec<f32>,
-}
-
-/// The checkpoint's file name in the run directory.
-pub const DECEN_CHECKPOINT_FILE: &str = "decen-checkpoint.msgpack";
-
-impl DecenCheckpoint {
-    /// Writes it atomically into `dir`.
-    pub fn save(&self, dir: &RunDir) -> Result<()> {
-        let bytes = rmp_serde::to_vec_named(self).context("cannot encode the checkpoint")?;
-        dir.write_atomically(DECEN_CHECKPOINT_FILE, &bytes)
-    }
-
-    /// Reads `dir`'s checkpoint and checks it belongs to this model and algorithm.
-    pub fn load(dir: &std::path::Path, layout_hash: u64, algorithm: &str) -> Result<Self> {
-        let path = dir.join(DECEN_CHECKPOINT_FILE);
-        let bytes = std::fs::read(&path).with_context(|| {
-            format!(
-                "cannot read the checkpoint {} (run without --resume to start afresh)",
-                path.display()
-            )
-        })?;
-        let cp: DecenCheckpoint = rmp_serde::from_slice(&bytes)
-            .with_context(|| format!("{} is not a lagom checkpoint (corrupt?)", path.display()))?;
-        if cp.version != 1 || cp.layout_hash != layout_hash || cp.algorithm != algorithm {
-            bail!(
-                "{} (version {}, layout {:016x}, algorithm {}) does not belong to this run (layout {layout_hash:016x}, algorithm {algorithm})",
-                path.display(),
-                cp.version,
-                cp.layout_hash,
-                cp.algorithm
-            );
-        }
-        Ok(cp)
-    }
-}
 
 /// What the rendezvous needs besides its core.
 pub struct RendezvousSetup {
@@ -95,17 +40,20 @@ pub struct RendezvousSetup {
 }
 
 /// A connected worker's outgoing queue.
-struct Link {
-    connection: u64,
-    incarnation: u64,
-    tx: mpsc::UnboundedSender<Message>,
+pub(super) struct Link {
+    /// A number unique to its connection.
+    pub(super) connection: u64,
+    /// The worker's incarnation.
+    pub(super) incarnation: u64,
+    /// Its outgoing queue.
+    pub(super) tx: mpsc::UnboundedSender<Message>,
 }
 
 /// The actor (see the module docs).
 pub struct RendezvousActor {
-    core: RendezvousCore<f32>,
+    pub(super) core: RendezvousCore<f32>,
     setup: RendezvousSetup,
-    links: Vec<Option<Link>>,
+    pub(super) links: Vec<Option<Link>>,
     metrics: MetricsWriter,
     evaluator: Addr<EvalActor>,
     started: Instant,
@@ -113,7 +61,7 @@ pub struct RendezvousActor {
     last_eval: Option<EvalOutput>,
     last_report: Option<RoundReport<f32>>,
     policy: RunPolicy,
-    finishing: bool,
+    pub(super) finishing: bool,
     done: Option<oneshot::Sender<Summary>>,
 }
 
@@ -149,11 +97,11 @@ impl RendezvousActor {
         }
     }
 
-    fn t_s(&self) -> f64 {
+    pub(super) fn t_s(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
     }
 
-    fn write(&mut self, event: serde_json::Value) {
+    pub(super) fn write(&mut self, event: serde_json::Value) {
         if let Err(e) = self
             .metrics
             .write(&event)
@@ -163,7 +111,11 @@ impl RendezvousActor {
         }
     }
 
-    fn carry_out(&mut self, actions: Vec<RendezvousAction<f32>>, ctx: &mut Context<Self>) {
+    pub(super) fn carry_out(
+        &mut self,
+        actions: Vec<RendezvousAction<f32>>,
+        ctx: &mut Context<Self>,
+    ) {
         for action in actions {
             let (worker, message) = match action {
                 RendezvousAction::Report(report) => {
@@ -381,127 +333,4 @@ impl RendezvousActor {
 
 impl Actor for RendezvousActor {
     type Context = Context<Self>;
-}
-
-/// A worker passed its `Hello`: register it (refused once the run is over).
-pub struct Join {
-    /// Slot.
-    pub worker: usize,
-    /// Incarnation.
-    pub incarnation: u64,
-    /// Where its peers reach it.
-    pub addr: String,
-    /// Connection id.
-    pub connection: u64,
-    /// Its outgoing queue.
-    pub tx: mpsc::UnboundedSender<Message>,
-}
-
-impl ActixMessage for Join {
-    type Result = Result<(), String>;
-}
-
-impl Handler<Join> for RendezvousActor {
-    type Result = Result<(), String>;
-
-    fn handle(&mut self, msg: Join, ctx: &mut Context<Self>) -> Self::Result {
-        if self.finishing {
-            return Err("the run is over".into());
-        }
-        tracing::info!(
-            "worker {} joined (peers reach it at {})",
-            msg.worker,
-            msg.addr
-        );
-        self.write(json!({
-            "event": "join", "t_s": self.t_s(), "worker": msg.worker, "incarnation": msg.incarnation,
-        }));
-        self.links[msg.worker] = Some(Link {
-            connection: msg.connection,
-            incarnation: msg.incarnation,
-            tx: msg.tx,
-        });
-        let actions = self.core.join(msg.worker, msg.incarnation, msg.addr);
-        self.carry_out(actions, ctx);
-        Ok(())
-    }
-}
-
-/// A message from a joined worker.
-pub struct FromWorker {
-    /// Slot.
-    pub worker: usize,
-    /// The message.
-    pub message: Message,
-}
-
-impl ActixMessage for FromWorker {
-    type Result = Result<(), RendezvousError>;
-}
-
-impl Handler<FromWorker> for RendezvousActor {
-    type Result = Result<(), RendezvousError>;
-
-    fn handle(&mut self, msg: FromWorker, ctx: &mut Context<Self>) -> Self::Result {
-        let actions = match msg.message {
-            Message::Reduce {
-                iteration,
-                kind,
-                values,
-                ..
-            } => self.core.on_reduce(msg.worker, iteration, kind, values)?,
-            Message::Report {
-                iteration,
-                stats,
-                params,
-                ..
-            } => self.core.on_report(msg.worker, iteration, stats, params)?,
-            Message::Progress { iteration, .. } => {
-                self.core.on_progress(msg.worker, iteration);
-                Vec::new()
-            }
-            other => {
-                tracing::warn!(
-                    "worker {}: unexpected {}; ignored",
-                    msg.worker,
-                    other.kind()
-                );
-                Vec::new()
-            }
-        };
-        self.carry_out(actions, ctx);
-        Ok(())
-    }
-}
-
-/// A worker's connection ended.
-#[derive(ActixMessage)]
-#[rtype(result = "()")]
-pub struct Left {
-    /// Slot.
-    pub worker: usize,
-    /// The connection that ended.
-    pub connection: u64,
-}
-
-impl Handler<Left> for RendezvousActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Left, ctx: &mut Context<Self>) {
-        let Some(link) = &self.links[msg.worker] else {
-            return;
-        };
-        if link.connection != msg.connection {
-            return;
-        }
-        let incarnation = link.incarnation;
-        self.links[msg.worker] = None;
-        if self.finishing {
-            return;
-        }
-        tracing::warn!("worker {} left; the others go on without it", msg.worker);
-        self.write(json!({"event": "leave", "t_s": self.t_s(), "worker": msg.worker}));
-        let actions = self.core.leave(msg.worker, incarnation);
-        self.carry_out(actions, ctx);
-    }
 }

@@ -11,10 +11,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use quinn::Connection;
 use tokio::sync::mpsc;
 
-use super::compute_actor::{ComputeActor, ComputeGradient, ComputeLoss, ComputedGradient};
-use super::peer_net::{Inbound, PeerLinks};
+use super::peers::{Inbound, PeerLinks};
 use crate::decen::{DriverAction, NodeDriver, NodeStats};
 use crate::net::send;
+use crate::node::compute::{ComputeActor, ComputeGradient, ComputeLoss, ComputedGradient};
 use crate::proto::Message;
 use crate::run::{PolicyAction, PolicyConfig, RunPolicy};
 

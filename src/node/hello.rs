@@ -1,0 +1,167 @@
+//! The first exchange of a worker with the server or the rendezvous, both sides of it. The
+//! server side checks the worker's `Hello` (certificate role, protocol version, model layout,
+//! worker slot) before the worker reaches an actor, and refuses a mismatch with a stable code and
+//! a clear reason; the worker side (one for both kinds of worker) says `Hello` and reads the
+//! answer within a bounded wait.
+
+use std::time::Duration;
+
+use quinn::Connection;
+
+use crate::net::{peer_has_role, recv, send};
+use crate::proto::{Message, ProtoError, RefusalCode, Role, CONTROL_FRAME_LIMIT};
+
+/// What every worker must match to join.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerRequirements {
+    /// Worker slots K.
+    pub workers: usize,
+    /// The model's layout hash.
+    pub layout_hash: u64,
+    /// The model's parameter count.
+    pub params_len: usize,
+    /// How long a new connection has to say `Hello`.
+    pub hello_timeout: Duration,
+    /// A joined worker silent this long (no heartbeat, no message) is dropped.
+    pub heartbeat_timeout: Duration,
+}
+
+/// A worker whose `Hello` passed every check.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    /// Its slot.
+    pub worker: usize,
+    /// Its incarnation.
+    pub incarnation: u64,
+    /// Its compute device.
+    pub device: String,
+    /// The port it takes peers' connections on (0: none).
+    pub peer_port: u16,
+}
+
+/// Sends a refusal and closes the connection.
+pub async fn refuse(conn: &Connection, code: RefusalCode, detail: String) {
+    tracing::warn!("refusing {} ({code:?}): {detail}", conn.remote_address());
+    let _ = send(conn, Message::Refuse { code, detail }).await;
+    conn.close(2u32.into(), b"refused");
+}
+
+/// Reads and checks the `Hello` of a new connection; `None` once the peer has been refused (or
+/// left before saying anything).
+pub async fn accept_hello(conn: &Connection, req: &PeerRequirements) -> Option<Joined> {
+    let hello = tokio::time::timeout(req.hello_timeout, recv(conn, CONTROL_FRAME_LIMIT)).await;
+    let (code, detail) = match hello {
+        Err(_) => (RefusalCode::Unexpected, "no Hello in time".to_string()),
+        Ok(Err(e)) => {
+            let code = match e.downcast_ref::<ProtoError>() {
+                Some(ProtoError::Version { .. }) => RefusalCode::ProtocolVersion,
+                _ => RefusalCode::Unexpected,
+            };
+            (code, format!("{e:#}"))
+        }
+        Ok(Ok(None)) => return None,
+        Ok(Ok(Some(Message::Hello {
+            role,
+            worker,
+            incarnation,
+            layout_hash,
+            params_len,
+            device,
+            peer_port,
+        }))) => {
+            if role != Role::Worker || !peer_has_role(conn, Role::Worker) {
+                let detail = format!(
+                    "claims the {} role; only workers with a worker certificate may join",
+                    role.as_str()
+                );
+                (RefusalCode::Role, detail)
+            } else if layout_hash != req.layout_hash || params_len != req.params_len as u64 {
+                let detail = format!(
+                    "model layout {layout_hash:016x} with {params_len} parameters; the server's is \
+                     {:016x} with {} (same [model] and [data] on every node?)",
+                    req.layout_hash, req.params_len
+                );
+                (RefusalCode::LayoutHash, detail)
+            } else if worker as usize >= req.workers {
+                let detail = format!("worker {worker} is outside 0..{}", req.workers);
+                (RefusalCode::WorkerId, detail)
+            } else {
+                return Some(Joined {
+                    worker: worker as usize,
+                    incarnation,
+                    device,
+                    peer_port,
+                });
+            }
+        }
+        Ok(Ok(Some(other))) => (
+            RefusalCode::Unexpected,
+            format!("expected Hello, got {}", other.kind()),
+        ),
+    };
+    refuse(conn, code, detail).await;
+    None
+}
+
+/// Who a worker says it is in its `Hello`.
+#[derive(Debug, Clone)]
+pub struct WorkerHello {
+    /// Its slot.
+    pub worker: u32,
+    /// This process's incarnation.
+    pub incarnation: u64,
+    /// The model's layout hash.
+    pub layout_hash: u64,
+    /// The model's parameter count.
+    pub params_len: usize,
+    /// Its compute device.
+    pub device: String,
+    /// The port it takes peers' connections on (0: a parameter-server worker takes none).
+    pub peer_port: u16,
+}
+
+/// What the server answered a worker's `Hello`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HelloAnswer {
+    /// Joined; the weight decay workers add to their gradients.
+    Welcome {
+        /// `Welcome::weight_decay`.
+        weight_decay: f64,
+    },
+    /// Refused, and why: never worth retrying.
+    Refused(RefusalCode, String),
+    /// The run is over.
+    Stopped,
+    /// The connection broke before an answer (worth redialling).
+    Lost(String),
+}
+
+/// Says `hello` on `conn` and waits at most `timeout` for the answer.
+pub async fn say_hello(
+    conn: &Connection,
+    hello: &WorkerHello,
+    timeout: Duration,
+) -> anyhow::Result<HelloAnswer> {
+    let message = Message::Hello {
+        role: Role::Worker,
+        worker: hello.worker,
+        incarnation: hello.incarnation,
+        layout_hash: hello.layout_hash,
+        params_len: hello.params_len as u64,
+        device: hello.device.clone(),
+        peer_port: hello.peer_port,
+    };
+    send(conn, message).await?;
+    let reply = tokio::time::timeout(timeout, recv(conn, CONTROL_FRAME_LIMIT))
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer to Hello within {timeout:?}"))?;
+    Ok(match reply {
+        Ok(Some(Message::Welcome { weight_decay, .. })) => HelloAnswer::Welcome { weight_decay },
+        Ok(Some(Message::Refuse { code, detail })) => HelloAnswer::Refused(code, detail),
+        Ok(Some(Message::Stop { .. })) => HelloAnswer::Stopped,
+        Ok(Some(other)) => anyhow::bail!("expected Welcome, got {}", other.kind()),
+        Ok(None) => HelloAnswer::Lost("the server closed the connection".into()),
+        // A certificate the server rejects shows here: the handshake "succeeded" on our side.
+        Err(e) => HelloAnswer::Lost(format!("{e:#}")),
+    })
+}

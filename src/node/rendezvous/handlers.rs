@@ -1,0 +1,133 @@
+//! What the rendezvous actor is told by its network side: a worker joined, a worker sent a
+//! message, a connection ended. Each handler feeds the core and carries out what it returns.
+
+use actix::{Context, Handler, Message as ActixMessage};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::actor::{Link, RendezvousActor};
+use crate::decen::RendezvousError;
+use crate::proto::Message;
+
+/// A worker passed its `Hello`: register it (refused once the run is over).
+pub struct Join {
+    /// Slot.
+    pub worker: usize,
+    /// Incarnation.
+    pub incarnation: u64,
+    /// Where its peers reach it.
+    pub addr: String,
+    /// Connection id.
+    pub connection: u64,
+    /// Its outgoing queue.
+    pub tx: mpsc::UnboundedSender<Message>,
+}
+
+impl ActixMessage for Join {
+    type Result = Result<(), String>;
+}
+
+impl Handler<Join> for RendezvousActor {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, msg: Join, ctx: &mut Context<Self>) -> Self::Result {
+        if self.finishing {
+            return Err("the run is over".into());
+        }
+        tracing::info!(
+            "worker {} joined (peers reach it at {})",
+            msg.worker,
+            msg.addr
+        );
+        self.write(json!({
+            "event": "join", "t_s": self.t_s(), "worker": msg.worker, "incarnation": msg.incarnation,
+        }));
+        self.links[msg.worker] = Some(Link {
+            connection: msg.connection,
+            incarnation: msg.incarnation,
+            tx: msg.tx,
+        });
+        let actions = self.core.join(msg.worker, msg.incarnation, msg.addr);
+        self.carry_out(actions, ctx);
+        Ok(())
+    }
+}
+
+/// A message from a joined worker.
+pub struct FromWorker {
+    /// Slot.
+    pub worker: usize,
+    /// The message.
+    pub message: Message,
+}
+
+impl ActixMessage for FromWorker {
+    type Result = Result<(), RendezvousError>;
+}
+
+impl Handler<FromWorker> for RendezvousActor {
+    type Result = Result<(), RendezvousError>;
+
+    fn handle(&mut self, msg: FromWorker, ctx: &mut Context<Self>) -> Self::Result {
+        let actions = match msg.message {
+            Message::Reduce {
+                iteration,
+                kind,
+                values,
+                ..
+            } => self.core.on_reduce(msg.worker, iteration, kind, values)?,
+            Message::Report {
+                iteration,
+                stats,
+                params,
+                ..
+            } => self.core.on_report(msg.worker, iteration, stats, params)?,
+            Message::Progress { iteration, .. } => {
+                self.core.on_progress(msg.worker, iteration);
+                Vec::new()
+            }
+            other => {
+                tracing::warn!(
+                    "worker {}: unexpected {}; ignored",
+                    msg.worker,
+                    other.kind()
+                );
+                Vec::new()
+            }
+        };
+        self.carry_out(actions, ctx);
+        Ok(())
+    }
+}
+
+/// A worker's connection ended.
+#[derive(ActixMessage)]
+#[rtype(result = "()")]
+pub struct Left {
+    /// Slot.
+    pub worker: usize,
+    /// The connection that ended.
+    pub connection: u64,
+}
+
+impl Handler<Left> for RendezvousActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Left, ctx: &mut Context<Self>) {
+        let Some(link) = &self.links[msg.worker] else {
+            return;
+        };
+        if link.connection != msg.connection {
+            return;
+        }
+        let incarnation = link.incarnation;
+        self.links[msg.worker] = None;
+        if self.finishing {
+            return;
+        }
+        tracing::warn!("worker {} left; the others go on without it", msg.worker);
+        self.write(json!({"event": "leave", "t_s": self.t_s(), "worker": msg.worker}));
+        let actions = self.core.leave(msg.worker, incarnation);
+        self.carry_out(actions, ctx);
+    }
+}

@@ -1,0 +1,95 @@
+//! The server role of a decentralized run: the rendezvous on `net.listen`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use actix::Actor;
+use anyhow::Result;
+use candle_core::Device;
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use crate::config::Config;
+use crate::data::Split;
+use crate::decen::RendezvousCore;
+use crate::net::{server_endpoint, NodeIdentity};
+use crate::node::hello::PeerRequirements;
+use crate::node::rendezvous::{
+    rendezvous_accept_loop, DecenCheckpoint, RendezvousActor, RendezvousSetup,
+    DECEN_CHECKPOINT_FILE,
+};
+use crate::run::RunDir;
+
+use super::setup::{served_model, transport, ServedModel, ServerNode};
+
+/// Starts the rendezvous of a decentralized run on `bind` (see `rendezvous.rs`): membership,
+/// exact averages, evaluation of the reported mean model, checkpoints (`--resume` continues from
+/// the last one). Call inside an actix `System`.
+pub(super) fn start_rendezvous_node(
+    config: &Config,
+    split: &Split,
+    device: &Device,
+    dir: &RunDir,
+    identity: &NodeIdentity,
+    bind: SocketAddr,
+) -> Result<ServerNode> {
+    let k = config.cluster.workers;
+    let seed = config.run.seed;
+    let ServedModel {
+        layout_hash,
+        mut params,
+        evaluator,
+        extra,
+    } = served_model(config, split, device)?;
+    let params_len = params.len();
+    let name = config.algorithm.name.as_str();
+    let resume = config.server.resume
+        || (config.server.auto_resume && dir.path().join(DECEN_CHECKPOINT_FILE).is_file());
+    let (mut iteration, mut wall_s) = (0, 0.0);
+    let mut metrics = if resume {
+        let cp = DecenCheckpoint::load(dir.path(), layout_hash, name)?;
+        tracing::info!("resuming from the checkpoint at iteration {}", cp.iteration);
+        (params, iteration, wall_s) = (cp.params, cp.iteration, cp.wall_s);
+        dir.metrics_append()?
+    } else {
+        dir.metrics()?
+    };
+    metrics.write(&json!({
+        "event": if resume { "resume" } else { "start" }, "t_s": wall_s, "updates": iteration,
+        "kind": "server", "algorithm": name, "workers": k,
+    }))?;
+    let setup = RendezvousSetup {
+        iterations: config.server.updates,
+        algorithm: name.into(),
+        speeds: config.heterogeneity.speeds(k, seed),
+        seed,
+        extra,
+        checkpoint: Some((RunDir::create(dir.path())?, layout_hash)),
+        resumed_wall_s: wall_s,
+        policy: config.server_policy(k),
+    };
+    let (tx, done) = oneshot::channel();
+    let core = RendezvousCore::new(k, params, iteration);
+    let actor = RendezvousActor::new(core, setup, metrics, evaluator, tx).start();
+    let requirements = PeerRequirements {
+        workers: k,
+        layout_hash,
+        params_len,
+        hello_timeout: Duration::from_secs_f64(config.net.hello_timeout_s),
+        heartbeat_timeout: Duration::from_secs_f64(config.net.heartbeat_timeout_s),
+    };
+    // Parameters and buffers together are the largest frame.
+    let endpoint = server_endpoint(bind, identity, &transport(config, 2 * params_len))?;
+    let addr = endpoint.local_addr()?;
+    actix::spawn(rendezvous_accept_loop(
+        endpoint.clone(),
+        actor,
+        requirements,
+    ));
+    Ok(ServerNode {
+        addr,
+        requirements,
+        done,
+        endpoint,
+    })
+}

@@ -1,0 +1,186 @@
+//! What every role sets up alike: the data split, the node's identity and transport, the
+//! model a server serves (layout, initial parameters, evaluator), a worker's compute thread.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use crate::node::eval::EvalActor;
+use crate::node::hello::PeerRequirements;
+use crate::run::Summary;
+use crate::train::bn_batches;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix::{Addr, SyncArbiter};
+use anyhow::{anyhow, Context, Result};
+use candle_core::Device;
+
+use crate::compute::Engine;
+use crate::config::{Config, ConfigError};
+use crate::data::{self, Dataset, Sampler, Split};
+use crate::model::{InputSpec, Network};
+use crate::net::{load_identity, NodeIdentity, TransportSettings};
+use crate::node::compute::ComputeActor;
+
+/// Seed stream of the workers' augmentation draws.
+pub(super) const AUGMENT_STREAM: u64 = 0x5752_4b41;
+
+/// The model input a data set gives.
+pub(super) fn input_of(d: &Dataset) -> InputSpec {
+    InputSpec {
+        channels: d.channels,
+        height: d.height,
+        width: d.width,
+        classes: d.classes,
+    }
+}
+
+/// QUIC settings for a model of `params_len` parameters, with `[net]`'s timeouts.
+pub(super) fn transport(config: &Config, params_len: usize) -> TransportSettings {
+    let mut t = TransportSettings::for_params(params_len);
+    t.keep_alive = Duration::from_secs_f64(config.net.keep_alive_s);
+    t.idle_timeout = Duration::from_secs_f64(config.net.idle_timeout_s);
+    t
+}
+
+/// A new incarnation: milliseconds since the epoch, so a restarted worker always has a larger
+/// one than before.
+pub(super) fn fresh_incarnation() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(1)
+}
+
+/// `addr` (the value of config key `key`) as a socket address, or an error naming the key.
+pub(super) fn resolve(addr: &str, key: &str) -> Result<SocketAddr> {
+    addr.to_socket_addrs()
+        .with_context(|| format!("{key} = `{addr}` is not a HOST:PORT address"))?
+        .next()
+        .ok_or_else(|| anyhow!("{key} = `{addr}` resolves to no address"))
+}
+
+pub(super) fn start_compute(
+    config: &Config,
+    train: &Dataset,
+    worker: usize,
+    device: &Device,
+    slowdown: f64,
+) -> Result<(Addr<ComputeActor>, u64, usize)> {
+    let seed = config.run.seed;
+    let net = Network::with_kernels(
+        config.model.name,
+        input_of(train),
+        device,
+        seed,
+        config.compute.cpu_kernels,
+    )?;
+    let (hash, len) = (net.layout().hash(), net.layout().len());
+    let sampler = Sampler::new(
+        train.len(),
+        worker,
+        config.cluster.workers,
+        config.data.sharding,
+        seed,
+    );
+    let augment = (config.data.augment && train.augmentable)
+        .then(|| seed ^ AUGMENT_STREAM ^ (worker as u64).wrapping_mul(0x9e37_79b9));
+    let actor = ComputeActor::new(
+        Engine::new(net),
+        train.clone(),
+        sampler,
+        augment,
+        config.train.batch_size,
+        slowdown,
+    );
+    Ok((SyncArbiter::start(1, move || actor.clone()), hash, len))
+}
+
+/// Loads the configured data set.
+pub fn load_split(config: &Config) -> Result<Split> {
+    Ok(data::load(
+        config.data.name,
+        config.data.dir.as_deref(),
+        config.run.seed,
+    )?)
+}
+
+pub(super) fn identity_from_config(config: &Config) -> Result<NodeIdentity> {
+    let Some(dir) = &config.net.certs else {
+        // A configuration problem (exit code 2): restarting the node cannot fix it.
+        return Err(ConfigError::Invalid(vec![
+            "net.certs is not set: point it at a directory made by `lagom certs` \
+             (or use --role local, which makes its own)"
+                .into(),
+        ])
+        .into());
+    };
+    load_identity(dir, &config.net.node)
+}
+
+/// A running server node: where it listens, what peers must match, and its end-of-run signal.
+pub struct ServerNode {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// What every peer must match.
+    pub requirements: PeerRequirements,
+    /// Receives the summary when the run ends.
+    pub done: oneshot::Receiver<Summary>,
+    /// The QUIC endpoint (close it after the run).
+    pub endpoint: quinn::Endpoint,
+}
+
+/// What a server (or rendezvous) serves: the model's layout hash and initial parameters, the
+/// evaluator of its test set on a thread of its own, and the summary fields that name them.
+pub(super) struct ServedModel {
+    /// The layout hash every worker must match.
+    pub layout_hash: u64,
+    /// The initial parameters (flat layout).
+    pub params: Vec<f32>,
+    /// The evaluator.
+    pub evaluator: Addr<EvalActor>,
+    /// `model`, `params`, `dataset`, `batch_size` for the summary.
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// Builds the model `config` names for `split` on `device`, and starts its evaluator.
+pub(super) fn served_model(config: &Config, split: &Split, device: &Device) -> Result<ServedModel> {
+    crate::compute::keep_freed_tensor_buffers();
+    let seed = config.run.seed;
+    let net = Network::with_kernels(
+        config.model.name,
+        input_of(&split.train),
+        device,
+        seed,
+        config.compute.cpu_kernels,
+    )?;
+    let layout_hash = net.layout().hash();
+    let params = net.layout().flatten()?;
+    let params_len = params.len();
+    let calibration = bn_batches(
+        &split.train,
+        config.model.bn_batches,
+        config.train.batch_size,
+        seed,
+    );
+    let evaluator = EvalActor::new(
+        Engine::new(net),
+        split.test.clone(),
+        calibration,
+        config.train.eval_batch_size,
+    );
+    let evaluator = SyncArbiter::start(1, move || evaluator.clone());
+    let mut extra = BTreeMap::new();
+    extra.insert("model".into(), json!(config.model.name.as_str()));
+    extra.insert("params".into(), json!(params_len));
+    extra.insert("dataset".into(), json!(config.data.name));
+    extra.insert("batch_size".into(), json!(config.train.batch_size));
+    Ok(ServedModel {
+        layout_hash,
+        params,
+        evaluator,
+        extra,
+    })
+}

@@ -1,0 +1,142 @@
+//! What the server actor is told by its network side: a worker joined, a gradient came, a
+//! connection ended. Each handler feeds the core and carries out what it returns.
+
+use actix::{Context, Handler, Message as ActixMessage};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::actor::{Peer, ServerActor};
+use crate::proto::{Message, RefusalCode};
+use crate::server::{Action, Event, GradientIn, RejectReason};
+
+/// A worker passed the handshake checks and wants to join.
+pub struct Register {
+    /// Slot.
+    pub worker: usize,
+    /// Its incarnation.
+    pub incarnation: u64,
+    /// Its device, for logs.
+    pub device: String,
+    /// A number unique to this connection.
+    pub connection: u64,
+    /// Where its outgoing messages go.
+    pub tx: mpsc::UnboundedSender<Message>,
+}
+
+/// The server's answer to `Register`: `(updates, weight_decay)` or a refusal.
+pub type RegisterResult = Result<(u64, f64), (RefusalCode, String)>;
+
+impl ActixMessage for Register {
+    type Result = RegisterResult;
+}
+
+impl Handler<Register> for ServerActor {
+    type Result = RegisterResult;
+
+    fn handle(&mut self, msg: Register, ctx: &mut Context<Self>) -> RegisterResult {
+        if self.finishing {
+            return Err((RefusalCode::Finished, "the run is over".into()));
+        }
+        let actions = self.core.handle(Event::Join {
+            worker: msg.worker,
+            incarnation: msg.incarnation,
+        });
+        if let Some(Action::Rejected { reason, .. }) = actions
+            .iter()
+            .find(|a| matches!(a, Action::Rejected { worker, .. } if *worker == msg.worker))
+        {
+            return Err((RefusalCode::WorkerId, reason.to_string()));
+        }
+        tracing::info!(
+            "worker {} joined (incarnation {}, {})",
+            msg.worker,
+            msg.incarnation,
+            msg.device
+        );
+        let event = json!({
+            "event": "join", "t_s": self.t_s(), "updates": self.core.updates(),
+            "worker": msg.worker, "incarnation": msg.incarnation, "device": msg.device,
+        });
+        self.write(event);
+        self.peers[msg.worker] = Some(Peer {
+            connection: msg.connection,
+            tx: msg.tx,
+        });
+        let answer = (self.core.updates(), self.core.worker_weight_decay());
+        self.carry_out(actions, ctx);
+        Ok(answer)
+    }
+}
+
+/// A gradient from a registered worker.
+pub struct Deliver(pub GradientIn<f32>, pub f32);
+
+impl ActixMessage for Deliver {
+    type Result = ();
+}
+
+impl Handler<Deliver> for ServerActor {
+    type Result = ();
+
+    fn handle(&mut self, Deliver(g, loss): Deliver, ctx: &mut Context<Self>) {
+        self.received += 1;
+        let loss = f64::from(loss);
+        if !self.policy.is_diverging(loss) {
+            self.loss_window.0 += loss;
+            self.loss_window.1 += 1;
+        }
+        let mut verdict = self.policy.on_training_loss(loss);
+        let actions = self.core.handle(Event::Gradient(g));
+        let non_finite = actions.iter().any(|a| {
+            matches!(
+                a,
+                Action::Rejected {
+                    reason: RejectReason::NonFinite,
+                    ..
+                }
+            )
+        });
+        if non_finite && verdict.is_none() {
+            // A gradient refused for non-finite values counts as one more diverging loss.
+            verdict = self.policy.on_training_loss(f64::NAN);
+        }
+        self.carry_out(actions, ctx);
+        self.carry_out_policy(verdict.into_iter().collect(), ctx);
+    }
+}
+
+/// A worker's connection ended.
+pub struct Disconnected {
+    /// Slot.
+    pub worker: usize,
+    /// The connection that ended (see `Register::connection`).
+    pub connection: u64,
+}
+
+impl ActixMessage for Disconnected {
+    type Result = ();
+}
+
+impl Handler<Disconnected> for ServerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Disconnected, ctx: &mut Context<Self>) {
+        let current = self
+            .peers
+            .get(msg.worker)
+            .and_then(Option::as_ref)
+            .is_some_and(|p| p.connection == msg.connection);
+        if !current {
+            return; // an older connection of a slot that has reconnected since
+        }
+        self.peers[msg.worker] = None;
+        tracing::info!("worker {} left", msg.worker);
+        let event = json!({
+            "event": "leave", "t_s": self.t_s(), "updates": self.core.updates(),
+            "worker": msg.worker,
+        });
+        self.write(event);
+        let actions = self.core.handle(Event::Leave { worker: msg.worker });
+        self.carry_out(actions, ctx);
+    }
+}

@@ -1,0 +1,13 @@
+//! The parameter server's shell: the actor over `ServerCore`, the network side that checks and
+//! reads each worker, and the checkpoint a restarted server resumes from.
+
+mod actor;
+mod checkpoint;
+mod handlers;
+mod net;
+mod record;
+
+pub use actor::{Checkpointing, Resumed, ServerActor, ServerRunInfo};
+pub use checkpoint::{Checkpoint, CHECKPOINT_FILE, CHECKPOINT_VERSION};
+pub use handlers::{Deliver, Disconnected, Register, RegisterResult};
+pub use net::accept_loop;

@@ -1,0 +1,45 @@
+//! The worker roles' shells: the parameter-server worker (parameters in, gradients out), the
+//! decentralized worker (its node driver executed over QUIC: gossip with peers, averages through
+//! the rendezvous) and the links between peers.
+
+mod decentralized;
+mod decentralized_loop;
+mod parameter_server;
+mod peers;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use quinn::Connection;
+
+use crate::net::send;
+use crate::proto::Message;
+
+pub use decentralized::{run_decen_worker, DecenWorkerSpec};
+pub use parameter_server::{run_worker, WorkerExit, WorkerSpec};
+
+/// Stops the heartbeat task when dropped, however the session ends.
+pub struct HeartbeatTask(tokio::task::JoinHandle<()>);
+
+impl Drop for HeartbeatTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Sends a heartbeat on `conn` every `every` on a task of its own (so a long compute step never
+/// makes the worker look gone), until the returned guard is dropped or a send fails.
+pub fn spawn_heartbeats(conn: Connection, every: Duration) -> HeartbeatTask {
+    HeartbeatTask(actix::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let at_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            if send(&conn, Message::Heartbeat { at_ms }).await.is_err() {
+                return;
+            }
+        }
+    }))
+}
