@@ -7,6 +7,7 @@ mod engine;
 mod heap;
 mod memory;
 mod step_bench;
+mod worker;
 
 pub use config::{set_cpu_threads, ComputeConfig};
 pub use device::{describe, DeviceSpec, CUDA_BUILT};
@@ -14,3 +15,4 @@ pub use engine::{Engine, EvalOutput, StepOutput};
 pub use heap::keep_freed_tensor_buffers;
 pub use memory::{resident_memory, ResidentMemory};
 pub use step_bench::StepBench;
+pub use worker::{WorkerCompute, WorkerGradient};

@@ -5,12 +5,8 @@ use std::time::Instant;
 
 use actix::{Actor, Handler, Message as ActixMessage, SyncContext};
 use anyhow::Result;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
-use crate::algo::vector::axpy;
-use crate::compute::Engine;
-use crate::data::{Dataset, Sampler};
+use crate::compute::WorkerCompute;
 
 /// Compute the gradient at `params` (iteration `index`).
 #[derive(Debug)]
@@ -53,37 +49,20 @@ impl ActixMessage for ComputeLoss {
     type Result = Result<f64>;
 }
 
-/// The model, this worker's data and sampler, and its speed.
+/// A worker's compute and its speed.
 #[derive(Clone)]
 pub struct ComputeActor {
-    engine: Engine,
-    train: Dataset,
-    sampler: Sampler,
-    augment: Option<ChaCha8Rng>,
-    batch_size: usize,
+    compute: WorkerCompute,
     slowdown: f64,
-    last_batch: Option<crate::data::Batch>,
 }
 
 impl ComputeActor {
     /// A worker's compute; `slowdown ≥ 1` stretches every step to `slowdown ×` its compute time
     /// (the `delay` heterogeneity mechanism: works the same on CPU and GPU).
-    pub fn new(
-        engine: Engine,
-        train: Dataset,
-        sampler: Sampler,
-        augment_seed: Option<u64>,
-        batch_size: usize,
-        slowdown: f64,
-    ) -> Self {
+    pub fn new(compute: WorkerCompute, slowdown: f64) -> Self {
         ComputeActor {
-            engine,
-            train,
-            sampler,
-            augment: augment_seed.map(ChaCha8Rng::seed_from_u64),
-            batch_size,
+            compute,
             slowdown: slowdown.max(1.0),
-            last_batch: None,
         }
     }
 }
@@ -97,24 +76,16 @@ impl Handler<ComputeGradient> for ComputeActor {
 
     fn handle(&mut self, msg: ComputeGradient, _: &mut SyncContext<Self>) -> Self::Result {
         let started = Instant::now();
-        self.engine.set_params(&msg.params)?;
-        let indices = self.sampler.next_batch(self.batch_size);
-        let batch = self.train.batch(&indices, self.augment.as_mut());
-        let out = self.engine.gradient(&batch)?;
-        self.last_batch = Some(batch);
-        let mut grad = out.grad;
-        if msg.weight_decay != 0.0 {
-            axpy(&mut grad, msg.weight_decay as f32, &msg.params);
-        }
+        let out = self.compute.gradient(&msg.params, msg.weight_decay)?;
         let compute = started.elapsed();
         if self.slowdown > 1.0 {
             std::thread::sleep(compute.mul_f64(self.slowdown - 1.0));
         }
         Ok(ComputedGradient {
             ite: msg.index,
-            loss: out.loss as f32,
-            samples: out.samples as u32,
-            grad,
+            loss: out.loss,
+            samples: out.samples,
+            grad: out.grad,
             compute_s: compute.as_secs_f64(),
         })
     }
@@ -124,12 +95,6 @@ impl Handler<ComputeLoss> for ComputeActor {
     type Result = Result<f64>;
 
     fn handle(&mut self, msg: ComputeLoss, _: &mut SyncContext<Self>) -> Result<f64> {
-        match &self.last_batch {
-            Some(batch) => self
-                .engine
-                .set_params(&msg.params)
-                .and_then(|()| self.engine.loss(batch)),
-            None => Err(anyhow::anyhow!("no mini-batch yet to evaluate a loss on")),
-        }
+        self.compute.loss(&msg.params)
     }
 }

@@ -18,6 +18,7 @@ use anyhow::{anyhow, Context, Result};
 use candle_core::Device;
 
 use crate::compute::Engine;
+use crate::compute::WorkerCompute;
 use crate::config::{Config, ConfigError};
 use crate::data::{self, Dataset, Sampler, Split};
 use crate::model::{InputSpec, Network};
@@ -69,6 +70,20 @@ pub(super) fn start_compute(
     device: &Device,
     slowdown: f64,
 ) -> Result<(Addr<ComputeActor>, u64, usize)> {
+    let (compute, hash, len) = worker_compute(config, train, worker, device)?;
+    let actor = ComputeActor::new(compute, slowdown);
+    Ok((SyncArbiter::start(1, move || actor.clone()), hash, len))
+}
+
+/// Worker `worker`'s compute for `config` on `device` (its model, shard of `train`, sampler and
+/// augmentation stream), with the model's layout hash and parameter count: what its process
+/// computes with.
+pub fn worker_compute(
+    config: &Config,
+    train: &Dataset,
+    worker: usize,
+    device: &Device,
+) -> Result<(WorkerCompute, u64, usize)> {
     let seed = config.run.seed;
     let net = Network::with_kernels(
         config.model.name,
@@ -87,15 +102,14 @@ pub(super) fn start_compute(
     );
     let augment = (config.data.augment && train.augmentable)
         .then(|| seed ^ AUGMENT_STREAM ^ (worker as u64).wrapping_mul(0x9e37_79b9));
-    let actor = ComputeActor::new(
+    let compute = WorkerCompute::new(
         Engine::new(net),
         train.clone(),
         sampler,
         augment,
         config.train.batch_size,
-        slowdown,
     );
-    Ok((SyncArbiter::start(1, move || actor.clone()), hash, len))
+    Ok((compute, hash, len))
 }
 
 /// Loads the configured data set.
