@@ -40,16 +40,10 @@ impl<T: Real> ServerAlgorithm<T> for NaiveAsgdm<T> {
         self.weight_decay
     }
     fn save_state(&self) -> AlgorithmState<T> {
-        let mut s = AlgorithmState::default();
-        s.put("w", &self.w);
-        s.put("u", &self.u);
-        s
+        AlgorithmState::momentum(&self.w, &self.u)
     }
 
     fn load_state(&mut self, state: &AlgorithmState<T>) -> Result<(), String> {
-        let w = state.vector("w", self.w.len())?;
-        self.u = state.vector("u", self.u.len())?;
-        self.w = w;
-        Ok(())
+        state.load_momentum(&mut self.w, &mut self.u)
     }
 }

@@ -97,19 +97,14 @@ impl<T: Real> ServerAlgorithm<T> for OrMo<T> {
         self.weight_decay
     }
     fn save_state(&self) -> AlgorithmState<T> {
-        let mut s = AlgorithmState::default();
-        s.put("w", &self.w);
-        s.put("u", &self.u);
+        let mut s = AlgorithmState::momentum(&self.w, &self.u);
         s.put_number("latest_group", self.latest_group as f64);
         s
     }
 
     fn load_state(&mut self, state: &AlgorithmState<T>) -> Result<(), String> {
-        let w = state.vector("w", self.w.len())?;
-        let u = state.vector("u", self.u.len())?;
         let group = state.number("latest_group")?;
-        self.w = w;
-        self.u = u;
+        state.load_momentum(&mut self.w, &mut self.u)?;
         self.latest_group = group as u64;
         Ok(())
     }

@@ -15,6 +15,27 @@ pub struct AlgorithmState<T> {
 }
 
 impl<T: Clone> AlgorithmState<T> {
+    /// The state of a momentum method: its parameters `w` and one momentum buffer `u`.
+    pub fn momentum(w: &[T], u: &[T]) -> Self {
+        let mut s = AlgorithmState {
+            vectors: BTreeMap::new(),
+            numbers: BTreeMap::new(),
+        };
+        s.put("w", w);
+        s.put("u", u);
+        s
+    }
+
+    /// Restores a momentum method's `w` and `u` (of their current lengths); on an error neither
+    /// changes.
+    pub fn load_momentum(&self, w: &mut Vec<T>, u: &mut Vec<T>) -> Result<(), String> {
+        let new_w = self.vector("w", w.len())?;
+        let new_u = self.vector("u", u.len())?;
+        *w = new_w;
+        *u = new_u;
+        Ok(())
+    }
+
     /// Stores a vector.
     pub fn put(&mut self, name: &str, v: &[T]) {
         self.vectors.insert(name.to_string(), v.to_vec());
