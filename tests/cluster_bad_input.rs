@@ -12,9 +12,7 @@ use lagom::proto::{
 };
 
 mod cli_support;
-use cli_support::{
-    free_port, spawn_lagom, stderr, summary, synthetic_mlp_layout, wait_for, write_certs,
-};
+use cli_support::{stderr, synthetic_mlp_layout, wait_for, TestCluster};
 
 /// Sends raw bytes as one message stream.
 async fn send_raw(conn: &quinn::Connection, bytes: &[u8]) {
@@ -37,46 +35,17 @@ async fn expect_refusal(conn: &quinn::Connection, code: RefusalCode) -> String {
 
 #[test]
 fn the_server_refuses_bad_peers_and_bad_gradients_and_keeps_training() {
-    let certs = tempfile::tempdir().expect("certs");
-    write_certs(certs.path());
-    let run = tempfile::tempdir().expect("run");
-    let port = free_port();
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let common: Vec<String> = [
-        "--set",
-        "data.name=\"synthetic\"",
-        "--set",
-        "model.name=\"mlp\"",
-        "--workers",
-        "2",
-        "--set",
-        &format!("net.certs=\"{}\"", certs.path().display()),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut server_args: Vec<String> = [
-        "--role",
-        "server",
-        "--run-dir",
-        run.path().to_str().expect("utf-8"),
-        "--set",
-        "net.node=\"head\"",
-        "--set",
-        &format!("net.listen=\"{addr}\""),
+    let cluster = TestCluster::new("asgd", &[]);
+    let addr: SocketAddr = ([127, 0, 0, 1], cluster.port).into();
+    let server = cluster.spawn_server(&[
         "--set",
         "server.updates=300",
         "--set",
         "server.eval_every=0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    server_args.extend(common.iter().cloned());
-    let server = spawn_lagom(&server_args);
+    ]);
 
     let (hash, len) = synthetic_mlp_layout();
-    let identity = load_identity(certs.path(), "w1").expect("w1 identity");
+    let identity = load_identity(cluster.certs.path(), "w1").expect("w1 identity");
     let hello = |role| Message::Hello {
         role,
         worker: 1,
@@ -169,26 +138,12 @@ fn the_server_refuses_bad_peers_and_bad_gradients_and_keeps_training() {
     });
 
     // The good worker trains the run to its end.
-    let mut worker_args: Vec<String> = [
-        "--role",
-        "worker",
-        "--server",
-        &addr.to_string(),
-        "--worker",
-        "0",
-        "--set",
-        "net.node=\"w0\"",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    worker_args.extend(common);
-    let worker = spawn_lagom(&worker_args);
+    let worker = cluster.spawn_worker(0, &[]);
     let server = wait_for(server, Duration::from_secs(120), "the server");
     assert!(server.status.success(), "{}", stderr(&server));
     let worker = wait_for(worker, Duration::from_secs(30), "the worker");
     assert!(worker.status.success(), "{}", stderr(&worker));
-    let s = summary(run.path());
+    let s = cluster.summary();
     assert_eq!(s["updates"], 300);
     assert_eq!(s["gradients_rejected"]["non-finite"], 1, "{s}");
     assert_eq!(s["gradients_rejected"]["wrong-size"], 1, "{s}");

@@ -10,54 +10,30 @@ use lagom::net::{client_endpoint, connect, load_identity, recv, send, TransportS
 use lagom::proto::{Message, Role, CONTROL_FRAME_LIMIT};
 
 mod cli_support;
-use cli_support::{
-    free_port, spawn_lagom, stderr, strings, summary, synthetic_mlp_layout, wait_for, write_certs,
-};
+use cli_support::{stderr, synthetic_mlp_layout, wait_for, TestCluster};
 
 #[test]
 fn a_silent_worker_is_dropped_after_the_heartbeat_timeout_and_the_sync_run_completes() {
-    let certs = tempfile::tempdir().expect("certs");
-    write_certs(certs.path());
-    let certs_dir = certs.path().to_str().expect("utf-8").to_string();
-    let run = tempfile::tempdir().expect("run");
-    let port = free_port();
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let common = strings(&[
-        "--set",
-        "data.name=\"synthetic\"",
-        "--set",
-        "model.name=\"mlp\"",
-        "--workers",
-        "2",
-        "--algorithm",
+    let cluster = TestCluster::new(
         "ssgd",
-        "--set",
-        &format!("net.certs=\"{certs_dir}\""),
-        "--set",
-        "net.heartbeat_s=0.3",
-        "--set",
-        "net.heartbeat_timeout_s=2",
-    ]);
-    let mut server_args = strings(&[
-        "--role",
-        "server",
-        "--run-dir",
-        run.path().to_str().expect("utf-8"),
-        "--set",
-        "net.node=\"head\"",
-        "--set",
-        &format!("net.listen=\"{addr}\""),
+        &[
+            "--set",
+            "net.heartbeat_s=0.3",
+            "--set",
+            "net.heartbeat_timeout_s=2",
+        ],
+    );
+    let addr: SocketAddr = ([127, 0, 0, 1], cluster.port).into();
+    let server = cluster.spawn_server(&[
         "--set",
         "server.updates=200",
         "--set",
         "server.eval_every=0",
     ]);
-    server_args.extend(common.iter().cloned());
-    let server = spawn_lagom(&server_args);
 
     // The silent worker joins first, as slot 1, so the first round waits for it.
     let (hash, len) = synthetic_mlp_layout();
-    let identity = load_identity(certs.path(), "w1").expect("w1 identity");
+    let identity = load_identity(cluster.certs.path(), "w1").expect("w1 identity");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -95,18 +71,7 @@ fn a_silent_worker_is_dropped_after_the_heartbeat_timeout_and_the_sync_run_compl
         (endpoint, conn, Instant::now())
     });
 
-    let mut worker_args = strings(&[
-        "--role",
-        "worker",
-        "--server",
-        &addr.to_string(),
-        "--worker",
-        "0",
-        "--set",
-        "net.node=\"w0\"",
-    ]);
-    worker_args.extend(common.iter().cloned());
-    let worker = spawn_lagom(&worker_args);
+    let worker = cluster.spawn_worker(0, &[]);
 
     // The silent client keeps its connection (QUIC keep-alives) but never sends a heartbeat.
     let (_endpoint, conn, joined) = silent_since;
@@ -130,7 +95,7 @@ fn a_silent_worker_is_dropped_after_the_heartbeat_timeout_and_the_sync_run_compl
     assert!(stderr(&out).contains("it is gone"), "{}", stderr(&out));
     let out = wait_for(worker, Duration::from_secs(30), "the live worker");
     assert!(out.status.success(), "{}", stderr(&out));
-    let s = summary(run.path());
+    let s = cluster.summary();
     assert_eq!(s["updates"], 200);
     let per_worker = s["per_worker"].as_array().expect("per_worker");
     assert_eq!(per_worker[0]["gradients"], 200, "{s}");

@@ -6,7 +6,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 mod cli_support;
-use cli_support::{free_port, spawn_lagom, stderr, strings, summary, wait_for, write_certs};
+use cli_support::{spawn_lagom, stderr, strings, summary, wait_for, TestCluster};
 
 /// The update count of the last `checkpoint` event in `metrics.jsonl`, if any.
 fn last_checkpoint(run: &std::path::Path) -> Option<u64> {
@@ -33,44 +33,24 @@ fn with_auto_resume_the_same_command_starts_fresh_then_resumes() {
 /// Starts a server (with `first` added) and two workers, kills the server mid-run, restarts it
 /// with `restart` added, and checks the run completes from the checkpoint.
 fn kill_and_restart_server(first: &[&str], restart: &[&str]) {
-    let certs = tempfile::tempdir().expect("certs");
-    let certs_dir = certs.path().to_str().expect("utf-8").to_string();
-    write_certs(certs.path());
-    let run = tempfile::tempdir().expect("run");
-    let run_dir = run.path().to_str().expect("utf-8").to_string();
-    let port = free_port();
     let total = 6000u64;
-    let common = strings(&[
-        "--set",
-        "data.name=\"synthetic\"",
-        "--set",
-        "model.name=\"mlp\"",
-        "--workers",
-        "2",
-        "--algorithm",
+    let cluster = TestCluster::new(
         "ormo",
-        "--lr",
-        "0.02",
+        &[
+            "--lr",
+            "0.02",
+            "--set",
+            "net.keep_alive_s=0.5",
+            "--set",
+            "net.idle_timeout_s=2",
+            "--set",
+            "net.reconnect_max_s=0.3",
+        ],
+    );
+    let updates = format!("server.updates={total}");
+    let mut server_args = cluster.server_args(&[
         "--set",
-        &format!("net.certs=\"{certs_dir}\""),
-        "--set",
-        "net.keep_alive_s=0.5",
-        "--set",
-        "net.idle_timeout_s=2",
-        "--set",
-        "net.reconnect_max_s=0.3",
-    ]);
-    let mut server_args = strings(&[
-        "--role",
-        "server",
-        "--run-dir",
-        &run_dir,
-        "--set",
-        "net.node=\"head\"",
-        "--set",
-        &format!("net.listen=\"127.0.0.1:{port}\""),
-        "--set",
-        &format!("server.updates={total}"),
+        &updates,
         "--set",
         "server.eval_every=0",
         "--set",
@@ -78,25 +58,10 @@ fn kill_and_restart_server(first: &[&str], restart: &[&str]) {
         "--set",
         "server.checkpoint_every_s=0",
     ]);
-    server_args.extend(common.iter().cloned());
     server_args.extend(strings(first));
     let server = spawn_lagom(&server_args);
-    let workers: Vec<Child> = (0..2)
-        .map(|w| {
-            let mut args = strings(&[
-                "--role",
-                "worker",
-                "--server",
-                &format!("127.0.0.1:{port}"),
-                "--worker",
-                &w.to_string(),
-                "--set",
-                &format!("net.node=\"w{w}\""),
-            ]);
-            args.extend(common.iter().cloned());
-            spawn_lagom(&args)
-        })
-        .collect();
+    let workers: Vec<Child> = (0..2).map(|w| cluster.spawn_worker(w, &[])).collect();
+    let run = &cluster.run;
 
     // Kill the server (SIGKILL) once it has checkpointed at least twice.
     let started = Instant::now();

@@ -11,7 +11,7 @@ use lagom::node::Checkpoint;
 use rand_chacha::ChaCha8Rng;
 
 mod cli_support;
-use cli_support::{free_port, lagom, spawn_lagom, stderr, strings, summary, write_certs};
+use cli_support::{lagom, stderr, TestCluster};
 
 #[test]
 fn ssgd_with_two_workers_equals_big_batch_sgd() {
@@ -100,61 +100,26 @@ fn ssgd_with_two_workers_equals_big_batch_sgd() {
 
 #[test]
 fn a_synchronous_round_goes_on_without_a_worker_that_died() {
-    let certs = tempfile::tempdir().expect("certs");
-    let certs_dir = certs.path().to_str().expect("utf-8").to_string();
-    write_certs(certs.path());
-    let run = tempfile::tempdir().expect("run");
-    let port = free_port();
-    let common = strings(&[
-        "--set",
-        "data.name=\"synthetic\"",
-        "--set",
-        "model.name=\"mlp\"",
-        "--workers",
-        "2",
-        "--algorithm",
+    let cluster = TestCluster::new(
         "ssgd",
-        "--set",
-        &format!("net.certs=\"{certs_dir}\""),
-        "--set",
-        "net.keep_alive_s=0.3",
-        "--set",
-        "net.idle_timeout_s=1.5",
-    ]);
-    let mut server_args = strings(&[
-        "--role",
-        "server",
-        "--run-dir",
-        run.path().to_str().expect("utf-8"),
-        "--set",
-        "net.node=\"head\"",
-        "--set",
-        &format!("net.listen=\"127.0.0.1:{port}\""),
+        &[
+            "--set",
+            "net.keep_alive_s=0.3",
+            "--set",
+            "net.idle_timeout_s=1.5",
+        ],
+    );
+    let mut server = cluster.spawn_server(&[
         "--set",
         "server.updates=3000",
         "--set",
         "server.eval_every=0",
     ]);
-    server_args.extend(common.iter().cloned());
-    let mut server = spawn_lagom(&server_args);
-    let worker = |w: usize| {
-        let mut args = strings(&[
-            "--role",
-            "worker",
-            "--server",
-            &format!("127.0.0.1:{port}"),
-            "--worker",
-            &w.to_string(),
-            "--set",
-            &format!("net.node=\"w{w}\""),
-        ]);
-        args.extend(common.iter().cloned());
-        spawn_lagom(&args)
-    };
+    let worker = |w: usize| cluster.spawn_worker(w, &[]);
     let mut w0 = worker(0);
     let mut w1 = worker(1);
     // Let a few rounds run, then kill worker 1 without warning.
-    let metrics = run.path().join("metrics.jsonl");
+    let metrics = cluster.run_dir().join("metrics.jsonl");
     let started = Instant::now();
     while !std::fs::read_to_string(&metrics).is_ok_and(|m| m.contains("\"event\":\"progress\"")) {
         assert!(started.elapsed() < Duration::from_secs(60), "no progress");
@@ -174,7 +139,7 @@ fn a_synchronous_round_goes_on_without_a_worker_that_died() {
     let server = server.wait_with_output().expect("server");
     assert!(server.status.success(), "{}", stderr(&server));
     let _ = w0.wait();
-    let s = summary(run.path());
+    let s = cluster.summary();
     assert_eq!(s["updates"], 3000);
     let text = std::fs::read_to_string(&metrics).expect("metrics");
     assert!(

@@ -138,8 +138,19 @@ pub async fn supervise(
         slots.iter().map(|s| s.spec.worker).collect::<Vec<_>>()
     );
 
+    // Set once a worker finished cleanly: the server said the run is over.
+    let mut run_over: Option<Instant> = None;
     loop {
         let now = Instant::now();
+        if let Some(at) = run_over {
+            if now >= at + secs(sup.grace_s) {
+                // Whoever has not had its Stop by now (say it was restarting when the run ended and
+                // the server has gone) is stopped: the run is complete.
+                let why = "the run is over";
+                shutdown(&mut slots, &mut rx, why, sup.grace_s, metrics, started).await?;
+                return Ok(SupervisionEnd::Finished);
+            }
+        }
         // Start whatever is due.
         for (i, slot) in slots.iter_mut().enumerate() {
             if matches!(slot.state, State::Waiting { until } if until <= now) {
@@ -163,7 +174,11 @@ pub async fn supervise(
             .filter(|s| matches!(s.state, State::Running { .. }) && s.paused_until.is_none())
             .map(|s| s.spec.worker)
             .collect();
-        while let Some(fault) = chaos.due(t_s(now), &running) {
+        while let Some(fault) = run_over
+            .is_none()
+            .then(|| chaos.due(t_s(now), &running))
+            .flatten()
+        {
             inject(fault, &mut slots, metrics, t_s(now), now)?;
         }
         metrics.flush()?;
@@ -173,10 +188,30 @@ pub async fn supervise(
         {
             break;
         }
-        let wake = next_wake(&slots, chaos.next_at().map(|t| started + secs(t)));
+        let mut wake = next_wake(&slots, chaos.next_at().map(|t| started + secs(t)));
+        if let Some(at) = run_over {
+            wake = at + secs(sup.grace_s);
+        }
         tokio::select! {
             Some((i, generation, status)) = rx.recv() => {
-                on_exit(&mut slots[i], generation, status, metrics, t_s(Instant::now()))?;
+                let finished =
+                    on_exit(&mut slots[i], generation, status, run_over.is_some(), metrics, t_s(Instant::now()))?;
+                if finished && run_over.is_none() {
+                    run_over = Some(Instant::now());
+                    tracing::info!(
+                        "worker {}: finished, so the run is over: no more restarts or faults; the \
+                         others have {} s (supervisor.grace_s) to finish",
+                        slots[i].spec.worker,
+                        sup.grace_s
+                    );
+                    metrics.write(&json!({"event": "run_over", "t_s": t_s(Instant::now()),
+                        "worker": slots[i].spec.worker}))?;
+                    for slot in slots.iter_mut() {
+                        if matches!(slot.state, State::Waiting { .. }) {
+                            slot.state = State::Finished;
+                        }
+                    }
+                }
             }
             _ = tokio::time::sleep_until(wake.into()) => {}
             _ = sigterm.recv() => return shutdown(&mut slots, &mut rx, "SIGTERM", sup.grace_s, metrics, started).await,
@@ -231,7 +266,20 @@ fn start(
     slot.paused_until = None;
     let generation = slot.generation;
     let worker = slot.spec.worker;
-    match Command::new(exe).args(&slot.args).spawn() {
+    let mut command = Command::new(exe);
+    command.args(&slot.args);
+    // A worker must not outlive its supervisor (killed, it cannot pass SIGTERM on): the kernel
+    // sends it SIGTERM when the supervisor goes.
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    match command.spawn() {
         Ok(mut child) => {
             let pid = child.id().unwrap_or(0);
             slot.state = State::Running {
@@ -270,19 +318,22 @@ fn start(
     Ok(())
 }
 
+/// Records a worker's exit and decides what follows; `run_over`: a worker already finished, so
+/// nothing is restarted. Returns true when this worker finished cleanly (the server stopped it).
 fn on_exit(
     slot: &mut Slot,
     generation: u64,
     status: std::io::Result<ExitStatus>,
+    run_over: bool,
     metrics: &mut MetricsWriter,
     t_s: f64,
-) -> Result<()> {
+) -> Result<bool> {
     use std::os::unix::process::ExitStatusExt;
     let State::Running { pid, since } = slot.state else {
-        return Ok(());
+        return Ok(false);
     };
     if generation != slot.generation {
-        return Ok(());
+        return Ok(false);
     }
     let worker = slot.spec.worker;
     let ran_s = since.elapsed().as_secs_f64();
@@ -305,7 +356,12 @@ fn on_exit(
     if code == Some(0) {
         tracing::info!("worker {worker}: finished");
         slot.state = State::Finished;
-        return Ok(());
+        return Ok(true);
+    }
+    if run_over {
+        tracing::info!("worker {worker}: {how} after the run ended; not restarted");
+        slot.state = State::Finished;
+        return Ok(false);
     }
     if matches!(code, Some(EXIT_CONFIG | EXIT_REFUSED)) {
         let why = if code == Some(EXIT_CONFIG) {
@@ -317,7 +373,7 @@ fn on_exit(
         metrics.write(&json!({"event": "give_up", "t_s": t_s, "worker": worker,
             "reason": why}))?;
         slot.state = State::GaveUp;
-        return Ok(());
+        return Ok(false);
     }
     let decision = if slot.killed_by_chaos {
         // An injected fault is not the worker's failure: restart it without spending budget.
@@ -344,7 +400,7 @@ fn on_exit(
             slot.state = State::GaveUp;
         }
     }
-    Ok(())
+    Ok(false)
 }
 
 fn inject(

@@ -4,6 +4,11 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod cluster;
+// Not every test binary that includes this module starts a cluster.
+#[allow(unused_imports)]
+pub use cluster::TestCluster;
+
 /// Runs `lagom ARGS` in the repository root with no inherited `LAGOM_*` variables plus `env`.
 pub fn lagom(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lagom"));
