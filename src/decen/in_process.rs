@@ -117,13 +117,13 @@ impl<T: Real> InProcessCluster<T> {
         let mut now = 0.0;
         while done.iter().any(|d| !d) {
             let mut progressed = false;
-            for i in 0..n {
-                if done[i] {
+            for (i, finished) in done.iter_mut().enumerate() {
+                if *finished {
                     continue;
                 }
                 for action in self.drivers[i].poll(now) {
                     progressed |= !matches!(action, DriverAction::WaitUntil(_));
-                    done[i] |= matches!(action, DriverAction::Completed { .. });
+                    *finished |= matches!(action, DriverAction::Completed { .. });
                     self.execute(i, action, &mut report, gradient, loss);
                 }
             }
