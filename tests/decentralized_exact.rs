@@ -1,5 +1,5 @@
 //! The exact statements of spec §17.9–§17.17 for the decentralized family, on the real node
-//! cores driven by the in-process engine, in f64 with deterministic gradient oracles.
+//! cores driven by the in-process cluster (the node drivers), in f64 with deterministic gradient oracles.
 
 use std::sync::Arc;
 

@@ -1,5 +1,5 @@
 //! The contract every decentralized node core follows, one iteration at a time, so that the
-//! in-process engine (simulator, exact tests) and a networked worker drive them the same way.
+//! in-process cluster (simulator, exact tests) and a networked worker drive them the same way.
 //!
 //! Iteration k at node i:
 //! 1. messages that arrived are [`absorb`](DecentralizedNode::absorb)ed;

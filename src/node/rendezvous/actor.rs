@@ -97,10 +97,12 @@ impl RendezvousActor {
         }
     }
 
+    /// Seconds since the run started (a resumed run's earlier time included).
     pub(super) fn t_s(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
     }
 
+    /// Writes and flushes an event line; a failure is logged, never fatal.
     pub(super) fn write(&mut self, event: serde_json::Value) {
         if let Err(e) = self
             .metrics
@@ -111,6 +113,7 @@ impl RendezvousActor {
         }
     }
 
+    /// Turns the core's actions into messages for the workers and evaluations of reports.
     pub(super) fn carry_out(
         &mut self,
         actions: Vec<RendezvousAction<f32>>,

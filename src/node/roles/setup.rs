@@ -63,6 +63,8 @@ pub(super) fn resolve(addr: &str, key: &str) -> Result<SocketAddr> {
         .ok_or_else(|| anyhow!("{key} = `{addr}` resolves to no address"))
 }
 
+/// Starts worker `worker`'s compute thread (stretched to `slowdown ×` its step time); returns it
+/// with the model's layout hash and parameter count.
 pub(super) fn start_compute(
     config: &Config,
     train: &Dataset,
@@ -121,6 +123,7 @@ pub fn load_split(config: &Config) -> Result<Split> {
     )?)
 }
 
+/// This node's certificate, key and the cluster CA, from `net.certs` and `net.node`.
 pub(super) fn identity_from_config(config: &Config) -> Result<NodeIdentity> {
     let Some(dir) = &config.net.certs else {
         // A configuration problem (exit code 2): restarting the node cannot fix it.

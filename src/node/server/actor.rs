@@ -124,10 +124,12 @@ impl ServerActor {
         }
     }
 
+    /// Seconds since the run started (a resumed run's earlier time included).
     pub(super) fn t_s(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
     }
 
+    /// Writes an event line; a failure is logged, never fatal.
     pub(super) fn write(&mut self, event: serde_json::Value) {
         if let Err(e) = self.metrics.write(&event) {
             tracing::error!("cannot write metrics: {e:#}");
@@ -158,6 +160,7 @@ impl ServerActor {
         self.start_eval(ctx, true);
     }
 
+    /// Does what the core returned, in order.
     pub(super) fn carry_out(&mut self, actions: Vec<Action<f32>>, ctx: &mut Context<Self>) {
         for action in actions {
             match action {
