@@ -190,19 +190,7 @@ fn run_train(config: &Config, quiet: bool) -> Result<()> {
     let mut metrics = dir.metrics()?;
     let result = lagom::train::run(&config.train_setup(), &mut metrics, !quiet)?;
     dir.write_summary(&result.summary)?;
-    let s = &result.summary;
-    println!(
-        "{} on {}: {} steps ({:.2} epochs) in {:.1} s, test accuracy {:.2} %, {:.0} images/s{} — {}",
-        config.model.name.as_str(),
-        config.data.name.as_str(),
-        s.updates,
-        s.extra.get("epochs").and_then(|v| v.as_f64()).unwrap_or(0.0),
-        s.wall_s,
-        100.0 * result.final_eval.accuracy,
-        s.extra.get("images_per_s").and_then(|v| v.as_f64()).unwrap_or(0.0),
-        if s.diverged { ", DIVERGED" } else { "" },
-        dir.path().display(),
-    );
+    println!("{} — {}", result.summary.headline(), dir.path().display());
     Ok(())
 }
 
@@ -260,42 +248,10 @@ fn run_role(config: &Config, role: RoleName) -> Result<()> {
                 _ => lagom::node::run_local(config, &dir)?,
             };
             dir.write_summary(&summary)?;
-            let acc = summary
-                .extra
-                .get("final_test_accuracy")
-                .and_then(|v| v.as_f64());
-            let acc_text = acc.map_or("n/a".to_string(), |a| format!("{:.2} %", 100.0 * a));
-            if summary.scheduler == "decentralized" {
-                let number = |key: &str| {
-                    summary
-                        .extra
-                        .get(key)
-                        .and_then(|v| v.as_f64())
-                        .unwrap_or(f64::NAN)
-                };
-                println!(
-                    "{} ({} nodes): {} iterations in {:.1} s ({:.1} ms each), test accuracy {acc_text}, {:.0} bytes sent per node and iteration, consensus distance {:.3e} — results in {}",
-                    summary.algorithm,
-                    summary.workers,
-                    summary.updates,
-                    summary.wall_s,
-                    number("iteration_s") * 1e3,
-                    number("bytes_sent_per_node_iteration"),
-                    number("consensus_distance"),
-                    dir.path().display(),
-                );
-                return Ok(());
-            }
             println!(
-                "{} ({}, {} workers): {} updates in {:.1} s, test accuracy {}, staleness mean {:.2} — results in {}",
-                summary.algorithm,
-                summary.scheduler,
-                summary.workers,
-                summary.updates,
-                summary.wall_s,
-                acc_text,
-                summary.staleness.mean,
-                dir.path().display(),
+                "{} — results in {}",
+                summary.headline(),
+                dir.path().display()
             );
             Ok(())
         }
@@ -379,43 +335,9 @@ fn run_sim(config: &Config, quiet: bool) -> Result<()> {
     let started = std::time::Instant::now();
     let result = lagom::sim::run(&config.sim_setup(), &mut metrics, !quiet)?;
     dir.write_summary(&result.summary)?;
-    let s = &result.summary;
-    let loss = s
-        .final_loss
-        .map_or("non-finite".to_string(), |l| format!("{l:.4e}"));
-    if s.scheduler == "decentralized" {
-        let number = |key: &str| {
-            s.extra
-                .get(key)
-                .and_then(|v| v.as_f64())
-                .unwrap_or(f64::NAN)
-        };
-        println!(
-            "{} ({} nodes): {} iterations in {:.1} virtual s ({:.2} ms each), final loss {loss}, {:.0} bytes sent per node and iteration, consensus distance {:.3e}{} — {} ({:.2} s)",
-            s.algorithm,
-            s.workers,
-            s.updates,
-            s.wall_s,
-            number("iteration_s") * 1e3,
-            number("bytes_sent_per_node_iteration"),
-            number("consensus_distance"),
-            if s.diverged { ", DIVERGED" } else { "" },
-            dir.path().display(),
-            started.elapsed().as_secs_f64(),
-        );
-        return Ok(());
-    }
     println!(
-        "{} ({}, {} workers): {} updates in {:.1} virtual s, final loss {}, staleness mean {:.2} max {}{} — {} ({:.2} s)",
-        s.algorithm,
-        s.scheduler,
-        s.workers,
-        s.updates,
-        s.wall_s,
-        s.final_loss.map_or("non-finite".to_string(), |l| format!("{l:.4e}")),
-        s.staleness.mean,
-        s.staleness.max,
-        if s.diverged { ", DIVERGED" } else { "" },
+        "{} — {} ({:.2} s)",
+        result.summary.headline(),
         dir.path().display(),
         started.elapsed().as_secs_f64(),
     );

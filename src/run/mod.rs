@@ -2,6 +2,7 @@
 //! `summary.json` (written atomically at the end), the effective `config.toml`, and progress.
 
 mod dir;
+mod headline;
 mod policy;
 mod progress;
 mod summary;
