@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 mod cli_support;
-use cli_support::{free_port, spawn_lagom, stderr, strings, summary, wait_for, write_certs};
+use cli_support::{stderr, wait_for, TestCluster};
 
 /// Seconds from the moment the last worker joined to the end of the run (start-up excluded),
 /// from the server's `metrics.jsonl`.
@@ -29,64 +29,36 @@ fn training_s(run: &std::path::Path) -> f64 {
 /// Runs a server and a supervisor with 4 workers on synthetic data; returns the summary and the
 /// training time.
 fn run(algorithm: &str, updates: u64, slowdown: f64) -> (serde_json::Value, f64) {
-    let certs = tempfile::tempdir().expect("certs");
-    let certs_dir = certs.path().to_str().expect("utf-8").to_string();
-    write_certs(certs.path());
-    let run = tempfile::tempdir().expect("run");
-    let port = free_port();
-    let common = strings(&[
-        "--run-dir",
-        run.path().to_str().expect("utf-8"),
-        "--workers",
-        "4",
-        "--algorithm",
+    let updates = format!("server.updates={updates}");
+    let slowdown = format!("heterogeneity.slowdown={slowdown}");
+    let cluster = TestCluster::with(
+        4,
+        "synthetic",
         algorithm,
-        "--lr",
-        "0.01",
-        "--set",
-        "data.name=\"synthetic\"",
-        "--set",
-        "model.name=\"mlp\"",
-        "--set",
-        "train.batch_size=4096",
-        "--set",
-        &format!("server.updates={updates}"),
-        "--set",
-        "server.eval_every=0",
-        "--set",
-        "heterogeneity.slow_fraction=0.25",
-        "--set",
-        &format!("heterogeneity.slowdown={slowdown}"),
-        "--set",
-        &format!("net.certs=\"{certs_dir}\""),
-        "--set",
-        "compute.threads=1",
-    ]);
-    let mut server_args = strings(&[
-        "--role",
-        "server",
-        "--set",
-        "net.node=\"head\"",
-        "--set",
-        &format!("net.listen=\"127.0.0.1:{port}\""),
-    ]);
-    server_args.extend(common.iter().cloned());
-    let mut sup_args = strings(&[
-        "--role",
-        "supervisor",
-        "--server",
-        &format!("127.0.0.1:{port}"),
-        "--set",
-        "net.node=\"w0\"",
-    ]);
-    sup_args.extend(common.iter().cloned());
-    let server = spawn_lagom(&server_args);
-    let supervisor = spawn_lagom(&sup_args);
+        &[
+            "--lr",
+            "0.01",
+            "--set",
+            "train.batch_size=4096",
+            "--set",
+            &updates,
+            "--set",
+            "server.eval_every=0",
+            "--set",
+            "heterogeneity.slow_fraction=0.25",
+            "--set",
+            &slowdown,
+            "--set",
+            "compute.threads=1",
+        ],
+    );
+    let server = cluster.spawn_server(&[]);
+    let supervisor = cluster.spawn_supervisor(&[]);
     let out = wait_for(server, Duration::from_secs(600), "the server");
     assert!(out.status.success(), "{}", stderr(&out));
     let out = wait_for(supervisor, Duration::from_secs(60), "the supervisor");
     assert!(out.status.success(), "{}", stderr(&out));
-    (summary(run.path()), training_s(run.path()))
+    (cluster.summary(), training_s(cluster.run_dir()))
 }
 
 /// (gradients, mean staleness, configured speed) per worker.

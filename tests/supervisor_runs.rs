@@ -9,7 +9,7 @@ use std::time::Duration;
 mod cli_support;
 use cli_support::{
     fashion_mnist_present, free_port, lagom, spawn_lagom, stderr, strings, summary, wait_for,
-    write_certs,
+    write_certs, TestCluster,
 };
 
 /// The events of a `metrics.jsonl`.
@@ -122,58 +122,33 @@ fn chaos_kills_are_survived_every_killed_worker_restarts_and_the_run_learns() {
     if !fashion_mnist_present("supervisor chaos") {
         return;
     }
-    let certs = tempfile::tempdir().expect("certs");
-    let certs_dir = certs.path().to_str().expect("utf-8").to_string();
-    write_certs(certs.path());
-    let run = tempfile::tempdir().expect("run");
-    let run_dir = run.path().to_str().expect("utf-8").to_string();
-    let port = free_port();
     let updates = 4000u64;
-    let common = strings(&[
-        "--run-dir",
-        &run_dir,
-        "--workers",
-        "4",
-        "--algorithm",
+    let budget = format!("server.updates={updates}");
+    let cluster = TestCluster::with(
+        4,
+        "fashion-mnist",
         "ormo",
-        "--lr",
-        "0.05",
-        "--set",
-        "model.name=\"mlp\"",
-        "--set",
-        "algorithm.lr_decay_at=[3000]",
-        "--set",
-        &format!("server.updates={updates}"),
-        "--set",
-        "server.eval_every=0",
-        "--set",
-        &format!("net.certs=\"{certs_dir}\""),
-        "--set",
-        "net.keep_alive_s=0.5",
-        "--set",
-        "net.idle_timeout_s=2",
-        "--set",
-        "net.reconnect_max_s=0.3",
-        "--set",
-        "compute.threads=1",
-    ]);
-    let mut server_args = strings(&[
-        "--role",
-        "server",
-        "--set",
-        "net.node=\"head\"",
-        "--set",
-        &format!("net.listen=\"127.0.0.1:{port}\""),
-    ]);
-    server_args.extend(common.iter().cloned());
-    let server = spawn_lagom(&server_args);
-    let mut sup_args = strings(&[
-        "--role",
-        "supervisor",
-        "--server",
-        &format!("127.0.0.1:{port}"),
-        "--set",
-        "net.node=\"w0\"",
+        &[
+            "--lr",
+            "0.05",
+            "--set",
+            "algorithm.lr_decay_at=[3000]",
+            "--set",
+            &budget,
+            "--set",
+            "server.eval_every=0",
+            "--set",
+            "net.keep_alive_s=0.5",
+            "--set",
+            "net.idle_timeout_s=2",
+            "--set",
+            "net.reconnect_max_s=0.3",
+            "--set",
+            "compute.threads=1",
+        ],
+    );
+    let server = cluster.spawn_server(&[]);
+    let supervisor = cluster.spawn_supervisor(&[
         "--set",
         "chaos.kill_mtbf_s=1.5",
         "--set",
@@ -187,8 +162,7 @@ fn chaos_kills_are_survived_every_killed_worker_restarts_and_the_run_learns() {
         "--set",
         "supervisor.restart_backoff_s=0.1",
     ]);
-    sup_args.extend(common.iter().cloned());
-    let supervisor = spawn_lagom(&sup_args);
+    let run = &cluster.run;
     let server_out = wait_for(server, Duration::from_secs(600), "the server");
     assert!(server_out.status.success(), "{}", stderr(&server_out));
     let sup_out = wait_for(supervisor, Duration::from_secs(120), "the supervisor");

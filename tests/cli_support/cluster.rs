@@ -24,17 +24,23 @@ impl TestCluster {
     /// Two workers of `algorithm` training the `mlp` on the synthetic data set, with `extra`
     /// flags for every node.
     pub fn new(algorithm: &str, extra: &[&str]) -> Self {
+        Self::with(2, "synthetic", algorithm, extra)
+    }
+
+    /// `workers` workers of `algorithm` training the `mlp` on the data set `data`, with `extra`
+    /// flags for every node.
+    pub fn with(workers: usize, data: &str, algorithm: &str, extra: &[&str]) -> Self {
         let certs = tempfile::tempdir().expect("certs");
         write_certs(certs.path());
         let run = tempfile::tempdir().expect("run");
         let port = free_port();
         let mut common = strings(&[
             "--set",
-            "data.name=\"synthetic\"",
+            &format!("data.name=\"{data}\""),
             "--set",
             "model.name=\"mlp\"",
             "--workers",
-            "2",
+            &workers.to_string(),
             "--algorithm",
             algorithm,
             "--set",
@@ -93,6 +99,29 @@ impl TestCluster {
         args.extend(self.common.iter().cloned());
         args.extend(strings(extra));
         args
+    }
+
+    /// A supervisor's flags: its role, the run directory it shares with the server, the server,
+    /// certificate `w0` (its workers use it too), the shared flags, then `extra`.
+    pub fn supervisor_args(&self, extra: &[&str]) -> Vec<String> {
+        let mut args = strings(&[
+            "--role",
+            "supervisor",
+            "--run-dir",
+            &self.run.path().display().to_string(),
+            "--server",
+            &self.addr(),
+            "--set",
+            "net.node=\"w0\"",
+        ]);
+        args.extend(self.common.iter().cloned());
+        args.extend(strings(extra));
+        args
+    }
+
+    /// Starts a supervisor of every worker slot with `extra` flags.
+    pub fn spawn_supervisor(&self, extra: &[&str]) -> Child {
+        spawn_lagom(&self.supervisor_args(extra))
     }
 
     /// Starts the server with `extra` flags.
