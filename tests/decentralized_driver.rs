@@ -11,7 +11,7 @@ use lagom::algo::{AlgorithmConfig, AlgorithmName};
 use lagom::decen::{
     build_nodes, DpsgdForm, DriverAction, GossipMessage, InProcessCluster, InputError, NodeDriver,
     ReceiveError, ReduceKind, RendezvousAction, RendezvousCore, SlowMoBase, Theta, ThetaRule,
-    TopologyName,
+    TopologyName, MAX_WAITING,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -458,4 +458,26 @@ fn bad_messages_are_refused_with_what_is_wrong() {
     assert!(err.contains("3 values from node 1"), "{err}");
     // Nothing refused reached the node.
     assert_eq!(ds[0].node().params(), X0.to_vec());
+}
+
+#[test]
+fn a_peer_racing_ahead_fills_the_mailbox_only_up_to_its_bound() {
+    let mut ds = drivers(&config(AlgorithmName::Sgp), 2, &[], 1.0);
+    let msg = |iteration: u64| GossipMessage {
+        from: 1,
+        iteration,
+        x: X0.to_vec(),
+        weight: 0.5,
+    };
+    for it in 1..=MAX_WAITING as u64 {
+        ds[0].receive(0, msg(it)).expect("within the bound");
+    }
+    assert_eq!(
+        ds[0].receive(0, msg(MAX_WAITING as u64 + 1)),
+        Err(ReceiveError::Full { from: 1 })
+    );
+    // A copy of a message already waiting is not a new one.
+    ds[0].receive(0, msg(1)).expect("a duplicate is taken");
+    let (_, waiting_weight) = ds[0].waiting_mass();
+    assert_eq!(waiting_weight, 0.5 * MAX_WAITING as f64);
 }

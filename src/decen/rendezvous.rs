@@ -503,4 +503,32 @@ mod tests {
             .unwrap();
         assert_eq!(sends(&out), vec![(0, "reduced")]);
     }
+
+    #[test]
+    fn a_worker_racing_ahead_cannot_make_the_rendezvous_store_more_than_max_pending_iterations() {
+        let mut rv = RendezvousCore::<f32>::new(2, vec![0.0; 2], 0);
+        rv.join(0, 1, "a".into());
+        rv.join(1, 1, "b".into());
+        // Worker 1 never sends, so every part of worker 0 stays pending.
+        for it in 0..MAX_PENDING as u64 {
+            assert!(rv
+                .on_reduce(0, it, ReduceKind::Params, vec![1.0; 2])
+                .expect("within the bound")
+                .is_empty());
+        }
+        // A part for an iteration already pending is still taken; a new iteration is refused.
+        assert!(rv.on_reduce(0, 3, ReduceKind::Params, vec![2.0; 2]).is_ok());
+        let err = rv
+            .on_reduce(0, MAX_PENDING as u64, ReduceKind::Params, vec![1.0; 2])
+            .expect_err("over the bound");
+        assert!(
+            matches!(err, RendezvousError::TooManyPending { .. }),
+            "{err}"
+        );
+        // The pending averages still complete once the other worker sends.
+        let out = rv
+            .on_reduce(1, 0, ReduceKind::Params, vec![3.0; 2])
+            .expect("a part");
+        assert_eq!(sends(&out), vec![(0, "reduced"), (1, "reduced")]);
+    }
 }
