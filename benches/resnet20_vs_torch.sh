@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ResNet-20 training step (forward + backward + SGD momentum) at one batch size and thread count,
-# lagom against PyTorch (bench/torch_resnet20.py), measured side by side: rounds alternate between
+# lagom against PyTorch (benches/torch_resnet20.py), measured side by side: rounds alternate between
 # the two so both see the same machine. Prints the ratio of median step times and the peak
 # resident memory of each process (whole process, and above its resident memory before the model
 # is built — for PyTorch, once torch is imported).
@@ -9,8 +9,8 @@
 #   PYTHON=/path/to/venv/bin/python ROUNDS=3 benches/resnet20_vs_torch.sh
 #   KERNELS=candle benches/resnet20_vs_torch.sh  # lagom on candle's reference ops instead
 #
-# Needs PyTorch for $PYTHON (`pip install torch`). The PyTorch script fixes 2 threads, so THREADS
-# must be 2 unless TORCH_SCRIPT points at a copy that reads it.
+# Needs PyTorch for $PYTHON (`pip install torch`). Both sides run THREADS threads (the PyTorch
+# script reads OMP_NUM_THREADS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BATCH=${BATCH:-128}
@@ -18,7 +18,7 @@ STEPS=${STEPS:-6}
 ROUNDS=${ROUNDS:-2}
 THREADS=${THREADS:-2}
 PYTHON=${PYTHON:-python3}
-TORCH_SCRIPT=${TORCH_SCRIPT:-../shared/bench/torch_resnet20.py}
+TORCH_SCRIPT=${TORCH_SCRIPT:-benches/torch_resnet20.py}
 KERNELS=${KERNELS:-fast}
 
 if ! "$PYTHON" -c 'import torch' 2>/dev/null; then

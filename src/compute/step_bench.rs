@@ -22,7 +22,7 @@ pub struct StepBench {
 
 impl StepBench {
     /// `model` for `input` on `device` with `kernels`, a seeded random batch of `batch_size`
-    /// examples and SGD with momentum 0.9 (what `bench/torch_resnet20.py` runs).
+    /// examples and SGD with momentum 0.9 (what `benches/torch_resnet20.py` runs).
     pub fn new(
         model: ModelName,
         input: InputSpec,

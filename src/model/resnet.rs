@@ -1,7 +1,7 @@
 //! ResNet-20 of He et al. 2016 (§4.2, the CIFAR network): a 3×3 stem with 16 channels, three
 //! stages of three basic blocks at 16/32/64 channels (stride 2 at the start of stages 2 and 3),
 //! batch norm, global average pooling and a linear classifier. Shortcuts that change shape are
-//! 1×1 convolutions with batch norm (option B), as in `bench/torch_resnet20.py`.
+//! 1×1 convolutions with batch norm (option B), as in `benches/torch_resnet20.py`.
 
 use candle_core::{Result, Tensor};
 use candle_nn::{conv2d_no_bias, linear, Conv2d, Conv2dConfig, Linear, ModuleT, VarBuilder};
