@@ -78,8 +78,8 @@ fn network_record(dir: &Path) -> Vec<(f64, f64)> {
     rows.into_iter().map(|r| (r.1, r.2)).collect()
 }
 
-/// The same run in one process; returns its record and final mean model.
-fn in_process_record(config: &Config) -> (Vec<(f64, f64)>, Vec<f32>) {
+/// The same run in one process; returns its record, final mean model and the layout hash.
+fn in_process_record(config: &Config) -> (Vec<(f64, f64)>, Vec<f32>, u64) {
     let device = Device::Cpu;
     let split = load_split(config).expect("data");
     let train = &split.train;
@@ -99,6 +99,7 @@ fn in_process_record(config: &Config) -> (Vec<(f64, f64)>, Vec<f32>) {
     )
     .expect("model");
     let x0 = net.layout().flatten().expect("parameters");
+    let layout_hash = net.layout().hash();
     // Both oracles use the nodes' computes, one call at a time.
     let computes: RefCell<Vec<_>> = RefCell::new(
         (0..WORKERS)
@@ -144,7 +145,7 @@ fn in_process_record(config: &Config) -> (Vec<(f64, f64)>, Vec<f32>) {
         let loss = losses.iter().sum::<f64>() / WORKERS as f64;
         record.push((cluster.consensus_distance(), loss));
     }
-    (record, cluster.mean_params())
+    (record, cluster.mean_params(), layout_hash)
 }
 
 fn same_in_both(config_file: &str, algorithm: &str) {
@@ -173,7 +174,7 @@ fn same_in_both(config_file: &str, algorithm: &str) {
     let network = network_record(dir.path());
 
     let config = config(config_file);
-    let (in_process, mean) = in_process_record(&config);
+    let (in_process, mean, layout_hash) = in_process_record(&config);
     for (k, (n, p)) in network.iter().zip(&in_process).enumerate() {
         assert_eq!(
             n,
@@ -183,20 +184,7 @@ fn same_in_both(config_file: &str, algorithm: &str) {
             k + 1
         );
     }
-    let net = Network::with_kernels(
-        config.model.name,
-        InputSpec {
-            channels: 1,
-            height: 28,
-            width: 28,
-            classes: 10,
-        },
-        &Device::Cpu,
-        config.run.seed,
-        config.compute.cpu_kernels,
-    )
-    .expect("model");
-    let cp = DecenCheckpoint::load(dir.path(), net.layout().hash(), algorithm).expect("checkpoint");
+    let cp = DecenCheckpoint::load(dir.path(), layout_hash, algorithm).expect("checkpoint");
     assert_eq!(cp.iteration, ITERATIONS);
     assert!(
         cp.params == mean,

@@ -85,11 +85,6 @@ impl<T: Real> InProcessCluster<T> {
         self.drivers.iter().map(|d| d.node()).collect()
     }
 
-    /// The drivers, in slot order.
-    pub fn drivers(&self) -> &[NodeDriver<T>] {
-        &self.drivers
-    }
-
     /// Runs one iteration with learning rate `lr`. `gradient(i, point, out)` writes node i's
     /// stochastic gradient at `point` into `out`; `loss(i, point)` is node i's local loss (only
     /// PC-ASGD's adaptive θ asks for it).

@@ -164,7 +164,7 @@ impl<T: Real> RendezvousCore<T> {
     }
 
     /// Every slot's peer address (`None`: absent).
-    pub fn peers(&self) -> Vec<Option<String>> {
+    fn peers(&self) -> Vec<Option<String>> {
         self.members
             .iter()
             .map(|m| m.as_ref().map(|m| m.addr.clone()))

@@ -83,11 +83,6 @@ impl RunPolicy {
         }
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &PolicyConfig {
-        &self.config
-    }
-
     /// The learning rate of update `t` (0-based).
     pub fn lr(&self, t: u64) -> f64 {
         self.config.lr.at(t)
