@@ -7,7 +7,7 @@ use std::path::Path;
 use lagom::algo::AlgorithmName;
 use lagom::config::{load, CliOverrides, Config};
 use lagom::decen::BufferStrategy;
-use lagom::run::RunDir;
+use lagom::run::{DecentralizedSimDetails, RunDetails, RunDir, Summary};
 use lagom::sim::{self, SimResult};
 
 fn run(config: &Config) -> (SimResult, Vec<serde_json::Value>) {
@@ -22,6 +22,14 @@ fn run(config: &Config) -> (SimResult, Vec<serde_json::Value>) {
         .map(|l| serde_json::from_str(l).expect("json line"))
         .collect();
     (result, events)
+}
+
+/// The decentralized simulator's own summary fields.
+fn details(s: &Summary) -> &DecentralizedSimDetails {
+    match &s.details {
+        RunDetails::DecentralizedSim(d) => d,
+        other => panic!("not a decentralized simulation: {other:?}"),
+    }
 }
 
 fn from_file(name: &str) -> Config {
@@ -50,14 +58,8 @@ fn every_shipped_configuration_runs_and_learns_at_16_and_64_nodes() {
                 "{name} n={nodes}: loss {loss}"
             );
             assert_eq!(s.updates, 300);
-            assert!(
-                s.extra["bytes_sent_per_node_iteration"].as_f64().unwrap() > 0.0,
-                "{name}"
-            );
-            assert!(
-                s.extra["iteration_s"].as_f64().unwrap() >= c.sim.step_time_s,
-                "{name}"
-            );
+            assert!(details(s).bytes_sent_per_node_iteration > 0.0, "{name}");
+            assert!(details(s).iteration_s >= c.sim.step_time_s, "{name}");
             let eval = events
                 .iter()
                 .find(|e| e["event"] == "eval")
@@ -95,10 +97,8 @@ fn bytes_per_node_and_iteration_follow_each_algorithm_s_communication() {
         c.sim.quadratic.dim = d as usize;
         c.algorithm.local_sgd.period = 4;
         let s = run(&c).0.summary;
-        let sent = s.extra["bytes_sent_per_node_iteration"].as_f64().unwrap();
-        let received = s.extra["bytes_received_per_node_iteration"]
-            .as_f64()
-            .unwrap();
+        let sent = details(&s).bytes_sent_per_node_iteration;
+        let received = details(&s).bytes_received_per_node_iteration;
         assert_eq!(sent, per_iteration, "{name}");
         // OSGP's and PC-ASGD's last messages may still be in flight when the run ends (a few
         // iterations' worth of 40).
@@ -118,11 +118,8 @@ fn bytes_per_node_and_iteration_follow_each_algorithm_s_communication() {
     c.sim.quadratic.dim = d as usize;
     c.sim.updates = 40;
     let s = run(&c).0.summary;
-    assert_eq!(
-        s.extra["bytes_sent_per_node_iteration"].as_f64().unwrap(),
-        vector / 8.0
-    );
-    assert_eq!(s.extra["slow_steps"].as_u64().unwrap(), 5);
+    assert_eq!(details(&s).bytes_sent_per_node_iteration, vector / 8.0);
+    assert_eq!(details(&s).slow_steps, 5);
 }
 
 /// Eight nodes on an ill-conditioned quadratic with noisy gradients, plain SGD base.
@@ -189,7 +186,7 @@ fn time_per_iteration_shows_the_communication_each_algorithm_pays() {
         c.heterogeneity.slow_fraction = 0.0;
         c.sim.bandwidth_gbps = 0.01;
         c.sim.updates = 40;
-        run(&c).0.summary.extra["iteration_s"].as_f64().unwrap()
+        details(&run(&c).0.summary).iteration_s
     };
     let (ar, local, sgp, osgp) = (
         time("allreduce-sgd"),

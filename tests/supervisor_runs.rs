@@ -8,18 +8,9 @@ use std::time::Duration;
 
 mod cli_support;
 use cli_support::{
-    fashion_mnist_present, free_port, lagom, spawn_lagom, stderr, strings, summary, wait_for,
-    write_certs, TestCluster,
+    events, fashion_mnist_present, free_port, lagom, spawn_lagom, stderr, strings, summary,
+    wait_for, write_certs, TestCluster,
 };
-
-/// The events of a `metrics.jsonl`.
-fn events(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
-}
 
 fn of_kind<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
     events.iter().filter(|e| e["event"] == kind).collect()

@@ -153,6 +153,11 @@ impl<T: Real> RendezvousCore<T> {
         &self.completed
     }
 
+    /// The furthest iteration a member reported having completed (the start point before any).
+    pub fn progress(&self) -> u64 {
+        self.progress
+    }
+
     /// Run totals so far.
     pub fn totals(&self) -> RunTotals {
         self.totals

@@ -4,7 +4,7 @@
 //! `decen::RendezvousCore`); `worker/` holds both kinds of worker and the peer links; `roles/`
 //! assembles them into `--role server | worker | local`. `hello` is the first exchange (both
 //! sides), `serve` the accept/read/write loops the server and the rendezvous share, `compute` and
-//! `eval` the candle threads off the network arbiter.
+//! `eval` the candle threads off the network arbiter, `shutdown` the early end on a stop signal.
 
 mod compute;
 mod eval;
@@ -13,6 +13,7 @@ mod rendezvous;
 mod roles;
 mod serve;
 mod server;
+mod shutdown;
 mod worker;
 
 pub use compute::{ComputeActor, ComputeGradient, ComputeLoss, ComputedGradient};
@@ -27,4 +28,5 @@ pub use server::{
     accept_loop, Checkpoint, Deliver, Disconnected, Register, RegisterResult, ServerActor,
     ServerRunInfo, CHECKPOINT_FILE, CHECKPOINT_VERSION,
 };
+pub use shutdown::{Shutdown, StopSignals};
 pub use worker::{run_worker, WorkerExit, WorkerSpec};

@@ -4,10 +4,8 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use super::{RunEvent, Summary};
 use anyhow::{Context, Result};
-use serde::Serialize;
-
-use super::Summary;
 
 /// A run directory: created on open; files are replaced, never appended to across runs.
 #[derive(Debug, Clone)]
@@ -15,7 +13,7 @@ pub struct RunDir {
     path: PathBuf,
 }
 
-/// Appends one JSON object per line to `metrics.jsonl`.
+/// Appends one [`RunEvent`] per line to `metrics.jsonl`.
 pub struct MetricsWriter {
     out: BufWriter<File>,
     path: PathBuf,
@@ -90,9 +88,11 @@ impl RunDir {
 }
 
 impl MetricsWriter {
-    /// Writes one event as a JSON line.
-    pub fn write<E: Serialize>(&mut self, event: &E) -> Result<()> {
-        serde_json::to_writer(&mut self.out, event)
+    /// Writes one event as a JSON line, its keys in sorted order (as every line has had since
+    /// the first release, so files of equal runs stay byte-identical across versions).
+    pub fn write(&mut self, event: &RunEvent) -> Result<()> {
+        let sorted = serde_json::to_value(event).context("cannot encode a metrics event")?;
+        serde_json::to_writer(&mut self.out, &sorted)
             .with_context(|| format!("cannot write {}", self.path.display()))?;
         self.out
             .write_all(b"\n")

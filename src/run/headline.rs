@@ -1,45 +1,43 @@
 //! The one line a run prints when it ends, for every kind of run, from its summary alone.
 
-use super::Summary;
+use super::{RunDetails, Summary};
+
+/// A consensus distance for people (`n/a` when it was not finite).
+fn distance(d: Option<f64>) -> String {
+    d.map_or("n/a".to_string(), |d| format!("{d:.3e}"))
+}
 
 impl Summary {
-    /// A kind-specific field as a number (`NaN` when absent or not a number).
-    fn number(&self, key: &str) -> f64 {
-        self.extra
-            .get(key)
-            .and_then(|v| v.as_f64())
-            .unwrap_or(f64::NAN)
-    }
-
-    /// True for a run of the decentralized family.
-    pub fn is_decentralized(&self) -> bool {
-        self.scheduler == "decentralized"
-    }
-
     /// What the run did, in one line: algorithm, size, time, result (the caller adds where the
     /// results are).
     pub fn headline(&self) -> String {
-        let diverged = if self.diverged { ", DIVERGED" } else { "" };
+        let diverged = format!(
+            "{}{}",
+            if self.diverged { ", DIVERGED" } else { "" },
+            self.stopped_by
+                .as_ref()
+                .map_or(String::new(), |s| format!(", stopped by {s}"))
+        );
         let loss = self
             .final_loss
             .map_or("non-finite".to_string(), |l| format!("{l:.4e}"));
-        let acc = match self.number("final_test_accuracy") {
-            a if a.is_finite() => format!("{:.2} %", 100.0 * a),
+        let acc = match self.details.final_test_accuracy() {
+            Some(a) if a.is_finite() => format!("{:.2} %", 100.0 * a),
             _ => "n/a".to_string(),
         };
-        match (self.kind.as_str(), self.is_decentralized()) {
-            ("sim", true) => format!(
+        match &self.details {
+            RunDetails::DecentralizedSim(d) => format!(
                 "{} ({} nodes): {} iterations in {:.1} virtual s ({:.2} ms each), final loss {loss}, \
-                 {:.0} bytes sent per node and iteration, consensus distance {:.3e}{diverged}",
+                 {:.0} bytes sent per node and iteration, consensus distance {}{diverged}",
                 self.algorithm,
                 self.workers,
                 self.updates,
                 self.wall_s,
-                self.number("iteration_s") * 1e3,
-                self.number("bytes_sent_per_node_iteration"),
-                self.number("consensus_distance"),
+                d.iteration_s * 1e3,
+                d.bytes_sent_per_node_iteration,
+                distance(d.consensus_distance),
             ),
-            ("sim", false) => format!(
+            RunDetails::Sim(_) => format!(
                 "{} ({}, {} workers): {} updates in {:.1} virtual s, final loss {loss}, staleness \
                  mean {:.2} max {}{diverged}",
                 self.algorithm,
@@ -50,30 +48,25 @@ impl Summary {
                 self.staleness.mean,
                 self.staleness.max,
             ),
-            ("train", _) => format!(
+            RunDetails::Train(d) => format!(
                 "{} on {}: {} steps ({:.2} epochs) in {:.1} s, test accuracy {acc}, {:.0} \
                  images/s{diverged}",
-                self.extra.get("model").and_then(|v| v.as_str()).unwrap_or("?"),
-                self.extra.get("dataset").and_then(|v| v.as_str()).unwrap_or("?"),
-                self.updates,
-                self.number("epochs"),
-                self.wall_s,
-                self.number("images_per_s"),
+                d.model, d.dataset, self.updates, d.epochs, self.wall_s, d.images_per_s,
             ),
-            (_, true) => format!(
+            RunDetails::Rendezvous(d) => format!(
                 "{} ({} nodes): {} iterations in {:.1} s ({:.1} ms each), test accuracy {acc}, \
-                 {:.0} bytes sent per node and iteration, consensus distance {:.3e}",
+                 {:.0} bytes sent per node and iteration, consensus distance {}{diverged}",
                 self.algorithm,
                 self.workers,
                 self.updates,
                 self.wall_s,
-                self.number("iteration_s") * 1e3,
-                self.number("bytes_sent_per_node_iteration"),
-                self.number("consensus_distance"),
+                d.iteration_s * 1e3,
+                d.bytes_sent_per_node_iteration,
+                distance(d.consensus_distance),
             ),
-            (_, false) => format!(
+            RunDetails::Server(_) => format!(
                 "{} ({}, {} workers): {} updates in {:.1} s, test accuracy {acc}, staleness mean \
-                 {:.2}",
+                 {:.2}{diverged}",
                 self.algorithm,
                 self.scheduler,
                 self.workers,
@@ -89,12 +82,13 @@ impl Summary {
 mod tests {
     use std::collections::BTreeMap;
 
-    use serde_json::json;
-
     use super::Summary;
+    use crate::run::details::{
+        DecentralizedSimDetails, RendezvousDetails, RunDetails, ServerDetails, TrainDetails,
+    };
     use crate::server::StalenessHistogram;
 
-    fn summary(kind: &str, scheduler: &str, extra: &[(&str, serde_json::Value)]) -> Summary {
+    fn summary(kind: &str, scheduler: &str, details: RunDetails) -> Summary {
         Summary {
             kind: kind.into(),
             algorithm: "sgp".into(),
@@ -108,42 +102,95 @@ mod tests {
             per_worker: Vec::new(),
             gradients_rejected: BTreeMap::new(),
             seed: 1,
-            extra: extra
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
+            stopped_by: None,
+            details,
+        }
+    }
+
+    fn rendezvous() -> RendezvousDetails {
+        RendezvousDetails {
+            batch_size: 32,
+            bytes_received_per_node_iteration: 814182.0,
+            bytes_sent_per_node_iteration: 814182.0,
+            consensus_distance: Some(0.25),
+            dataset: "fashion-mnist".into(),
+            exact_averages: 0,
+            final_test_accuracy: Some(0.863),
+            iteration_s: 0.015,
+            messages_absorbed_late: 0,
+            messages_given_up: 0,
+            model: "cnn".into(),
+            params: 100,
+            theta_mean: None,
         }
     }
 
     #[test]
     fn each_kind_of_run_says_what_matters_for_it() {
-        let decen = [
-            ("iteration_s", json!(0.015)),
-            ("bytes_sent_per_node_iteration", json!(814182.0)),
-            ("consensus_distance", json!(0.25)),
-            ("final_test_accuracy", json!(0.863)),
-        ];
-        let line = summary("server", "decentralized", &decen).headline();
+        let mut calm = summary(
+            "server",
+            "decentralized",
+            RunDetails::Rendezvous(rendezvous()),
+        );
+        calm.diverged = false;
         assert_eq!(
-            line,
+            calm.headline(),
             "sgp (4 nodes): 600 iterations in 12.5 s (15.0 ms each), test accuracy 86.30 %, \
              814182 bytes sent per node and iteration, consensus distance 2.500e-1"
         );
-        let line = summary("sim", "decentralized", &decen).headline();
+        calm.stopped_by = Some("SIGTERM".into());
+        assert!(calm.headline().ends_with(", stopped by SIGTERM"));
+        let sim = RunDetails::DecentralizedSim(DecentralizedSimDetails {
+            bytes_received_per_node_iteration: 1.0,
+            bytes_sent_per_node_iteration: 1.0,
+            consensus_distance: None,
+            dim: 3,
+            exact_averages: 0,
+            iteration_s: 0.01,
+            objective: "quadratic".into(),
+            slow_steps: 0,
+            theta_mean: None,
+        });
+        let line = summary("sim", "decentralized", sim).headline();
         assert!(
             line.contains("virtual s") && line.ends_with(", DIVERGED"),
             "{line}"
         );
         assert!(line.contains("final loss non-finite"), "{line}");
-        let line = summary("server", "async", &[]).headline();
+        assert!(line.contains("consensus distance n/a"), "{line}");
+        let server = RunDetails::Server(ServerDetails {
+            applied_before_start: 0,
+            applied_by_incarnation: Vec::new(),
+            batch_size: 32,
+            dataset: "fashion-mnist".into(),
+            final_test_accuracy: None,
+            gradients_applied: 600,
+            gradients_received: 600,
+            gradients_rejected_total: 0,
+            model: "cnn".into(),
+            params: 100,
+        });
+        let line = summary("server", "async", server).headline();
         assert!(
             line.contains("(async, 4 workers)") && line.contains("test accuracy n/a"),
             "{line}"
         );
-        let train = [("model", json!("cnn")), ("dataset", json!("fashion-mnist"))];
-        let line = summary("train", "sync", &train).headline();
+        let train = RunDetails::Train(TrainDetails {
+            batch_size: 32,
+            dataset: "fashion-mnist".into(),
+            device: "cpu".into(),
+            epochs: 1.5,
+            fast_kernels: false,
+            final_test_accuracy: 0.9,
+            final_test_loss: Some(0.3),
+            images_per_s: 1000.0,
+            model: "cnn".into(),
+            params: 100,
+        });
+        let line = summary("train", "local", train).headline();
         assert!(
-            line.starts_with("cnn on fashion-mnist: 600 steps"),
+            line.starts_with("cnn on fashion-mnist: 600 steps (1.50 epochs)")
+                && line.contains("test accuracy 90.00 %"),
             "{line}"
         );
     }

@@ -1,13 +1,21 @@
 //! Run outputs, one format for every run kind: `metrics.jsonl` (one JSON event per line),
 //! `summary.json` (written atomically at the end), the effective `config.toml`, and progress.
 
+pub mod catalog;
+pub mod details;
 mod dir;
+pub mod event;
 mod headline;
 mod policy;
 mod progress;
 mod summary;
 
+pub use details::{
+    DecentralizedSimDetails, IncarnationApplied, ModelFacts, RendezvousDetails, RunDetails,
+    ServerDetails, SimDetails, TrainDetails,
+};
 pub use dir::{MetricsWriter, RunDir};
+pub use event::RunEvent;
 pub use policy::{PolicyAction, PolicyConfig, RunPolicy};
 pub use progress::Progress;
 pub use summary::{PerWorker, Summary};

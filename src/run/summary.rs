@@ -1,13 +1,15 @@
-//! `summary.json`: the fields every run kind writes, plus kind-specific extras.
+//! `summary.json`: the fields every run kind writes, plus the kind's own [`RunDetails`].
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::RunDetails;
 use crate::server::{StalenessSummary, WorkerRecord};
 
 /// One worker's line in `per_worker`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PerWorker {
     /// Worker slot id.
     pub id: usize,
@@ -46,7 +48,7 @@ impl PerWorker {
 }
 
 /// The run summary. Field order is fixed, so equal runs give byte-identical files.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// What produced it: `sim`, `train`, `server`, …
     pub kind: String,
@@ -72,7 +74,10 @@ pub struct Summary {
     pub gradients_rejected: BTreeMap<String, u64>,
     /// The run seed.
     pub seed: u64,
-    /// Kind-specific fields (e.g. `objective` for `sim`).
+    /// The signal that ended the run early (absent when it ran to its end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<String>,
+    /// The fields of this kind of run (e.g. `objective` for `sim`), beside the common ones.
     #[serde(flatten)]
-    pub extra: BTreeMap<String, serde_json::Value>,
+    pub details: RunDetails,
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Counts of each staleness value seen; exact percentiles at a memory cost of one entry per
 /// distinct value.
@@ -14,7 +14,8 @@ pub struct StalenessHistogram {
 }
 
 /// `staleness` in `summary.json`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StalenessSummary {
     /// Mean staleness over applied gradients (0 when none).
     pub mean: f64,

@@ -13,6 +13,16 @@ pub enum ObjectiveName {
     Logistic,
 }
 
+impl ObjectiveName {
+    /// The configuration name (`quadratic`, `logistic`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectiveName::Quadratic => "quadratic",
+            ObjectiveName::Logistic => "logistic",
+        }
+    }
+}
+
 /// `[sim.quadratic]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

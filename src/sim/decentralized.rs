@@ -15,14 +15,19 @@ use std::collections::BTreeMap;
 use anyhow::{anyhow, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde_json::json;
 
 use super::setup::SimSetup;
 use super::{build_objective, SimResult};
 use crate::algo::AlgorithmName;
 use crate::decen::{build_nodes, delayed_nodes, InProcessCluster};
 use crate::heterogeneity::jitter_factor;
-use crate::run::{MetricsWriter, PerWorker, PolicyAction, Progress, RunPolicy, Summary};
+use crate::run::event::{
+    DecentralizedSimEval, Diverged, End, Eval, LossDiverged, SimEnd, SimStart, Start,
+};
+use crate::run::{
+    DecentralizedSimDetails, MetricsWriter, PerWorker, PolicyAction, Progress, RunDetails,
+    RunEvent, RunPolicy, Summary,
+};
 use crate::server::StalenessHistogram;
 
 /// Bytes and time of the iterations since the last report.
@@ -71,11 +76,18 @@ pub fn run(
         vec![false; n]
     };
 
-    metrics.write(&json!({
-        "event": "start", "t_s": 0.0, "updates": 0, "kind": "sim",
-        "algorithm": alg.name.as_str(), "scheduler": "decentralized", "workers": n,
-        "speeds": speeds, "objective": config.sim.objective, "dim": objective.dim(), "seed": seed,
-    }))?;
+    metrics.write(&RunEvent::Start(Start::Sim(SimStart {
+        t_s: 0.0,
+        updates: 0,
+        kind: "sim".into(),
+        algorithm: alg.name.as_str().into(),
+        scheduler: "decentralized".into(),
+        workers: n,
+        speeds: speeds.clone(),
+        objective: config.sim.objective.as_str().into(),
+        dim: objective.dim(),
+        seed,
+    })))?;
 
     let mut clocks = vec![0.0f64; n];
     let mut progress = show_progress.then(|| Progress::new("sim", config.sim.updates));
@@ -148,13 +160,18 @@ pub fn run(
         if due.contains(&PolicyAction::Evaluate) || updates == config.sim.updates {
             let loss = objective.loss(&cluster.mean_params());
             let per = (window.iterations * n as u64).max(1) as f64;
-            metrics.write(&json!({
-                "event": "eval", "t_s": after, "updates": updates, "loss": finite(loss), "lr": lr,
-                "consensus_distance": finite(cluster.consensus_distance()),
-                "bytes_sent_per_node_iteration": window.sent as f64 / per,
-                "bytes_received_per_node_iteration": window.received as f64 / per,
-                "iteration_s": window.seconds / window.iterations.max(1) as f64,
-            }))?;
+            metrics.write(&RunEvent::Eval(Eval::DecentralizedSim(
+                DecentralizedSimEval {
+                    t_s: after,
+                    updates,
+                    loss: finite(loss),
+                    lr,
+                    consensus_distance: finite(cluster.consensus_distance()),
+                    bytes_sent_per_node_iteration: window.sent as f64 / per,
+                    bytes_received_per_node_iteration: window.received as f64 / per,
+                    iteration_s: window.seconds / window.iterations.max(1) as f64,
+                },
+            )))?;
             window = Window::default();
             if let Some(p) = progress.as_mut() {
                 p.update(updates, &format!("loss {loss:.4e}"));
@@ -174,43 +191,31 @@ pub fn run(
     }
     let wall = clocks.iter().copied().fold(0.0, f64::max);
     if diverged {
-        metrics.write(&json!({
-            "event": "diverged", "t_s": wall, "updates": iterations, "loss": finite(last_loss),
-        }))?;
+        metrics.write(&RunEvent::Diverged(Diverged::Loss(LossDiverged {
+            t_s: wall,
+            updates: iterations,
+            loss: finite(last_loss),
+        })))?;
     }
-    metrics.write(&json!({
-        "event": "end", "t_s": wall, "updates": iterations, "loss": finite(last_loss),
-    }))?;
+    metrics.write(&RunEvent::End(End::Sim(SimEnd {
+        t_s: wall,
+        updates: iterations,
+        loss: finite(last_loss),
+    })))?;
     metrics.flush()?;
 
     let per_node_iteration = (iterations * n as u64).max(1) as f64;
-    let mut extra = BTreeMap::new();
-    extra.insert("objective".to_string(), json!(config.sim.objective));
-    extra.insert("dim".to_string(), json!(objective.dim()));
-    extra.insert(
-        "bytes_sent_per_node_iteration".to_string(),
-        json!(total_sent as f64 / per_node_iteration),
-    );
-    extra.insert(
-        "bytes_received_per_node_iteration".to_string(),
-        json!(total_received as f64 / per_node_iteration),
-    );
-    extra.insert(
-        "iteration_s".to_string(),
-        json!(wall / iterations.max(1) as f64),
-    );
-    extra.insert(
-        "consensus_distance".to_string(),
-        json!(finite(cluster.consensus_distance())),
-    );
-    extra.insert("exact_averages".to_string(), json!(averages));
-    extra.insert("slow_steps".to_string(), json!(slow_steps));
-    if theta_count > 0 {
-        extra.insert(
-            "theta_mean".to_string(),
-            json!(theta_sum / theta_count as f64),
-        );
-    }
+    let details = RunDetails::DecentralizedSim(DecentralizedSimDetails {
+        bytes_received_per_node_iteration: total_received as f64 / per_node_iteration,
+        bytes_sent_per_node_iteration: total_sent as f64 / per_node_iteration,
+        consensus_distance: finite(cluster.consensus_distance()),
+        dim: objective.dim(),
+        exact_averages: averages,
+        iteration_s: wall / iterations.max(1) as f64,
+        objective: config.sim.objective.as_str().into(),
+        slow_steps,
+        theta_mean: (theta_count > 0).then(|| theta_sum / theta_count as f64),
+    });
     let per_worker = (0..n)
         .map(|id| PerWorker {
             id,
@@ -233,7 +238,8 @@ pub fn run(
         per_worker,
         gradients_rejected: BTreeMap::new(),
         seed,
-        extra,
+        stopped_by: None,
+        details,
     };
     Ok(SimResult {
         summary,

@@ -1,18 +1,21 @@
 //! The simulation loop: workers take the parameters the server core sends, finish after a
 //! modelled compute time, and hand back a noisy gradient computed on exactly those parameters.
 
-use std::collections::BTreeMap;
-
 use anyhow::Result;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde_json::json;
 
 use super::setup::SimSetup;
 use super::{build_objective, VirtualClock};
 use crate::algo::{self, vector::axpy, Real};
 use crate::heterogeneity::jitter_factor;
-use crate::run::{MetricsWriter, PerWorker, PolicyAction, Progress, RunPolicy, Summary};
+use crate::run::event::{
+    Diverged, End, Eval, LossDiverged, Rejected, SimEnd, SimEval, SimStart, Start,
+};
+use crate::run::{
+    MetricsWriter, PerWorker, PolicyAction, Progress, RunDetails, RunEvent, RunPolicy, SimDetails,
+    Summary,
+};
 use crate::server::{Action, Event, GradientIn, ServerCore, ServerCoreConfig};
 
 /// What a simulation produced besides its files.
@@ -78,12 +81,18 @@ pub fn run(
         })
         .collect();
 
-    metrics.write(&json!({
-        "event": "start", "t_s": 0.0, "updates": 0, "kind": "sim",
-        "algorithm": config.algorithm.name.as_str(), "scheduler": scheduler.as_str(),
-        "workers": k, "speeds": speeds, "objective": config.sim.objective,
-        "dim": objective.dim(), "seed": seed,
-    }))?;
+    metrics.write(&RunEvent::Start(Start::Sim(SimStart {
+        t_s: 0.0,
+        updates: 0,
+        kind: "sim".into(),
+        algorithm: config.algorithm.name.as_str().into(),
+        scheduler: scheduler.as_str().into(),
+        workers: k,
+        speeds: speeds.clone(),
+        objective: config.sim.objective.as_str().into(),
+        dim: objective.dim(),
+        seed,
+    })))?;
 
     let mut clock = VirtualClock::default();
     let mut progress = show_progress.then(|| Progress::new("sim", config.sim.updates));
@@ -120,10 +129,12 @@ pub fn run(
                     let due = policy.after_update(updates, clock.now());
                     if due.contains(&PolicyAction::Evaluate) {
                         let loss = objective.loss(core.params());
-                        metrics.write(&json!({
-                            "event": "eval", "t_s": clock.now(), "updates": updates,
-                            "loss": finite(loss), "lr": lr,
-                        }))?;
+                        metrics.write(&RunEvent::Eval(Eval::Sim(SimEval {
+                            t_s: clock.now(),
+                            updates,
+                            loss: finite(loss),
+                            lr,
+                        })))?;
                         if let Some(p) = progress.as_mut() {
                             p.update(updates, &format!("loss {loss:.4e}"));
                         }
@@ -133,9 +144,12 @@ pub fn run(
                     }
                 }
                 Action::Rejected { worker, reason } => {
-                    metrics.write(&json!({
-                        "event": "rejected", "t_s": clock.now(), "updates": core.updates(),
-                        "worker": worker, "reason": reason.code(), "detail": reason.to_string(),
+                    metrics.write(&RunEvent::Rejected(Rejected {
+                        t_s: clock.now(),
+                        updates: core.updates(),
+                        worker,
+                        reason: reason.code().into(),
+                        detail: reason.to_string(),
                     }))?;
                 }
                 Action::Stop => stop = true,
@@ -176,19 +190,20 @@ pub fn run(
         p.finish();
     }
     if diverged {
-        metrics.write(&json!({
-            "event": "diverged", "t_s": clock.now(), "updates": core.updates(), "loss": finite(last_loss),
-        }))?;
+        metrics.write(&RunEvent::Diverged(Diverged::Loss(LossDiverged {
+            t_s: clock.now(),
+            updates: core.updates(),
+            loss: finite(last_loss),
+        })))?;
     }
-    metrics.write(&json!({
-        "event": "end", "t_s": clock.now(), "updates": core.updates(), "loss": finite(last_loss),
-    }))?;
+    metrics.write(&RunEvent::End(End::Sim(SimEnd {
+        t_s: clock.now(),
+        updates: core.updates(),
+        loss: finite(last_loss),
+    })))?;
     metrics.flush()?;
 
     let per_worker = PerWorker::from_records(core.workers(), &speeds);
-    let mut extra = BTreeMap::new();
-    extra.insert("objective".to_string(), json!(config.sim.objective));
-    extra.insert("dim".to_string(), json!(objective.dim()));
     let summary = Summary {
         kind: "sim".to_string(),
         algorithm: config.algorithm.name.as_str().to_string(),
@@ -206,7 +221,11 @@ pub fn run(
             .map(|(k, v)| (k.to_string(), *v))
             .collect(),
         seed,
-        extra,
+        stopped_by: None,
+        details: RunDetails::Sim(SimDetails {
+            dim: objective.dim(),
+            objective: config.sim.objective.as_str().into(),
+        }),
     };
     Ok(SimResult {
         summary,

@@ -7,7 +7,6 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use serde_json::json;
 use tokio::process::Command;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -16,7 +15,11 @@ use super::cgroup::CpuQuota;
 use super::SupervisionSetup;
 use super::{ChaosSchedule, Fault, RestartDecision, RestartState, SupervisedWorker};
 use crate::heterogeneity::SlowdownMechanism;
-use crate::run::MetricsWriter;
+use crate::run::event::{
+    ChaosPause, ChaosSignal, End, Exit, GiveUp, Restart, Shutdown, ShutdownExit, Start,
+    SupervisorEnd, WorkerExit, WorkerOnly, WorkerStart,
+};
+use crate::run::{MetricsWriter, RunEvent};
 
 /// Exit code of a worker whose configuration cannot be used (restarting cannot help).
 pub const EXIT_CONFIG: i32 = 2;
@@ -163,8 +166,11 @@ pub async fn supervise(
                 slot.paused_until = None;
                 if let State::Running { pid, .. } = slot.state {
                     send_signal(pid, libc::SIGCONT);
-                    metrics.write(&json!({"event": "chaos_resume", "t_s": t_s(now),
-                        "worker": slot.spec.worker, "pid": pid}))?;
+                    metrics.write(&RunEvent::ChaosResume(ChaosSignal {
+                        t_s: t_s(now),
+                        worker: slot.spec.worker,
+                        pid,
+                    }))?;
                 }
             }
         }
@@ -204,8 +210,10 @@ pub async fn supervise(
                         slots[i].spec.worker,
                         sup.grace_s
                     );
-                    metrics.write(&json!({"event": "run_over", "t_s": t_s(Instant::now()),
-                        "worker": slots[i].spec.worker}))?;
+                    metrics.write(&RunEvent::RunOver(WorkerOnly {
+                        t_s: t_s(Instant::now()),
+                        worker: slots[i].spec.worker,
+                    }))?;
                     for slot in slots.iter_mut() {
                         if matches!(slot.state, State::Waiting { .. }) {
                             slot.state = State::Finished;
@@ -223,7 +231,10 @@ pub async fn supervise(
         .filter(|s| s.state == State::GaveUp)
         .map(|s| s.spec.worker)
         .collect();
-    metrics.write(&json!({"event": "end", "t_s": t_s(Instant::now()), "gave_up": gave_up}))?;
+    metrics.write(&RunEvent::End(End::Supervisor(SupervisorEnd {
+        t_s: t_s(Instant::now()),
+        gave_up: gave_up.clone(),
+    })))?;
     metrics.flush()?;
     if gave_up.is_empty() {
         Ok(SupervisionEnd::Finished)
@@ -290,8 +301,12 @@ fn start(
                 "worker {worker}: started (pid {pid}, start {})",
                 slot.starts
             );
-            metrics.write(&json!({"event": "start", "t_s": t_s, "worker": worker,
-                "pid": pid, "start": slot.starts}))?;
+            metrics.write(&RunEvent::Start(Start::Worker(WorkerStart {
+                t_s,
+                worker,
+                pid,
+                start: slot.starts,
+            })))?;
             let tx = tx.clone();
             tokio::spawn(async move {
                 let status = child.wait().await;
@@ -302,8 +317,11 @@ fn start(
                     send_signal(pid, libc::SIGKILL);
                     return Err(e.context(format!("cannot slow worker {worker} with cpu.max")));
                 }
-                metrics.write(&json!({"event": "cpu_quota", "t_s": t_s, "worker": worker,
-                    "cpu_max": super::cgroup::cpu_max(slot.speed, slot.cores)}))?;
+                metrics.write(&RunEvent::CpuQuota(crate::run::event::CpuQuota {
+                    t_s,
+                    worker,
+                    cpu_max: super::cgroup::cpu_max(slot.speed, slot.cores),
+                }))?;
             }
         }
         Err(e) => {
@@ -349,10 +367,15 @@ fn on_exit(
         ),
         Err(e) => (None, None, format!("could not start: {e}")),
     };
-    metrics.write(
-        &json!({"event": "exit", "t_s": t_s, "worker": worker, "pid": pid,
-        "code": code, "signal": sig, "ran_s": ran_s, "chaos": slot.killed_by_chaos}),
-    )?;
+    metrics.write(&RunEvent::Exit(Exit::Running(WorkerExit {
+        t_s,
+        worker,
+        pid,
+        code,
+        signal: sig,
+        ran_s,
+        chaos: slot.killed_by_chaos,
+    })))?;
     if code == Some(0) {
         tracing::info!("worker {worker}: finished");
         slot.state = State::Finished;
@@ -370,8 +393,13 @@ fn on_exit(
             "the server refused it"
         };
         tracing::error!("worker {worker}: {how} — {why}; restarting cannot help, giving up on it");
-        metrics.write(&json!({"event": "give_up", "t_s": t_s, "worker": worker,
-            "reason": why}))?;
+        metrics.write(&RunEvent::GiveUp(GiveUp {
+            t_s,
+            worker,
+            reason: why.into(),
+            restarts: None,
+            window_s: None,
+        }))?;
         slot.state = State::GaveUp;
         return Ok(false);
     }
@@ -384,8 +412,12 @@ fn on_exit(
     match decision {
         RestartDecision::After(wait) => {
             tracing::warn!("worker {worker}: {how} after {ran_s:.1} s; restarting in {wait:.1} s");
-            metrics.write(&json!({"event": "restart", "t_s": t_s, "worker": worker,
-                "after_s": wait, "chaos": slot.killed_by_chaos}))?;
+            metrics.write(&RunEvent::Restart(Restart {
+                t_s,
+                worker,
+                after_s: wait,
+                chaos: slot.killed_by_chaos,
+            }))?;
             slot.state = State::Waiting {
                 until: Instant::now() + secs(wait),
             };
@@ -395,8 +427,13 @@ fn on_exit(
                 "worker {worker}: {how}; it was restarted {restarts} times in the last \
                  {window_s} s (supervisor.restart_budget) — giving up on it"
             );
-            metrics.write(&json!({"event": "give_up", "t_s": t_s, "worker": worker,
-                "reason": "restart budget spent", "restarts": restarts, "window_s": window_s}))?;
+            metrics.write(&RunEvent::GiveUp(GiveUp {
+                t_s,
+                worker,
+                reason: "restart budget spent".into(),
+                restarts: Some(restarts),
+                window_s: Some(window_s),
+            }))?;
             slot.state = State::GaveUp;
         }
     }
@@ -424,17 +461,18 @@ fn inject(
             tracing::warn!("chaos: killing worker {worker} (pid {pid})");
             slot.killed_by_chaos = true;
             send_signal(pid, libc::SIGKILL);
-            metrics.write(&json!({"event": "chaos_kill", "t_s": t_s, "worker": worker,
-                "pid": pid}))?;
+            metrics.write(&RunEvent::ChaosKill(ChaosSignal { t_s, worker, pid }))?;
         }
         Fault::Pause { worker, for_s } => {
             tracing::warn!("chaos: pausing worker {worker} (pid {pid}) for {for_s} s");
             send_signal(pid, libc::SIGSTOP);
             slot.paused_until = Some(now + secs(for_s));
-            metrics.write(
-                &json!({"event": "chaos_pause", "t_s": t_s, "worker": worker,
-                "pid": pid, "for_s": for_s}),
-            )?;
+            metrics.write(&RunEvent::ChaosPause(ChaosPause {
+                t_s,
+                worker,
+                pid,
+                for_s,
+            }))?;
         }
     }
     Ok(())
@@ -469,8 +507,10 @@ async fn shutdown(
 ) -> Result<SupervisionEnd> {
     let t_s = |now: Instant| now.duration_since(started).as_secs_f64();
     tracing::info!("{signal_name}: stopping the workers (grace {grace_s} s)");
-    metrics.write(&json!({"event": "shutdown", "t_s": t_s(Instant::now()),
-        "signal": signal_name}))?;
+    metrics.write(&RunEvent::Shutdown(Shutdown {
+        t_s: t_s(Instant::now()),
+        signal: signal_name.into(),
+    }))?;
     for slot in slots.iter_mut() {
         match slot.state {
             State::Running { pid, .. } => {
@@ -499,8 +539,12 @@ async fn shutdown(
                 if generation == slots[i].generation {
                     let worker = slots[i].spec.worker;
                     let code = status.as_ref().ok().and_then(|s| s.code());
-                    metrics.write(&json!({"event": "exit", "t_s": t_s(Instant::now()),
-                        "worker": worker, "code": code, "shutdown": true}))?;
+                    metrics.write(&RunEvent::Exit(Exit::Shutdown(ShutdownExit {
+                        t_s: t_s(Instant::now()),
+                        worker,
+                        code,
+                        shutdown: true,
+                    })))?;
                     slots[i].state = State::Finished;
                 }
             }
@@ -517,7 +561,10 @@ async fn shutdown(
             }
         }
     }
-    metrics.write(&json!({"event": "end", "t_s": t_s(Instant::now()), "gave_up": []}))?;
+    metrics.write(&RunEvent::End(End::Supervisor(SupervisorEnd {
+        t_s: t_s(Instant::now()),
+        gave_up: Vec::new(),
+    })))?;
     metrics.flush()?;
     Ok(SupervisionEnd::Signalled(signal_name.to_string()))
 }

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde_json::json;
 
 use super::TrainSetup;
 use crate::algo::vector::all_finite;
@@ -15,7 +14,10 @@ use crate::algo::LocalSgd;
 use crate::compute::{describe, Engine, EvalOutput};
 use crate::data::{self, Batch, Dataset, Sampler, Sharding};
 use crate::model::{BnEval, InputSpec, Network};
-use crate::run::{MetricsWriter, PerWorker, Progress, Summary};
+use crate::run::event::{
+    Diverged, End, Eval, LossDiverged, Start, TrainEnd, TrainEval, TrainStart, TrainWindow,
+};
+use crate::run::{MetricsWriter, PerWorker, Progress, RunDetails, RunEvent, Summary, TrainDetails};
 use crate::server::StalenessHistogram;
 
 /// Seed stream of the augmentation draws (kept apart from the shuffling stream).
@@ -86,14 +88,22 @@ pub fn run(
     };
     let budget = tc.time_budget_s.map(Duration::from_secs_f64);
 
-    metrics.write(&json!({
-        "event": "start", "t_s": 0.0, "updates": 0, "kind": "train",
-        "model": config.model.name.as_str(), "params": params.len(),
-        "layout_hash": format!("{:016x}", engine.network().layout().hash()),
-        "dataset": config.data.name, "train_examples": train.len(), "test_examples": test.len(),
-        "device": describe(&device), "fast_kernels": engine.network().uses_fast_kernels(),
-        "batch_size": tc.batch_size, "steps_per_epoch": steps_per_epoch, "seed": seed,
-    }))?;
+    metrics.write(&RunEvent::Start(Start::Train(TrainStart {
+        t_s: 0.0,
+        updates: 0,
+        kind: "train".into(),
+        model: config.model.name.as_str().into(),
+        params: params.len(),
+        layout_hash: format!("{:016x}", engine.network().layout().hash()),
+        dataset: config.data.name.as_str().into(),
+        train_examples: train.len(),
+        test_examples: test.len(),
+        device: describe(&device),
+        fast_kernels: engine.network().uses_fast_kernels(),
+        batch_size: tc.batch_size,
+        steps_per_epoch,
+        seed,
+    })))?;
     tracing::info!(
         "training {} ({} parameters) on {} ({} examples) for up to {} steps on {}",
         config.model.name.as_str(),
@@ -123,10 +133,11 @@ pub fn run(
         if !out.loss.is_finite() || out.loss > config.divergence_loss || !all_finite(&out.grad) {
             diverged = true;
             last_loss = out.loss;
-            metrics.write(&json!({
-                "event": "diverged", "t_s": started.elapsed().as_secs_f64(), "updates": steps,
-                "loss": finite(out.loss),
-            }))?;
+            metrics.write(&RunEvent::Diverged(Diverged::Loss(LossDiverged {
+                t_s: started.elapsed().as_secs_f64(),
+                updates: steps,
+                loss: finite(out.loss),
+            })))?;
             tracing::warn!("training diverged at step {steps} (loss {})", out.loss);
             break;
         }
@@ -146,12 +157,14 @@ pub fn run(
 
         if steps % tc.log_every == 0 || steps == total_steps {
             let w = std::mem::take(&mut window);
-            metrics.write(&json!({
-                "event": "train", "t_s": started.elapsed().as_secs_f64(), "updates": steps,
-                "epoch": epoch(images, sampler.pool_len()), "lr": lr,
-                "train_loss": w.loss / w.steps as f64,
-                "train_accuracy": w.correct as f64 / w.samples.max(1) as f64,
-                "images_per_s": w.samples as f64 / w.compute.as_secs_f64().max(1e-9),
+            metrics.write(&RunEvent::Train(TrainWindow {
+                t_s: started.elapsed().as_secs_f64(),
+                updates: steps,
+                epoch: epoch(images, sampler.pool_len()),
+                lr,
+                train_loss: w.loss / w.steps as f64,
+                train_accuracy: w.correct as f64 / w.samples.max(1) as f64,
+                images_per_s: w.samples as f64 / w.compute.as_secs_f64().max(1e-9),
             }))?;
             metrics.flush()?;
         }
@@ -181,39 +194,31 @@ pub fn run(
     };
     let wall_s = started.elapsed().as_secs_f64();
     let images_per_s = images as f64 / compute_total.as_secs_f64().max(1e-9);
-    metrics.write(&json!({
-        "event": "end", "t_s": wall_s, "updates": steps, "loss": finite(last_loss),
-        "test_accuracy": final_eval.accuracy, "images_per_s": images_per_s,
-    }))?;
+    metrics.write(&RunEvent::End(End::Train(TrainEnd {
+        t_s: wall_s,
+        updates: steps,
+        loss: finite(last_loss),
+        test_accuracy: final_eval.accuracy,
+        images_per_s,
+    })))?;
     metrics.flush()?;
     tracing::info!(
         "{steps} steps in {wall_s:.1} s: test accuracy {:.2} %, {images_per_s:.0} images/s",
         100.0 * final_eval.accuracy
     );
 
-    let mut extra = BTreeMap::new();
-    extra.insert(
-        "final_test_accuracy".to_string(),
-        json!(final_eval.accuracy),
-    );
-    extra.insert(
-        "final_test_loss".to_string(),
-        json!(finite(final_eval.loss)),
-    );
-    extra.insert("images_per_s".to_string(), json!(images_per_s));
-    extra.insert(
-        "epochs".to_string(),
-        json!(epoch(images, sampler.pool_len())),
-    );
-    extra.insert("model".to_string(), json!(config.model.name.as_str()));
-    extra.insert("params".to_string(), json!(params.len()));
-    extra.insert("dataset".to_string(), json!(config.data.name));
-    extra.insert("device".to_string(), json!(describe(&device)));
-    extra.insert(
-        "fast_kernels".to_string(),
-        json!(engine.network().uses_fast_kernels()),
-    );
-    extra.insert("batch_size".to_string(), json!(tc.batch_size));
+    let details = RunDetails::Train(TrainDetails {
+        batch_size: tc.batch_size,
+        dataset: config.data.name.as_str().into(),
+        device: describe(&device),
+        epochs: epoch(images, sampler.pool_len()),
+        fast_kernels: engine.network().uses_fast_kernels(),
+        final_test_accuracy: final_eval.accuracy,
+        final_test_loss: finite(final_eval.loss),
+        images_per_s,
+        model: config.model.name.as_str().into(),
+        params: params.len(),
+    });
     let summary = Summary {
         kind: "train".to_string(),
         algorithm: if tc.nesterov { "sgd-nesterov" } else { "sgd" }.to_string(),
@@ -233,7 +238,8 @@ pub fn run(
         }],
         gradients_rejected: BTreeMap::new(),
         seed,
-        extra,
+        stopped_by: None,
+        details,
     };
     Ok(TrainResult {
         summary,
@@ -283,10 +289,13 @@ fn write_eval(
     pool: usize,
     e: &EvalOutput,
 ) -> Result<()> {
-    metrics.write(&json!({
-        "event": "eval", "t_s": started.elapsed().as_secs_f64(), "updates": steps,
-        "epoch": epoch(images, pool), "test_loss": finite(e.loss), "test_accuracy": e.accuracy,
-    }))?;
+    metrics.write(&RunEvent::Eval(Eval::Train(TrainEval {
+        t_s: started.elapsed().as_secs_f64(),
+        updates: steps,
+        epoch: epoch(images, pool),
+        test_loss: finite(e.loss),
+        test_accuracy: e.accuracy,
+    })))?;
     metrics.flush()
 }
 

@@ -32,10 +32,33 @@ pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// `DIR/summary.json`, parsed.
+/// `DIR/summary.json`, parsed; it and every line of `DIR/metrics.jsonl` (and of the supervisor's,
+/// if there is one) must also read back as lagom's own types, so every cluster test checks the
+/// output format.
 pub fn summary(dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json exists");
+    if let Err(e) = serde_json::from_str::<lagom::run::Summary>(&text) {
+        panic!("{}: not a lagom summary: {e}\n{text}", dir.display());
+    }
+    for file in ["metrics.jsonl", "supervisor/metrics.jsonl"] {
+        if dir.join(file).is_file() {
+            events(&dir.join(file));
+        }
+    }
     serde_json::from_str(&text).expect("summary.json is JSON")
+}
+
+/// The lines of a `metrics.jsonl`, each checked to read back as a `lagom::run::RunEvent`.
+pub fn events(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .map(|l| {
+            if let Err(e) = serde_json::from_str::<lagom::run::RunEvent>(l) {
+                panic!("{}: not a lagom event: {e}: {l}", path.display());
+            }
+            serde_json::from_str(l).expect("a JSON line")
+        })
+        .collect()
 }
 
 /// Where the Debian package `dataset-fashion-mnist` puts the data.

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
-use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::DecenCheckpoint;
@@ -14,8 +13,12 @@ use crate::compute::EvalOutput;
 use crate::decen::{RendezvousAction, RendezvousCore, RoundReport};
 use crate::node::eval::{EvalActor, Evaluate};
 use crate::proto::Message;
+use crate::run::event::{
+    CheckpointWritten, ClusterDiverged, ClusterEnd, Diverged, End, Eval, RendezvousEval,
+};
 use crate::run::{
-    MetricsWriter, PerWorker, PolicyAction, PolicyConfig, Progress, RunDir, RunPolicy, Summary,
+    MetricsWriter, ModelFacts, PerWorker, PolicyAction, PolicyConfig, Progress, RendezvousDetails,
+    RunDetails, RunDir, RunEvent, RunPolicy, Summary,
 };
 use crate::server::StalenessHistogram;
 
@@ -29,8 +32,8 @@ pub struct RendezvousSetup {
     pub speeds: Vec<f64>,
     /// The run seed.
     pub seed: u64,
-    /// Summary fields (model, data set, …).
-    pub extra: BTreeMap<String, serde_json::Value>,
+    /// What the summary says of the model.
+    pub facts: ModelFacts,
     /// Where checkpoints go, and the layout hash they record.
     pub checkpoint: Option<(RunDir, u64)>,
     /// Wall-clock seconds of a resumed run before this process.
@@ -62,6 +65,8 @@ pub struct RendezvousActor {
     last_report: Option<RoundReport<f32>>,
     policy: RunPolicy,
     pub(super) finishing: bool,
+    /// The signal that ended the run early, if one did.
+    pub(super) stopped_by: Option<String>,
     done: Option<oneshot::Sender<Summary>>,
 }
 
@@ -77,8 +82,9 @@ impl RendezvousActor {
         let n = core.completed().len();
         let progress = Progress::new("rendezvous", setup.iterations);
         let now = Instant::now();
-        let started = now
-            .checked_sub(std::time::Duration::from_secs_f64(setup.resumed_wall_s))
+        let started = std::time::Duration::try_from_secs_f64(setup.resumed_wall_s)
+            .ok()
+            .and_then(|d| now.checked_sub(d))
             .unwrap_or(now);
         let policy = RunPolicy::new(setup.policy.clone(), setup.resumed_wall_s);
         RendezvousActor {
@@ -93,6 +99,7 @@ impl RendezvousActor {
             last_eval: None,
             last_report: None,
             finishing: false,
+            stopped_by: None,
             done: Some(done),
         }
     }
@@ -103,7 +110,7 @@ impl RendezvousActor {
     }
 
     /// Writes and flushes an event line; a failure is logged, never fatal.
-    pub(super) fn write(&mut self, event: serde_json::Value) {
+    pub(super) fn write(&mut self, event: RunEvent) {
         if let Err(e) = self
             .metrics
             .write(&event)
@@ -190,22 +197,23 @@ impl RendezvousActor {
 
     fn record(&mut self, r: RoundReport<f32>, eval: Option<EvalOutput>, ctx: &mut Context<Self>) {
         let finite = |x: f64| x.is_finite().then_some(x);
-        let event = json!({
-            "event": "eval", "t_s": self.t_s(), "updates": r.iteration,
-            "test_loss": eval.and_then(|e| finite(e.loss)),
-            "test_accuracy": eval.map(|e| e.accuracy),
-            "train_loss": finite(r.loss),
-            "nodes": r.nodes,
-            "consensus_distance": finite(r.consensus_distance),
-            "bytes_sent_per_node_iteration": r.bytes_sent_per_node_iteration,
-            "bytes_received_per_node_iteration": r.bytes_received_per_node_iteration,
-            "iteration_s": r.iteration_s,
-            "compute_share": r.compute_share,
-            "weight_sum": r.weight_sum,
-            "given_up": r.given_up,
-            "absorbed_late": r.absorbed_late,
-            "theta_mean": r.theta,
-        });
+        let event = RunEvent::Eval(Eval::Rendezvous(RendezvousEval {
+            t_s: self.t_s(),
+            updates: r.iteration,
+            test_loss: eval.and_then(|e| finite(e.loss)),
+            test_accuracy: eval.map(|e| e.accuracy),
+            train_loss: finite(r.loss),
+            nodes: r.nodes,
+            consensus_distance: finite(r.consensus_distance),
+            bytes_sent_per_node_iteration: r.bytes_sent_per_node_iteration,
+            bytes_received_per_node_iteration: r.bytes_received_per_node_iteration,
+            iteration_s: r.iteration_s,
+            compute_share: r.compute_share,
+            weight_sum: r.weight_sum,
+            given_up: r.given_up,
+            absorbed_late: r.absorbed_late,
+            theta_mean: r.theta,
+        }));
         self.write(event);
         if let Some(e) = eval {
             tracing::info!(
@@ -233,8 +241,10 @@ impl RendezvousActor {
             };
             match cp.save(dir) {
                 Ok(()) => {
-                    let event =
-                        json!({"event": "checkpoint", "t_s": self.t_s(), "updates": r.iteration});
+                    let event = RunEvent::Checkpoint(CheckpointWritten {
+                        t_s: self.t_s(),
+                        updates: r.iteration,
+                    });
                     self.write(event);
                 }
                 Err(e) => tracing::error!("checkpoint failed (training goes on): {e:#}"),
@@ -245,9 +255,11 @@ impl RendezvousActor {
             eval.and_then(|e| self.policy.on_evaluated_loss(e.loss))
         {
             tracing::error!("stopping the run: {reason}");
-            let event = json!({
-                "event": "diverged", "t_s": self.t_s(), "updates": r.iteration, "reason": reason,
-            });
+            let event = RunEvent::Diverged(Diverged::Cluster(ClusterDiverged {
+                t_s: self.t_s(),
+                updates: r.iteration,
+                reason,
+            }));
             self.write(event);
             last = true;
         }
@@ -258,7 +270,9 @@ impl RendezvousActor {
         }
     }
 
-    fn finish(&mut self) {
+    /// Tells the workers, writes the `end` event and sends the summary (the last report is
+    /// already checkpointed).
+    pub(super) fn finish(&mut self) {
         self.finishing = true;
         self.progress.finish();
         for link in self.links.iter().flatten() {
@@ -270,36 +284,28 @@ impl RendezvousActor {
         let eval = self.last_eval;
         let totals = self.core.totals();
         let last = self.last_report.clone();
-        self.write(json!({
-            "event": "end", "t_s": wall_s,
-            "updates": last.as_ref().map_or(self.setup.iterations, |r| r.iteration),
-            "test_accuracy": eval.map(|e| e.accuracy),
-        }));
+        self.write(RunEvent::End(End::Cluster(ClusterEnd {
+            t_s: wall_s,
+            updates: last.as_ref().map_or(self.core.progress(), |r| r.iteration),
+            test_accuracy: eval.map(|e| e.accuracy),
+        })));
         let per = totals.node_iterations.max(1) as f64;
-        let mut extra = self.setup.extra.clone();
-        extra.insert(
-            "final_test_accuracy".into(),
-            json!(eval.map(|e| e.accuracy)),
-        );
-        extra.insert(
-            "bytes_sent_per_node_iteration".into(),
-            json!(totals.bytes_sent as f64 / per),
-        );
-        extra.insert(
-            "bytes_received_per_node_iteration".into(),
-            json!(totals.bytes_received as f64 / per),
-        );
-        extra.insert("iteration_s".into(), json!(totals.wall_s / per));
-        extra.insert(
-            "consensus_distance".into(),
-            json!(last.as_ref().map(|r| r.consensus_distance)),
-        );
-        extra.insert("exact_averages".into(), json!(totals.averages));
-        extra.insert("messages_given_up".into(), json!(totals.given_up));
-        extra.insert("messages_absorbed_late".into(), json!(totals.absorbed_late));
-        if let Some(theta) = last.as_ref().and_then(|r| r.theta) {
-            extra.insert("theta_mean".into(), json!(theta));
-        }
+        let facts = &self.setup.facts;
+        let details = RunDetails::Rendezvous(RendezvousDetails {
+            batch_size: facts.batch_size,
+            bytes_received_per_node_iteration: totals.bytes_received as f64 / per,
+            bytes_sent_per_node_iteration: totals.bytes_sent as f64 / per,
+            consensus_distance: last.as_ref().map(|r| r.consensus_distance),
+            dataset: facts.dataset.clone(),
+            exact_averages: totals.averages,
+            final_test_accuracy: eval.map(|e| e.accuracy),
+            iteration_s: totals.wall_s / per,
+            messages_absorbed_late: totals.absorbed_late,
+            messages_given_up: totals.given_up,
+            model: facts.model.clone(),
+            params: facts.params,
+            theta_mean: last.as_ref().and_then(|r| r.theta),
+        });
         let completed = self.core.completed();
         let most = completed.iter().copied().max().unwrap_or(0).max(1);
         let per_worker = completed
@@ -318,7 +324,7 @@ impl RendezvousActor {
             algorithm: self.setup.algorithm.clone(),
             scheduler: "decentralized".into(),
             workers: completed.len(),
-            updates: self.setup.iterations,
+            updates: last.as_ref().map_or(self.core.progress(), |r| r.iteration),
             wall_s,
             final_loss: eval.and_then(|e| e.loss.is_finite().then_some(e.loss)),
             diverged: self.policy.diverged().is_some(),
@@ -326,7 +332,8 @@ impl RendezvousActor {
             per_worker,
             gradients_rejected: BTreeMap::new(),
             seed: self.setup.seed,
-            extra,
+            stopped_by: self.stopped_by.clone(),
+            details,
         };
         if let Some(done) = self.done.take() {
             let _ = done.send(summary);

@@ -1,13 +1,15 @@
 //! What the rendezvous actor is told by its network side: a worker joined, a worker sent a
 //! message, a connection ended. Each handler feeds the core and carries out what it returns.
 
-use actix::{Context, Handler, Message as ActixMessage};
-use serde_json::json;
+use actix::{ActorContext, Context, Handler, Message as ActixMessage};
 use tokio::sync::mpsc;
 
 use super::actor::{Link, RendezvousActor};
 use crate::decen::RendezvousError;
+use crate::node::shutdown::Shutdown;
 use crate::proto::Message;
+use crate::run::event::{self, RendezvousJoin, WorkerOnly};
+use crate::run::RunEvent;
 
 /// A worker passed its `Hello`: register it (refused once the run is over).
 pub struct Join {
@@ -39,9 +41,11 @@ impl Handler<Join> for RendezvousActor {
             msg.worker,
             msg.addr
         );
-        self.write(json!({
-            "event": "join", "t_s": self.t_s(), "worker": msg.worker, "incarnation": msg.incarnation,
-        }));
+        self.write(RunEvent::Join(event::Join::Rendezvous(RendezvousJoin {
+            t_s: self.t_s(),
+            worker: msg.worker,
+            incarnation: msg.incarnation,
+        })));
         self.links[msg.worker] = Some(Link {
             connection: msg.connection,
             incarnation: msg.incarnation,
@@ -126,8 +130,34 @@ impl Handler<Left> for RendezvousActor {
             return;
         }
         tracing::warn!("worker {} left; the others go on without it", msg.worker);
-        self.write(json!({"event": "leave", "t_s": self.t_s(), "worker": msg.worker}));
+        self.write(RunEvent::Leave(event::Leave::Rendezvous(WorkerOnly {
+            t_s: self.t_s(),
+            worker: msg.worker,
+        })));
         let actions = self.core.leave(msg.worker, incarnation);
         self.carry_out(actions, ctx);
+    }
+}
+
+impl Handler<Shutdown> for RendezvousActor {
+    type Result = ();
+
+    /// Ends the run now: the nodes are told, the summary is written from the last report (which
+    /// is also the last checkpoint).
+    fn handle(&mut self, msg: Shutdown, ctx: &mut Context<Self>) {
+        self.write(RunEvent::Shutdown(event::Shutdown {
+            t_s: self.t_s(),
+            signal: msg.signal.clone(),
+        }));
+        if self.finishing {
+            return;
+        }
+        tracing::warn!(
+            "{}: ending the run (summary from the last report)",
+            msg.signal
+        );
+        self.stopped_by = Some(msg.signal);
+        self.finish();
+        ctx.stop();
     }
 }

@@ -7,6 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use crate::config::Config;
 use crate::net::{load_identity, write_cluster};
+use crate::node::shutdown::Shutdown;
 use crate::run::{RunDir, Summary};
 use crate::supervisor::SupervisionEnd;
 
@@ -70,8 +71,11 @@ pub fn run_local(config: &Config, dir: &RunDir) -> Result<Summary> {
                             supervisor_result = Some(ended);
                             continue;
                         }
+                        // The workers are stopped; the server ends its run as on a signal of its own.
                         Ok(Ok(SupervisionEnd::Signalled(signal))) => {
-                            format!("{signal} stopped the workers")
+                            server.stop.do_send(Shutdown { signal: signal.clone() });
+                            supervisor_result = Some(ended);
+                            continue;
                         }
                         Ok(Err(e)) => format!("{e:#}"),
                         Err(e) => format!("the supervisor failed: {e}"),

@@ -6,7 +6,6 @@ use std::time::Duration;
 use actix::Actor;
 use anyhow::Result;
 use candle_core::Device;
-use serde_json::json;
 use tokio::sync::oneshot;
 
 use crate::config::Config;
@@ -18,7 +17,8 @@ use crate::node::rendezvous::{
     rendezvous_accept_loop, DecenCheckpoint, RendezvousActor, RendezvousSetup,
     DECEN_CHECKPOINT_FILE,
 };
-use crate::run::RunDir;
+use crate::run::event::{RendezvousStart, Resume, Start};
+use crate::run::{RunDir, RunEvent};
 
 use super::setup::{served_model, transport, ServedModel, ServerNode};
 
@@ -39,7 +39,7 @@ pub(super) fn start_rendezvous_node(
         layout_hash,
         mut params,
         evaluator,
-        extra,
+        facts,
     } = served_model(config, split, device)?;
     let params_len = params.len();
     let name = config.algorithm.name.as_str();
@@ -54,16 +54,24 @@ pub(super) fn start_rendezvous_node(
     } else {
         dir.metrics()?
     };
-    metrics.write(&json!({
-        "event": if resume { "resume" } else { "start" }, "t_s": wall_s, "updates": iteration,
-        "kind": "server", "algorithm": name, "workers": k,
-    }))?;
+    let opened = RendezvousStart {
+        t_s: wall_s,
+        updates: iteration,
+        kind: "server".into(),
+        algorithm: name.into(),
+        workers: k,
+    };
+    metrics.write(&if resume {
+        RunEvent::Resume(Resume::Rendezvous(opened))
+    } else {
+        RunEvent::Start(Start::Rendezvous(opened))
+    })?;
     let setup = RendezvousSetup {
         iterations: config.server.updates,
         algorithm: name.into(),
         speeds: config.heterogeneity.speeds(k, seed),
         seed,
-        extra,
+        facts,
         checkpoint: Some((RunDir::create(dir.path())?, layout_hash)),
         resumed_wall_s: wall_s,
         policy: config.server_policy(k),
@@ -81,6 +89,7 @@ pub(super) fn start_rendezvous_node(
     // Parameters and buffers together are the largest frame.
     let endpoint = server_endpoint(bind, identity, &transport(config, 2 * params_len))?;
     let addr = endpoint.local_addr()?;
+    let stop = actor.clone().recipient();
     actix::spawn(rendezvous_accept_loop(
         endpoint.clone(),
         actor,
@@ -91,5 +100,6 @@ pub(super) fn start_rendezvous_node(
         requirements,
         done,
         endpoint,
+        stop,
     })
 }

@@ -7,7 +7,6 @@ use std::time::Duration;
 use actix::{Actor, Addr};
 use anyhow::{anyhow, Result};
 use candle_core::Device;
-use serde_json::json;
 use tokio::sync::oneshot;
 
 use crate::algo;
@@ -18,7 +17,9 @@ use crate::node::hello::PeerRequirements;
 use crate::node::server::{
     accept_loop, Checkpoint, Checkpointing, Resumed, ServerActor, ServerRunInfo, CHECKPOINT_FILE,
 };
-use crate::run::{RunDir, Summary};
+use crate::node::shutdown::{Shutdown, StopSignals};
+use crate::run::event::{Resume, ServerResume};
+use crate::run::{RunDir, RunEvent, Summary};
 use crate::server::{ServerCore, ServerCoreConfig};
 
 use super::rendezvous::start_rendezvous_node;
@@ -51,7 +52,7 @@ pub fn start_server(
         layout_hash,
         params: w0,
         evaluator,
-        extra,
+        facts,
     } = served_model(config, split, device)?;
     let params_len = w0.len();
     let scheduler = config.algorithm.scheduler();
@@ -81,16 +82,17 @@ pub fn start_server(
         dir.metrics()?
     };
     if resume {
-        metrics.write(&json!({
-            "event": "resume", "t_s": resumed.wall_s, "updates": core.updates(),
-        }))?;
+        metrics.write(&RunEvent::Resume(Resume::Server(ServerResume {
+            t_s: resumed.wall_s,
+            updates: core.updates(),
+        })))?;
     }
     let info = ServerRunInfo {
         algorithm: config.algorithm.name.as_str().into(),
         scheduler: scheduler.as_str().into(),
         speeds: config.heterogeneity.speeds(k, seed),
         seed,
-        extra,
+        facts,
         policy: config.server_policy(k),
     };
     let (tx, done) = oneshot::channel();
@@ -138,12 +140,14 @@ pub fn start_server_node(
     let req = server.requirements;
     let endpoint = server_endpoint(bind, identity, &transport(config, req.params_len))?;
     let addr = endpoint.local_addr()?;
+    let stop = server.actor.clone().recipient();
     actix::spawn(accept_loop(endpoint.clone(), server.actor, req));
     Ok(ServerNode {
         addr,
         requirements: req,
         done: server.done,
         endpoint,
+        stop,
     })
 }
 
@@ -162,10 +166,16 @@ pub fn run_server(config: &Config, dir: &RunDir) -> Result<Summary> {
             server.addr,
             server.requirements.workers
         );
-        let summary = server
-            .done
-            .await
-            .map_err(|_| anyhow!("the server stopped without a summary"))?;
+        let mut signals = StopSignals::watch()?;
+        let mut done = server.done;
+        let summary = loop {
+            tokio::select! {
+                summary = &mut done => {
+                    break summary.map_err(|_| anyhow!("the server stopped without a summary"))?;
+                }
+                signal = signals.next() => server.stop.do_send(Shutdown { signal: signal.into() }),
+            }
+        };
         // Give the Stop messages a moment to reach the workers before the endpoint goes away.
         tokio::time::sleep(Duration::from_millis(500)).await;
         server.endpoint.close(0u32.into(), b"done");

@@ -1,14 +1,12 @@
 //! What every role sets up alike: the data split, the node's identity and transport, the
 //! model a server serves (layout, initial parameters, evaluator), a worker's compute thread.
 
-use std::collections::BTreeMap;
-
-use serde_json::json;
 use tokio::sync::oneshot;
 
 use crate::node::eval::EvalActor;
 use crate::node::hello::PeerRequirements;
-use crate::run::Summary;
+use crate::node::shutdown::Shutdown;
+use crate::run::{ModelFacts, Summary};
 use crate::train::bn_batches;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -147,6 +145,8 @@ pub struct ServerNode {
     pub done: oneshot::Receiver<Summary>,
     /// The QUIC endpoint (close it after the run).
     pub endpoint: quinn::Endpoint,
+    /// Ends the run early (a stop signal): final checkpoint and summary, then `done`.
+    pub stop: actix::Recipient<Shutdown>,
 }
 
 /// What a server (or rendezvous) serves: the model's layout hash and initial parameters, the
@@ -158,8 +158,8 @@ pub(super) struct ServedModel {
     pub params: Vec<f32>,
     /// The evaluator.
     pub evaluator: Addr<EvalActor>,
-    /// `model`, `params`, `dataset`, `batch_size` for the summary.
-    pub extra: BTreeMap<String, serde_json::Value>,
+    /// What the summary says of the model.
+    pub facts: ModelFacts,
 }
 
 /// Builds the model `config` names for `split` on `device`, and starts its evaluator.
@@ -189,15 +189,16 @@ pub(super) fn served_model(config: &Config, split: &Split, device: &Device) -> R
         config.train.eval_batch_size,
     );
     let evaluator = SyncArbiter::start(1, move || evaluator.clone());
-    let mut extra = BTreeMap::new();
-    extra.insert("model".into(), json!(config.model.name.as_str()));
-    extra.insert("params".into(), json!(params_len));
-    extra.insert("dataset".into(), json!(config.data.name));
-    extra.insert("batch_size".into(), json!(config.train.batch_size));
+    let facts = ModelFacts {
+        batch_size: config.train.batch_size,
+        dataset: config.data.name.as_str().into(),
+        model: config.model.name.as_str().into(),
+        params: params_len,
+    };
     Ok(ServedModel {
         layout_hash,
         params,
         evaluator,
-        extra,
+        facts,
     })
 }

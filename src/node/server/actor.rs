@@ -5,13 +5,18 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
-use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::compute::EvalOutput;
 use crate::node::eval::{EvalActor, Evaluate};
 use crate::proto::Message;
-use crate::run::{MetricsWriter, PolicyAction, PolicyConfig, Progress, RunDir, RunPolicy, Summary};
+use crate::run::event::{
+    ClusterDiverged, Diverged, Eval, Rejected, ServerEval, ServerProgress, Shutdown,
+};
+use crate::run::{
+    MetricsWriter, ModelFacts, PolicyAction, PolicyConfig, Progress, RunDir, RunEvent, RunPolicy,
+    Summary,
+};
 use crate::server::{Action, ServerCore};
 
 /// A connected worker: where its outgoing messages go.
@@ -33,8 +38,8 @@ pub struct ServerRunInfo {
     pub speeds: Vec<f64>,
     /// The run seed.
     pub seed: u64,
-    /// Kind-specific summary fields (model, data set, …).
-    pub extra: BTreeMap<String, serde_json::Value>,
+    /// What the summary says of the model.
+    pub facts: ModelFacts,
     /// Progress, evaluation and checkpoint cadence, and the divergence rule.
     pub policy: PolicyConfig,
 }
@@ -80,6 +85,8 @@ pub struct ServerActor {
     pub(super) applied_at_start: u64,
     /// Gradients applied since this process started, by (worker, incarnation).
     pub(super) applied_by_incarnation: BTreeMap<(usize, u64), u64>,
+    /// The signal that ended the run early, if one did.
+    pub(super) stopped_by: Option<String>,
 }
 
 impl ServerActor {
@@ -97,14 +104,16 @@ impl ServerActor {
         let k = core.workers().len();
         let progress = Progress::new("server", core_target(&core));
         let now = Instant::now();
-        let started = now
-            .checked_sub(std::time::Duration::from_secs_f64(resumed.wall_s))
+        let started = std::time::Duration::try_from_secs_f64(resumed.wall_s)
+            .ok()
+            .and_then(|d| now.checked_sub(d))
             .unwrap_or(now);
         let applied_at_start = core.updates();
         let policy = RunPolicy::new(info.policy.clone(), resumed.wall_s);
         ServerActor {
             applied_at_start,
             applied_by_incarnation: BTreeMap::new(),
+            stopped_by: None,
             core,
             metrics,
             evaluator,
@@ -130,18 +139,42 @@ impl ServerActor {
     }
 
     /// Writes an event line; a failure is logged, never fatal.
-    pub(super) fn write(&mut self, event: serde_json::Value) {
+    pub(super) fn write(&mut self, event: RunEvent) {
         if let Err(e) = self.metrics.write(&event) {
             tracing::error!("cannot write metrics: {e:#}");
         }
     }
 
     /// Writes an event and flushes, so the file can be followed while the run goes on.
-    pub(super) fn write_now(&mut self, event: serde_json::Value) {
+    pub(super) fn write_now(&mut self, event: RunEvent) {
         self.write(event);
         if let Err(e) = self.metrics.flush() {
             tracing::error!("cannot flush metrics: {e:#}");
         }
+    }
+
+    /// Ends the run early because of a stop signal: workers stop, the parameters are evaluated once
+    /// more, then the final checkpoint and the summary; a second signal skips the evaluation.
+    pub(super) fn shut_down(&mut self, ctx: &mut Context<Self>, signal: String) {
+        let event = RunEvent::Shutdown(Shutdown {
+            t_s: self.t_s(),
+            signal: signal.clone(),
+        });
+        self.write_now(event);
+        if self.finishing {
+            tracing::warn!("{signal} again: ending the run without waiting for the evaluation");
+            self.finish();
+            ctx.stop();
+            return;
+        }
+        tracing::warn!(
+            "{signal}: ending the run at update {} (final evaluation, checkpoint, summary)",
+            self.core.updates()
+        );
+        self.finishing = true;
+        self.stop_peers(&format!("the server was stopped ({signal})"));
+        self.stopped_by = Some(signal);
+        self.start_eval(ctx, true);
     }
 
     /// Ends the run early (divergence): workers stop, the parameters are evaluated once more.
@@ -151,10 +184,11 @@ impl ServerActor {
         }
         tracing::error!("stopping the run: {reason}");
         self.finishing = true;
-        let event = json!({
-            "event": "diverged", "t_s": self.t_s(), "updates": self.core.updates(),
-            "reason": reason,
-        });
+        let event = RunEvent::Diverged(Diverged::Cluster(ClusterDiverged {
+            t_s: self.t_s(),
+            updates: self.core.updates(),
+            reason: reason.into(),
+        }));
         self.write_now(event);
         self.stop_peers(reason);
         self.start_eval(ctx, true);
@@ -191,9 +225,12 @@ impl ServerActor {
                 }
                 Action::Rejected { worker, reason } => {
                     tracing::warn!("rejected a message of worker {worker}: {reason}");
-                    let event = json!({
-                        "event": "rejected", "t_s": self.t_s(), "updates": self.core.updates(),
-                        "worker": worker, "reason": reason.code(), "detail": reason.to_string(),
+                    let event = RunEvent::Rejected(Rejected {
+                        t_s: self.t_s(),
+                        updates: self.core.updates(),
+                        worker,
+                        reason: reason.code().into(),
+                        detail: reason.to_string(),
                     });
                     self.write(event);
                 }
@@ -214,11 +251,12 @@ impl ServerActor {
             match action {
                 PolicyAction::Progress => {
                     let (sum, n) = std::mem::take(&mut self.loss_window);
-                    let event = json!({
-                        "event": "progress", "t_s": self.t_s(),
-                        "updates": self.last_applied,
-                        "train_loss": if n > 0 { Some(sum / n as f64) } else { None },
-                        "lr": self.core.current_lr(), "gradients_received": self.received,
+                    let event = RunEvent::Progress(ServerProgress {
+                        t_s: self.t_s(),
+                        updates: self.last_applied,
+                        train_loss: if n > 0 { Some(sum / n as f64) } else { None },
+                        lr: self.core.current_lr(),
+                        gradients_received: self.received,
                     });
                     self.write_now(event);
                 }
@@ -254,11 +292,12 @@ impl ServerActor {
                 act.eval_in_flight = false;
                 match res {
                     Ok(Ok((updates, e))) => {
-                        let event = json!({
-                            "event": "eval", "t_s": act.t_s(), "updates": updates,
-                            "test_loss": e.loss.is_finite().then_some(e.loss),
-                            "test_accuracy": e.accuracy,
-                        });
+                        let event = RunEvent::Eval(Eval::Server(ServerEval {
+                            t_s: act.t_s(),
+                            updates,
+                            test_loss: e.loss.is_finite().then_some(e.loss),
+                            test_accuracy: e.accuracy,
+                        }));
                         act.write(event);
                         tracing::info!(
                             "update {updates}: test accuracy {:.2} %",

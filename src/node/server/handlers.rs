@@ -2,11 +2,13 @@
 //! connection ended. Each handler feeds the core and carries out what it returns.
 
 use actix::{Context, Handler, Message as ActixMessage};
-use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::actor::{Peer, ServerActor};
+use crate::node::shutdown::Shutdown;
 use crate::proto::{Message, RefusalCode};
+use crate::run::event::{Join, Leave, ServerJoin, ServerLeave};
+use crate::run::RunEvent;
 use crate::server::{Action, Event, GradientIn, RejectReason};
 
 /// A worker passed the handshake checks and wants to join.
@@ -53,10 +55,13 @@ impl Handler<Register> for ServerActor {
             msg.incarnation,
             msg.device
         );
-        let event = json!({
-            "event": "join", "t_s": self.t_s(), "updates": self.core.updates(),
-            "worker": msg.worker, "incarnation": msg.incarnation, "device": msg.device,
-        });
+        let event = RunEvent::Join(Join::Server(ServerJoin {
+            t_s: self.t_s(),
+            updates: self.core.updates(),
+            worker: msg.worker,
+            incarnation: msg.incarnation,
+            device: msg.device.clone(),
+        }));
         self.write(event);
         self.peers[msg.worker] = Some(Peer {
             connection: msg.connection,
@@ -73,6 +78,14 @@ pub struct Deliver(pub GradientIn<f32>, pub f32);
 
 impl ActixMessage for Deliver {
     type Result = ();
+}
+
+impl Handler<Shutdown> for ServerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Shutdown, ctx: &mut Context<Self>) {
+        self.shut_down(ctx, msg.signal);
+    }
 }
 
 impl Handler<Deliver> for ServerActor {
@@ -131,10 +144,11 @@ impl Handler<Disconnected> for ServerActor {
         }
         self.peers[msg.worker] = None;
         tracing::info!("worker {} left", msg.worker);
-        let event = json!({
-            "event": "leave", "t_s": self.t_s(), "updates": self.core.updates(),
-            "worker": msg.worker,
-        });
+        let event = RunEvent::Leave(Leave::Server(ServerLeave {
+            t_s: self.t_s(),
+            updates: self.core.updates(),
+            worker: msg.worker,
+        }));
         self.write(event);
         let actions = self.core.handle(Event::Leave { worker: msg.worker });
         self.carry_out(actions, ctx);

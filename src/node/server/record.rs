@@ -1,11 +1,10 @@
 //! What the server actor records beyond metrics: checkpoints a restarted server resumes from,
 //! and the summary of the run when it ends.
 
-use serde_json::json;
-
 use super::actor::ServerActor;
 use super::checkpoint::{Checkpoint, CHECKPOINT_VERSION};
-use crate::run::{PerWorker, Summary};
+use crate::run::event::{CheckpointWritten, ClusterEnd, End};
+use crate::run::{IncarnationApplied, PerWorker, RunDetails, RunEvent, ServerDetails, Summary};
 
 impl ServerActor {
     /// Writes a checkpoint now (if checkpointing is on); a failure is logged, not fatal.
@@ -23,8 +22,9 @@ impl ServerActor {
         };
         match cp.save(&c.dir) {
             Ok(()) => {
-                let event = json!({
-                    "event": "checkpoint", "t_s": self.t_s(), "updates": self.core.updates(),
+                let event = RunEvent::Checkpoint(CheckpointWritten {
+                    t_s: self.t_s(),
+                    updates: self.core.updates(),
                 });
                 self.write_now(event);
             }
@@ -32,39 +32,49 @@ impl ServerActor {
         }
     }
 
+    /// Writes the final checkpoint, the `end` event and sends the summary (once; later calls do
+    /// nothing).
     pub(super) fn finish(&mut self) {
+        if self.done.is_none() {
+            return;
+        }
         self.progress.finish();
         self.checkpoint();
         let wall_s = self.t_s();
         let applied = self.core.updates();
         let final_eval = self.last_eval.map(|(_, e)| e);
-        let event = json!({
-            "event": "end", "t_s": wall_s, "updates": applied,
-            "test_accuracy": final_eval.map(|e| e.accuracy),
-        });
+        let event = RunEvent::End(End::Cluster(ClusterEnd {
+            t_s: wall_s,
+            updates: applied,
+            test_accuracy: final_eval.map(|e| e.accuracy),
+        }));
         self.write(event);
         if let Err(e) = self.metrics.flush() {
             tracing::error!("cannot flush metrics: {e:#}");
         }
         let rejected: u64 = self.core.rejections().values().sum();
         let per_worker = PerWorker::from_records(self.core.workers(), &self.info.speeds);
-        let mut extra = self.info.extra.clone();
-        extra.insert(
-            "final_test_accuracy".into(),
-            json!(final_eval.map(|e| e.accuracy)),
-        );
-        extra.insert("gradients_received".into(), json!(self.received));
-        extra.insert("gradients_applied".into(), json!(applied));
-        extra.insert("gradients_rejected_total".into(), json!(rejected));
-        extra.insert("applied_before_start".into(), json!(self.applied_at_start));
-        let by_incarnation: Vec<_> = self
-            .applied_by_incarnation
-            .iter()
-            .map(|(&(worker, incarnation), &applied)| {
-                json!({"worker": worker, "incarnation": incarnation, "applied": applied})
-            })
-            .collect();
-        extra.insert("applied_by_incarnation".into(), json!(by_incarnation));
+        let facts = &self.info.facts;
+        let details = RunDetails::Server(ServerDetails {
+            applied_before_start: self.applied_at_start,
+            applied_by_incarnation: self
+                .applied_by_incarnation
+                .iter()
+                .map(|(&(worker, incarnation), &applied)| IncarnationApplied {
+                    applied,
+                    incarnation,
+                    worker,
+                })
+                .collect(),
+            batch_size: facts.batch_size,
+            dataset: facts.dataset.clone(),
+            final_test_accuracy: final_eval.map(|e| e.accuracy),
+            gradients_applied: applied,
+            gradients_received: self.received,
+            gradients_rejected_total: rejected,
+            model: facts.model.clone(),
+            params: facts.params,
+        });
         let summary = Summary {
             kind: "server".into(),
             algorithm: self.info.algorithm.clone(),
@@ -83,7 +93,8 @@ impl ServerActor {
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
             seed: self.info.seed,
-            extra,
+            stopped_by: self.stopped_by.clone(),
+            details,
         };
         if let Some(done) = self.done.take() {
             let _ = done.send(summary);
