@@ -13,6 +13,8 @@ STEPS=${STEPS:-300}
 ROUNDS=${ROUNDS:-2}
 THREADS=${THREADS:-2}
 cargo build --release --quiet
+# The machine every figure below comes from.
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); simd: $(grep -m1 -o -w -E 'avx512f|avx2|fma' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 export RAYON_NUM_THREADS=$THREADS CANDLE_NUM_THREADS=$THREADS
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -18,6 +18,7 @@ fn random(len: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
 }
 
 fn conv(c: &mut Criterion) {
+    println!("{}", lagom::kernels::describe_cpu());
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut group = c.benchmark_group("conv_b128");
     group

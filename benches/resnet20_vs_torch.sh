@@ -30,6 +30,8 @@ if [ ! -f "$TORCH_SCRIPT" ]; then
   exit 1
 fi
 cargo build --release --quiet
+# The machine every figure below comes from.
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); simd: $(grep -m1 -o -w -E 'avx512f|avx2|fma' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 export RAYON_NUM_THREADS=$THREADS CANDLE_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS
 
 candle_times=()

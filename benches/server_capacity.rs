@@ -239,6 +239,7 @@ fn measure_quic(algorithm: AlgorithmName) -> anyhow::Result<(f64, usize)> {
 
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; nothing to parse.
+    println!("{}", lagom::kernels::describe_cpu());
     // Evaluation (once, after each run) needs no second core; an idle rayon pool that spins
     // after it would take the core the measured thread runs on.
     lagom::compute::set_cpu_threads(1);

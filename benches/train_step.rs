@@ -25,6 +25,7 @@ fn input(data: DatasetName) -> InputSpec {
 }
 
 fn training_step(c: &mut Criterion) {
+    println!("{}", lagom::kernels::describe_cpu());
     // As every lagom process does at start (main.rs).
     lagom::compute::keep_freed_tensor_buffers();
     let mut group = c.benchmark_group("train_step_b128_cpu");

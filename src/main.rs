@@ -271,61 +271,23 @@ fn run_certs(args: &CertsArgs) -> Result<()> {
 }
 
 fn run_bench(config: &Config, steps: usize) -> Result<()> {
-    use lagom::compute::{describe, StepBench};
-    use lagom::model::InputSpec;
+    use lagom::compute::BenchSpec;
     lagom::compute::set_cpu_threads(config.compute.threads);
     let device = config.compute.device.open()?;
     let (channels, height, width, classes) = config.data.name.shape();
-    let input = InputSpec {
-        channels,
-        height,
-        width,
-        classes,
+    let spec = BenchSpec {
+        model: config.model.name,
+        input: lagom::model::InputSpec {
+            channels,
+            height,
+            width,
+            classes,
+        },
+        batch_size: config.train.batch_size,
+        kernels: config.compute.cpu_kernels,
+        seed: config.run.seed,
     };
-    let batch = config.train.batch_size;
-    let baseline = lagom::compute::resident_memory();
-    let mut bench = StepBench::new(
-        config.model.name,
-        input,
-        batch,
-        &device,
-        config.compute.cpu_kernels,
-        config.run.seed,
-    )?;
-    println!(
-        "bench: {} ({} parameters), {}×{}×{} inputs, batch {batch}, device {}, threads {}, \
-         cpu kernels {}",
-        config.model.name.as_str(),
-        bench.params(),
-        channels,
-        height,
-        width,
-        describe(&device),
-        std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".to_string()),
-        config.compute.cpu_kernels.as_str(),
-    );
-    bench.step()?;
-    let mut times = Vec::with_capacity(steps);
-    for i in 0..steps.max(1) {
-        let t = std::time::Instant::now();
-        let loss = bench.step()?;
-        times.push(t.elapsed().as_secs_f64());
-        println!("step {i}: {:.4} s (loss {loss:.4})", times[i]);
-    }
-    times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
-    println!(
-        "median_step_s {median:.4} images_per_s {:.1}",
-        batch as f64 / median
-    );
-    if let (Some(base), Some(end)) = (baseline, lagom::compute::resident_memory()) {
-        let mib = |b: u64| b as f64 / (1 << 20) as f64;
-        println!(
-            "peak_rss_mib {:.1} above_start_mib {:.1}",
-            mib(end.peak),
-            mib(end.peak.saturating_sub(base.current))
-        );
-    }
+    lagom::compute::run_bench(&spec, &device, steps)?;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! The training compute of a node: device selection, the forward/backward/evaluate engine and
 //! the single-process trainer behind `lagom train`.
 
+mod bench_run;
 mod config;
 mod device;
 mod engine;
@@ -9,6 +10,7 @@ mod memory;
 mod step_bench;
 mod worker;
 
+pub use bench_run::{run_bench, BenchSpec};
 pub use config::{set_cpu_threads, ComputeConfig};
 pub use device::{describe, DeviceSpec, CUDA_BUILT};
 pub use engine::{Engine, EvalOutput, StepOutput};

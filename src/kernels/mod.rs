@@ -9,6 +9,7 @@ mod batch_norm;
 mod candle_ops;
 mod conv;
 mod conv_shape;
+mod cpu_info;
 mod kernels_config;
 mod simd;
 
@@ -17,5 +18,6 @@ pub use batch_norm::{bn_train_backward, bn_train_forward, BnBatchStats, BnShape}
 pub use candle_ops::{add_relu, batch_norm_train, conv2d};
 pub use conv::{conv2d_forward, conv2d_input_grad, conv2d_weight_grad};
 pub use conv_shape::ConvShape;
+pub use cpu_info::{cpu_model, describe_cpu, simd_level};
 pub use kernels_config::CpuKernels;
 pub use simd::has_avx2_fma;
