@@ -8,8 +8,7 @@ use std::time::Duration;
 
 mod cli_support;
 use cli_support::{
-    events, fashion_mnist_present, free_port, lagom, spawn_lagom, stderr, strings, summary,
-    wait_for, write_certs, TestCluster,
+    events, fashion_mnist_present, lagom, spawn_lagom, stderr, summary, wait_for, TestCluster,
 };
 
 fn of_kind<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
@@ -18,27 +17,12 @@ fn of_kind<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_jso
 
 #[test]
 fn a_worker_that_always_crashes_at_start_up_makes_the_supervisor_give_up_after_its_budget() {
-    let run = tempfile::tempdir().expect("run");
-    let certs = tempfile::tempdir().expect("certs");
-    write_certs(certs.path());
-    let certs_set = format!("net.certs=\"{}\"", certs.path().display());
     // The data folder does not exist: the worker fails at start-up with exit code 1, every time.
-    let out = lagom(
+    let cluster = TestCluster::with(
+        1,
+        "fashion-mnist",
+        "asgd",
         &[
-            "--role",
-            "supervisor",
-            "--run-dir",
-            run.path().to_str().expect("utf-8"),
-            "--workers",
-            "1",
-            "--server",
-            "127.0.0.1:9",
-            "--set",
-            &certs_set,
-            "--set",
-            "net.node=\"w0\"",
-            "--set",
-            "data.name=\"fashion-mnist\"",
             "--set",
             "data.dir=\"/nonexistent/fashion-mnist\"",
             "--set",
@@ -50,8 +34,11 @@ fn a_worker_that_always_crashes_at_start_up_makes_the_supervisor_give_up_after_i
             "--set",
             "supervisor.restart_window_s=60",
         ],
-        &[("RUST_LOG", "warn")],
     );
+    let args = cluster.supervisor_args(&[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = lagom(&args, &[("RUST_LOG", "warn")]);
+    let run = &cluster.run;
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("restarted 3 times"), "{err}");
@@ -298,31 +285,10 @@ fn cpu_quota_is_refused_with_a_clear_error_where_cgroup_v2_cannot_be_used() {
 
 #[test]
 fn sigterm_is_passed_on_to_the_workers_and_the_supervisor_exits_cleanly() {
-    let certs = tempfile::tempdir().expect("certs");
-    write_certs(certs.path());
-    let run = tempfile::tempdir().expect("run");
     // Two workers that keep dialing a server that is not there: alive until told to stop.
-    let port = free_port();
-    let args = strings(&[
-        "--role",
-        "supervisor",
-        "--run-dir",
-        run.path().to_str().expect("utf-8"),
-        "--workers",
-        "2",
-        "--server",
-        &format!("127.0.0.1:{port}"),
-        "--set",
-        "data.name=\"synthetic\"",
-        "--set",
-        "model.name=\"mlp\"",
-        "--set",
-        &format!("net.certs=\"{}\"", certs.path().display()),
-        "--set",
-        "net.node=\"w0\"",
-        "--set",
-        "supervisor.grace_s=5",
-    ]);
+    let cluster = TestCluster::new("asgd", &["--set", "supervisor.grace_s=5"]);
+    let args = cluster.supervisor_args(&[]);
+    let run = &cluster.run;
     let child = spawn_lagom(&args);
     let metrics = run.path().join("supervisor/metrics.jsonl");
     let started = std::time::Instant::now();

@@ -196,7 +196,7 @@ pub async fn supervise(
         }
         let mut wake = next_wake(&slots, chaos.next_at().map(|t| started + secs(t)));
         if let Some(at) = run_over {
-            wake = at + secs(sup.grace_s);
+            wake = wake.min(at + secs(sup.grace_s));
         }
         tokio::select! {
             Some((i, generation, status)) = rx.recv() => {
@@ -217,6 +217,17 @@ pub async fn supervise(
                     for slot in slots.iter_mut() {
                         if matches!(slot.state, State::Waiting { .. }) {
                             slot.state = State::Finished;
+                        }
+                        // A paused worker must be able to hear that the run is over.
+                        if slot.paused_until.take().is_some() {
+                            if let State::Running { pid, .. } = slot.state {
+                                send_signal(pid, libc::SIGCONT);
+                                metrics.write(&RunEvent::ChaosResume(ChaosSignal {
+                                    t_s: t_s(Instant::now()),
+                                    worker: slot.spec.worker,
+                                    pid,
+                                }))?;
+                            }
                         }
                     }
                 }
