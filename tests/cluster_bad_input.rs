@@ -1,7 +1,7 @@
 //! A running server facing bad peers: a wrong protocol version, an oversized length prefix, a
 //! worker certificate claiming the server role, a gradient full of NaN, a gradient of the wrong
-//! length and a garbage frame. Each is refused or dropped, counted, and the server keeps training
-//! with the good worker to the end of the run.
+//! length, a flood of NaN losses from one worker, and a garbage frame. Each is refused, dropped or
+//! outvoted, counted, and the server keeps training with the good worker to the end of the run.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -111,21 +111,31 @@ fn the_server_refuses_bad_peers_and_bad_gradients_and_keeps_training() {
         assert_eq!(params.len(), len);
         let mut nan = vec![0.0f32; len];
         nan[17] = f32::NAN;
-        let gradient = |seq, ite, grad| Message::Gradient {
+        let gradient = |seq, ite, grad, loss| Message::Gradient {
             worker: 1,
             incarnation: 5,
             seq,
             ite,
-            loss: 1.0,
+            loss,
             samples: 8,
             grad,
         };
-        send(&conn, gradient(1, index, nan)).await.expect("send");
-        let (index, _) = next_params().await;
-        send(&conn, gradient(2, index, vec![0.0; len - 1]))
+        send(&conn, gradient(1, index, nan, 1.0))
             .await
             .expect("send");
-        let (_, _) = next_params().await;
+        let (index, _) = next_params().await;
+        send(&conn, gradient(2, index, vec![0.0; len - 1], 1.0))
+            .await
+            .expect("send");
+        let (mut index, _) = next_params().await;
+        // 5. Ten times the divergence rule's patience (2K = 4) of NaN losses from this one worker,
+        //    with finite gradients: one worker alone does not end the run.
+        for seq in 3..43 {
+            send(&conn, gradient(seq, index, vec![0.0; len], f32::NAN))
+                .await
+                .expect("send");
+            index = next_params().await.0;
+        }
         send_raw(
             &conn,
             &[9, 0, 0, 0, 1, 0, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1],
@@ -145,6 +155,10 @@ fn the_server_refuses_bad_peers_and_bad_gradients_and_keeps_training() {
     assert!(worker.status.success(), "{}", stderr(&worker));
     let s = cluster.summary();
     assert_eq!(s["updates"], 300);
+    assert_eq!(
+        s["diverged"], false,
+        "one worker's NaN losses ended the run: {s}"
+    );
     assert_eq!(s["gradients_rejected"]["non-finite"], 1, "{s}");
     assert_eq!(s["gradients_rejected"]["wrong-size"], 1, "{s}");
     assert_eq!(

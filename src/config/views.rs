@@ -20,6 +20,7 @@ impl Config {
             checkpoint_every_s: 0.0,
             divergence_loss: self.run.divergence_loss,
             patience: 0,
+            reporters: 1,
             lr: self.algorithm.lr_schedule(),
         }
     }
@@ -36,6 +37,7 @@ impl Config {
             checkpoint_every_s: self.server.checkpoint_every_s,
             divergence_loss: self.run.divergence_loss,
             patience: 2 * workers as u64,
+            reporters: workers / 2 + 1,
             lr: self.algorithm.lr_schedule(),
         }
     }

@@ -3,10 +3,15 @@
 //! the learning rate of an update, and the one rule that says a run has diverged. Time is passed
 //! in as seconds since the run started; nothing here reads a clock.
 //!
-//! The divergence rule: a run has diverged when `patience` training losses in a row are above
-//! `divergence_loss` or not finite (a gradient refused for non-finite values counts as such a
-//! loss), or when an evaluated loss is. The cluster sets `patience` to two rounds of workers;
-//! the simulators have no per-gradient losses and decide on evaluated losses alone.
+//! The divergence rule: a run has diverged when `patience` training losses in a row, reported by
+//! at least `reporters` distinct workers, are above `divergence_loss` or not finite (a gradient
+//! refused for non-finite values counts as such a loss), or when an evaluated loss is. The cluster
+//! sets `patience` to two rounds of workers and `reporters` to a majority of them, so one broken
+//! or hostile worker sending NaN losses cannot end everyone's run (its gradients are refused, and
+//! the evaluated loss still decides); the simulators have no per-gradient losses and decide on
+//! evaluated losses alone.
+
+use std::collections::BTreeSet;
 
 use crate::algo::LrSchedule;
 
@@ -27,6 +32,8 @@ pub struct PolicyConfig {
     pub divergence_loss: f64,
     /// Diverging training losses in a row that end the run (0: training losses never do).
     pub patience: u64,
+    /// Distinct workers among those losses needed to end the run (at least 1).
+    pub reporters: usize,
     /// The learning rate of each update.
     pub lr: LrSchedule,
 }
@@ -43,6 +50,7 @@ impl PolicyConfig {
             checkpoint_every_s: 0.0,
             divergence_loss: f64::INFINITY,
             patience: 0,
+            reporters: 1,
             lr,
         }
     }
@@ -66,6 +74,7 @@ pub enum PolicyAction {
 pub struct RunPolicy {
     config: PolicyConfig,
     bad_in_a_row: u64,
+    bad_reporters: BTreeSet<usize>,
     last_eval_s: f64,
     last_checkpoint_s: f64,
     diverged: Option<String>,
@@ -77,6 +86,7 @@ impl RunPolicy {
         RunPolicy {
             config,
             bad_in_a_row: 0,
+            bad_reporters: BTreeSet::new(),
             last_eval_s: now_s,
             last_checkpoint_s: now_s,
             diverged: None,
@@ -141,20 +151,27 @@ impl RunPolicy {
             .reduce(f64::min)
     }
 
-    /// A training loss came in (or `f64::NAN` for a gradient refused as non-finite).
-    pub fn on_training_loss(&mut self, loss: f64) -> Option<PolicyAction> {
+    /// A training loss came in from `worker` (or `f64::NAN` for a gradient refused as
+    /// non-finite).
+    pub fn on_training_loss(&mut self, worker: usize, loss: f64) -> Option<PolicyAction> {
         if !self.is_diverging(loss) {
             self.bad_in_a_row = 0;
+            self.bad_reporters.clear();
             return None;
         }
-        self.bad_in_a_row += 1;
+        self.bad_in_a_row = self.bad_in_a_row.saturating_add(1);
+        // Bounded by the number of slots the caller has.
+        self.bad_reporters.insert(worker);
         let patience = self.config.patience;
-        if patience == 0 || self.bad_in_a_row < patience {
+        let reporters = self.config.reporters.max(1);
+        if patience == 0 || self.bad_in_a_row < patience || self.bad_reporters.len() < reporters {
             return None;
         }
         let reason = format!(
-            "{} training losses in a row were above {} or not finite",
-            self.bad_in_a_row, self.config.divergence_loss
+            "{} training losses in a row from {} workers were above {} or not finite",
+            self.bad_in_a_row,
+            self.bad_reporters.len(),
+            self.config.divergence_loss
         );
         self.diverge(reason)
     }
@@ -195,6 +212,7 @@ mod tests {
                 checkpoint_every_s: 0.0,
                 divergence_loss: 1e3,
                 patience,
+                reporters: 1,
                 lr: LrSchedule::constant(0.1),
             },
             0.0,
@@ -226,20 +244,23 @@ mod tests {
     #[test]
     fn patience_diverging_training_losses_in_a_row_end_the_run_once() {
         let mut p = policy(3);
-        assert_eq!(p.on_training_loss(2e3), None);
-        assert_eq!(p.on_training_loss(f64::NAN), None);
+        assert_eq!(p.on_training_loss(0, 2e3), None);
+        assert_eq!(p.on_training_loss(0, f64::NAN), None);
         assert_eq!(
-            p.on_training_loss(1.0),
+            p.on_training_loss(0, 1.0),
             None,
             "a good loss resets the count"
         );
-        assert_eq!(p.on_training_loss(f64::INFINITY), None);
-        assert_eq!(p.on_training_loss(5e3), None);
-        let Some(PolicyAction::Diverged(reason)) = p.on_training_loss(f64::NAN) else {
+        assert_eq!(p.on_training_loss(0, f64::INFINITY), None);
+        assert_eq!(p.on_training_loss(0, 5e3), None);
+        let Some(PolicyAction::Diverged(reason)) = p.on_training_loss(0, f64::NAN) else {
             panic!("the third in a row must end the run");
         };
-        assert!(reason.contains("3 training losses in a row"), "{reason}");
-        assert_eq!(p.on_training_loss(f64::NAN), None, "only once");
+        assert!(
+            reason.contains("3 training losses in a row from 1 workers"),
+            "{reason}"
+        );
+        assert_eq!(p.on_training_loss(0, f64::NAN), None, "only once");
         assert!(p.diverged().is_some());
     }
 
@@ -247,12 +268,38 @@ mod tests {
     fn an_evaluated_loss_decides_alone_and_patience_zero_ignores_training_losses() {
         let mut p = policy(0);
         for _ in 0..100 {
-            assert_eq!(p.on_training_loss(f64::NAN), None);
+            assert_eq!(p.on_training_loss(0, f64::NAN), None);
         }
         assert_eq!(p.on_evaluated_loss(999.0), None);
         assert!(matches!(
             p.on_evaluated_loss(1001.0),
             Some(PolicyAction::Diverged(_))
         ));
+    }
+
+    #[test]
+    fn one_worker_alone_cannot_end_the_run_when_a_majority_is_required() {
+        let mut p = policy(4);
+        p.config.reporters = 2;
+        for _ in 0..1000 {
+            assert_eq!(p.on_training_loss(3, f64::NAN), None, "worker 3 alone");
+        }
+        assert!(p.diverged().is_none());
+        // A second worker joins the streak: now it ends the run.
+        let Some(PolicyAction::Diverged(reason)) = p.on_training_loss(1, 5e3) else {
+            panic!("two workers past patience end the run");
+        };
+        assert!(reason.contains("from 2 workers"), "{reason}");
+        // A good loss from anyone resets both the count and the reporters.
+        let mut p = policy(2);
+        p.config.reporters = 2;
+        assert_eq!(p.on_training_loss(0, f64::NAN), None);
+        assert_eq!(p.on_training_loss(1, 1.0), None);
+        assert_eq!(p.on_training_loss(1, f64::NAN), None);
+        assert_eq!(
+            p.on_training_loss(1, f64::NAN),
+            None,
+            "worker 0's bad loss was forgotten"
+        );
     }
 }

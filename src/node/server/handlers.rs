@@ -98,21 +98,22 @@ impl Handler<Deliver> for ServerActor {
             self.loss_window.0 += loss;
             self.loss_window.1 += 1;
         }
-        let mut verdict = self.policy.on_training_loss(loss);
+        let worker = g.worker;
         let actions = self.core.handle(Event::Gradient(g));
-        let non_finite = actions.iter().any(|a| {
-            matches!(
-                a,
-                Action::Rejected {
-                    reason: RejectReason::NonFinite,
-                    ..
-                }
-            )
+        // Some(true): refused as non-finite; Some(false): refused for another reason.
+        let rejected = actions.iter().find_map(|a| match a {
+            Action::Rejected { worker: w, reason } if *w == worker => {
+                Some(matches!(reason, RejectReason::NonFinite))
+            }
+            _ => None,
         });
-        if non_finite && verdict.is_none() {
+        let verdict = match rejected {
             // A gradient refused for non-finite values counts as one more diverging loss.
-            verdict = self.policy.on_training_loss(f64::NAN);
-        }
+            Some(true) => self.policy.on_training_loss(worker, f64::NAN),
+            // A stale, duplicate or unexpected gradient says nothing about the model's loss.
+            Some(false) => None,
+            None => self.policy.on_training_loss(worker, loss),
+        };
         self.carry_out(actions, ctx);
         self.carry_out_policy(verdict.into_iter().collect(), ctx);
     }
