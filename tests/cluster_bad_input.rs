@@ -12,7 +12,7 @@ use lagom::proto::{
 };
 
 mod cli_support;
-use cli_support::{stderr, synthetic_mlp_layout, wait_for, TestCluster};
+use cli_support::{stderr, synthetic_mlp_layout, wait_for, write_certs, TestCluster};
 
 /// Sends raw bytes as one message stream.
 async fn send_raw(conn: &quinn::Connection, bytes: &[u8]) {
@@ -165,4 +165,48 @@ fn the_server_refuses_bad_peers_and_bad_gradients_and_keeps_training() {
         s["gradients_received"].as_u64(),
         Some(300 + s["gradients_rejected_total"].as_u64().unwrap_or(0))
     );
+}
+
+/// A worker whose certificate the server does not accept, or which does not accept the server's,
+/// says why and exits with a configuration error (2, not restarted) instead of redialling in
+/// silence; the server keeps serving the good worker.
+#[test]
+fn a_worker_of_another_cluster_ca_says_why_and_exits_2() {
+    let cluster = TestCluster::new("asgd", &[]);
+    let server = cluster.spawn_server(&[
+        "--set",
+        "server.updates=200",
+        "--set",
+        "server.eval_every=0",
+    ]);
+    // Another cluster's certificates, and a mix: the right CA but a worker key from the other.
+    let other = tempfile::tempdir().expect("other CA");
+    write_certs(other.path());
+    let mixed = tempfile::tempdir().expect("mixed");
+    std::fs::copy(
+        cluster.certs.path().join("ca.pem"),
+        mixed.path().join("ca.pem"),
+    )
+    .expect("ca");
+    for f in ["w1.pem", "w1.key"] {
+        std::fs::copy(other.path().join(f), mixed.path().join(f)).expect("w1");
+    }
+    for (dir, who) in [
+        (other.path(), "this node refused the peer's certificate"),
+        (mixed.path(), "the peer refused this node's certificate"),
+    ] {
+        let certs = format!("net.certs=\"{}\"", dir.display());
+        let worker = cluster.spawn_worker(1, &["--set", &certs]);
+        let out = wait_for(worker, Duration::from_secs(30), "an untrusted worker");
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(who) && err.contains("TLS alert"), "{err}");
+        assert!(err.contains("net.certs"), "{err}");
+    }
+    let worker = cluster.spawn_worker(0, &[]);
+    let server = wait_for(server, Duration::from_secs(60), "the server");
+    assert!(server.status.success(), "{}", stderr(&server));
+    let worker = wait_for(worker, Duration::from_secs(30), "the worker");
+    assert!(worker.status.success(), "{}", stderr(&worker));
+    assert_eq!(cluster.summary()["updates"], 200);
 }

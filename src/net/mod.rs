@@ -3,6 +3,7 @@
 mod certs;
 mod config;
 mod link;
+mod refusal;
 mod tls;
 
 pub use certs::{
@@ -11,6 +12,7 @@ pub use certs::{
 };
 pub use config::NetConfig;
 pub use link::{recv, recv_sized, send};
+pub use refusal::{closed_by_refusal, handshake_refusal};
 pub use tls::{
     client_endpoint, connect, connect_to, peer_endpoint, peer_has_role, server_endpoint,
     TransportSettings, ALPN,

@@ -19,7 +19,10 @@ use super::peers::{peer_accept_loop, PeerCheck, PeerLinks};
 use super::spawn_heartbeats;
 use crate::algo::AlgorithmConfig;
 use crate::decen::{build_node, delayed_nodes, topology, NodeDriver};
-use crate::net::{connect, peer_endpoint, recv_sized, NodeIdentity, TransportSettings};
+use crate::net::{
+    closed_by_refusal, connect, handshake_refusal, peer_endpoint, recv_sized, NodeIdentity,
+    TransportSettings,
+};
 use crate::node::compute::ComputeActor;
 use crate::node::hello::{say_hello, HelloAnswer, WorkerHello};
 use crate::proto::{frame_limit, Message};
@@ -77,12 +80,17 @@ async fn join(
     let conn = loop {
         match connect(endpoint, spec.server).await {
             Ok(c) => break c,
-            Err(e) if Instant::now() < give_up => {
+            Err(e) => {
+                if let Some(why) = handshake_refusal(&e) {
+                    return Err(super::parameter_server::untrusted(spec.server, &why));
+                }
+                if Instant::now() >= give_up {
+                    return Err(e);
+                }
                 tracing::debug!("worker {}: {e:#}; retrying", spec.worker);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
-            Err(e) => return Err(e),
         }
     };
     let hello = WorkerHello {
@@ -97,7 +105,10 @@ async fn join(
         HelloAnswer::Welcome { .. } => Ok(Ok(conn)),
         HelloAnswer::Refused(code, detail) => Ok(Err(WorkerExit::Refused { code, detail })),
         HelloAnswer::Stopped => Ok(Err(WorkerExit::Stopped { gradients: 0 })),
-        HelloAnswer::Lost(why) => bail!("joining the rendezvous: {why}"),
+        HelloAnswer::Lost(why) => match closed_by_refusal(&conn) {
+            Some(refused) => Err(super::parameter_server::untrusted(spec.server, &refused)),
+            None => bail!("joining the rendezvous: {why}"),
+        },
     }
 }
 

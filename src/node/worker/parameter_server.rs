@@ -11,7 +11,11 @@ use anyhow::{anyhow, bail, Result};
 use quinn::Connection;
 
 use super::spawn_heartbeats;
-use crate::net::{client_endpoint, connect, recv, send, NodeIdentity, TransportSettings};
+use crate::config::ConfigError;
+use crate::net::{
+    client_endpoint, closed_by_refusal, connect, handshake_refusal, recv, send, NodeIdentity,
+    TransportSettings,
+};
 use crate::node::compute::{ComputeActor, ComputeGradient};
 use crate::node::hello::{say_hello, HelloAnswer, WorkerHello};
 use crate::proto::{frame_limit, Message, RefusalCode};
@@ -76,6 +80,9 @@ pub async fn run_worker(spec: WorkerSpec, compute: Addr<ComputeActor>) -> Result
         let conn = match connect(&endpoint, spec.server).await {
             Ok(c) => c,
             Err(e) => {
+                if let Some(why) = handshake_refusal(&e) {
+                    return Err(untrusted(spec.server, &why));
+                }
                 tracing::debug!("worker {}: {e:#}; retrying in {backoff:?}", spec.worker);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(spec.reconnect_max);
@@ -93,6 +100,10 @@ pub async fn run_worker(spec: WorkerSpec, compute: Addr<ComputeActor>) -> Result
                 conn.close(0u32.into(), b"refused");
                 return Ok(WorkerExit::Refused { code, detail });
             }
+            Ok(SessionEnd::Lost(_)) | Err(_) if closed_by_refusal(&conn).is_some() => {
+                let why = closed_by_refusal(&conn).unwrap_or_default();
+                return Err(untrusted(spec.server, &why));
+            }
             Ok(SessionEnd::Lost(why)) => {
                 tracing::warn!("worker {}: {why}; reconnecting", spec.worker);
             }
@@ -104,6 +115,18 @@ pub async fn run_worker(spec: WorkerSpec, compute: Addr<ComputeActor>) -> Result
         backoff = first_backoff;
         tokio::time::sleep(backoff).await;
     }
+}
+
+/// The configuration error of a worker whose TLS handshake with the server at `server` was
+/// refused (`why`): retrying cannot help, so it exits (code 2) and the supervisor does not
+/// restart it.
+pub(super) fn untrusted(server: std::net::SocketAddr, why: &str) -> anyhow::Error {
+    ConfigError::Invalid(vec![format!(
+        "net.certs, net.node: the TLS handshake with the server at {server} failed: {why}. A \
+         node needs a certificate from the cluster's CA (lagom certs) and the CA's certificate \
+         in net.certs"
+    )])
+    .into()
 }
 
 /// Sends a `Heartbeat` every `every` until the connection fails.
