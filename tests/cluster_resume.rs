@@ -130,3 +130,85 @@ fn kill_and_restart_server(first: &[&str], restart: &[&str]) {
         "{s}"
     );
 }
+
+/// The updates of every `checkpoint` event in `metrics.jsonl`, in order.
+fn checkpoints(run: &std::path::Path) -> Vec<u64> {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).expect("metrics");
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "checkpoint")
+        .filter_map(|v| v["updates"].as_u64())
+        .collect()
+}
+
+/// Flips one bit in the middle of `path`.
+fn damage(path: &std::path::Path) {
+    let mut bytes = std::fs::read(path).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(path, bytes).expect("write");
+}
+
+/// A damaged newest checkpoint: `--resume` falls back to the previous generation (saying so) and
+/// the run completes from there; with both generations damaged it refuses, naming both files.
+#[test]
+fn a_damaged_checkpoint_resumes_from_the_previous_generation() {
+    let cluster = TestCluster::new("ormo", &["--lr", "0.02"]);
+    let first = [
+        "--set",
+        "server.updates=600",
+        "--set",
+        "server.eval_every=0",
+        "--set",
+        "server.checkpoint_every=200",
+        "--set",
+        "server.checkpoint_every_s=0",
+    ];
+    let run_cluster = |server_extra: &[&str]| {
+        let server = cluster.spawn_server(server_extra);
+        let workers: Vec<Child> = (0..2).map(|w| cluster.spawn_worker(w, &[])).collect();
+        let out = wait_for(server, Duration::from_secs(120), "the server");
+        for w in workers {
+            let _ = wait_for(w, Duration::from_secs(30), "a worker");
+        }
+        out
+    };
+    let out = run_cluster(&first);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let written = checkpoints(cluster.run_dir());
+    let (previous, newest) = (written[written.len() - 2], written[written.len() - 1]);
+    assert_eq!(newest, 600);
+    let path = cluster.run_dir().join("checkpoint.msgpack");
+    assert!(cluster.run_dir().join("checkpoint.msgpack.prev").is_file());
+    damage(&path);
+
+    let mut resumed = first.to_vec();
+    resumed.extend(["--set", "server.updates=800", "--resume"]);
+    let out = run_cluster(&resumed);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("checksum mismatch") && err.contains("resuming from the previous one"),
+        "{err}"
+    );
+    let s = summary(cluster.run_dir());
+    assert_eq!(s["updates"], 800);
+    assert_eq!(s["applied_before_start"], previous, "{s}");
+
+    damage(&path);
+    damage(&cluster.run_dir().join("checkpoint.msgpack.prev"));
+    let out = cluster.spawn_server(&resumed);
+    let out = wait_for(
+        out,
+        Duration::from_secs(60),
+        "a server with no usable checkpoint",
+    );
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("no usable checkpoint")
+            && err.contains("checkpoint.msgpack:")
+            && err.contains("checkpoint.msgpack.prev:"),
+        "{err}"
+    );
+}

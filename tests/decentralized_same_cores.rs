@@ -184,7 +184,8 @@ fn same_in_both(config_file: &str, algorithm: &str) {
             k + 1
         );
     }
-    let cp = DecenCheckpoint::load(dir.path(), layout_hash, algorithm).expect("checkpoint");
+    let cp =
+        DecenCheckpoint::load(dir.path(), layout_hash, mean.len(), algorithm).expect("checkpoint");
     assert_eq!(cp.iteration, ITERATIONS);
     assert!(
         cp.params == mean,

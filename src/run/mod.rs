@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod details;
 mod dir;
 pub mod event;
+pub mod generations;
 mod headline;
 mod policy;
 mod progress;

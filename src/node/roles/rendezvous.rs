@@ -47,7 +47,7 @@ pub(super) fn start_rendezvous_node(
         || (config.server.auto_resume && dir.path().join(DECEN_CHECKPOINT_FILE).is_file());
     let (mut iteration, mut wall_s) = (0, 0.0);
     let mut metrics = if resume {
-        let cp = DecenCheckpoint::load(dir.path(), layout_hash, name)?;
+        let cp = DecenCheckpoint::load(dir.path(), layout_hash, params_len, name)?;
         tracing::info!("resuming from the checkpoint at iteration {}", cp.iteration);
         (params, iteration, wall_s) = (cp.params, cp.iteration, cp.wall_s);
         dir.metrics_append()?

@@ -1,12 +1,13 @@
 //! The server's checkpoint file: the core snapshot (parameters, algorithm state, per-worker
-//! bookkeeping, counters) with what it must match to be resumed, written atomically.
+//! bookkeeping, counters) with what it must match to be resumed, written atomically in a
+//! checksummed envelope with the previous generation kept (`run::generations`).
 
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::run::RunDir;
+use crate::run::{generations, RunDir};
 use crate::server::CoreSnapshot;
 
 /// The checkpoint's file name in the run directory.
@@ -32,44 +33,57 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Writes the checkpoint into `dir` atomically and durably.
+    /// Writes the checkpoint into `dir` atomically and durably, keeping the previous one.
     pub fn save(&self, dir: &RunDir) -> Result<()> {
         let bytes = rmp_serde::to_vec_named(self).context("cannot encode the checkpoint")?;
-        dir.write_atomically(CHECKPOINT_FILE, &bytes)
+        generations::save(dir, CHECKPOINT_FILE, &bytes)
     }
 
-    /// Reads `dir`'s checkpoint and checks it belongs to this model and algorithm.
+    /// Reads `dir`'s newest usable checkpoint (the previous generation when the newest is
+    /// damaged) and checks it belongs to this model and algorithm and holds finite values.
     pub fn load(dir: &Path, layout_hash: u64, algorithm: &str) -> Result<Self> {
-        let path = dir.join(CHECKPOINT_FILE);
-        let bytes = std::fs::read(&path).with_context(|| {
-            format!(
-                "cannot read the checkpoint {} (run without --resume to start afresh)",
-                path.display()
-            )
+        let loaded = generations::load(dir, CHECKPOINT_FILE, |bytes| {
+            decode(bytes, layout_hash, algorithm)
         })?;
-        let cp: Checkpoint = rmp_serde::from_slice(&bytes)
-            .with_context(|| format!("{} is not a lagom checkpoint (corrupt?)", path.display()))?;
-        if cp.version != CHECKPOINT_VERSION {
-            bail!(
-                "{} has format version {}, this lagom reads version {CHECKPOINT_VERSION}",
-                path.display(),
-                cp.version
+        if let Some(why) = &loaded.fell_back {
+            tracing::warn!(
+                "the newest checkpoint is unusable ({why}); resuming from the previous one, {}",
+                loaded.path.display()
             );
         }
-        if cp.layout_hash != layout_hash {
-            bail!(
-                "{} belongs to a model with layout {:016x}, the configured model has {layout_hash:016x}",
-                path.display(),
-                cp.layout_hash
-            );
-        }
-        if cp.algorithm != algorithm {
-            bail!(
-                "{} was written by algorithm {}, the configuration says {algorithm}",
-                path.display(),
-                cp.algorithm
-            );
-        }
-        Ok(cp)
+        Ok(loaded.value)
     }
+}
+
+/// One generation's bytes, decoded and checked.
+fn decode(bytes: &[u8], layout_hash: u64, algorithm: &str) -> Result<Checkpoint> {
+    let cp: Checkpoint =
+        rmp_serde::from_slice(bytes).context("not a lagom checkpoint (corrupt?)")?;
+    if cp.version != CHECKPOINT_VERSION {
+        bail!(
+            "format version {}, this lagom reads version {CHECKPOINT_VERSION}",
+            cp.version
+        );
+    }
+    if cp.layout_hash != layout_hash {
+        bail!(
+            "it belongs to a model with layout {:016x}, the configured model has {layout_hash:016x}",
+            cp.layout_hash
+        );
+    }
+    if cp.algorithm != algorithm {
+        bail!(
+            "it was written by algorithm {}, the configuration says {algorithm}",
+            cp.algorithm
+        );
+    }
+    if !(cp.wall_s.is_finite() && cp.wall_s >= 0.0) {
+        bail!("its run time {} is not a duration", cp.wall_s);
+    }
+    for (name, v) in &cp.core.algorithm.vectors {
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            bail!("its vector `{name}` holds a non-finite value at index {i}");
+        }
+    }
+    Ok(cp)
 }
