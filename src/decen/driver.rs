@@ -122,6 +122,8 @@ pub struct NodeDriver<T> {
     node: Box<dyn DecentralizedNode<T>>,
     mailbox: Mailbox<T>,
     present: Vec<bool>,
+    /// Messages addressed to an absent peer and taken back.
+    kept_for_absent: u64,
     peer_wait_s: f64,
     k: u64,
     lr: f64,
@@ -148,6 +150,7 @@ impl<T: Real> NodeDriver<T> {
             node,
             mailbox: Mailbox::new(id, nodes, dim),
             present: vec![true; nodes],
+            kept_for_absent: 0,
             peer_wait_s,
             k: k0,
             lr: 0.0,
@@ -170,7 +173,10 @@ impl<T: Real> NodeDriver<T> {
 
     /// Counters of absorbed, late, given-up and discarded messages.
     pub fn counts(&self) -> DriverCounts {
-        self.mailbox.counts()
+        DriverCounts {
+            kept_for_absent: self.kept_for_absent,
+            ..self.mailbox.counts()
+        }
     }
 
     /// True between iterations (after `Completed`, before `start`).
@@ -312,8 +318,18 @@ impl<T: Real> NodeDriver<T> {
         }
     }
 
-    fn send_all(out: &mut Vec<DriverAction<T>>, messages: Vec<Outgoing<T>>) {
-        out.extend(messages.into_iter().map(DriverAction::Send));
+    /// Sends what the node addressed to present peers; a message for an absent peer goes back to
+    /// its sender (push-sum keeps its mass instead of losing it to a peer that is not there;
+    /// doubly stochastic mixing gives the absent neighbour's weight to the self-loop).
+    fn send_all(&mut self, out: &mut Vec<DriverAction<T>>, messages: Vec<Outgoing<T>>) {
+        for m in messages {
+            if self.present.get(m.to).copied().unwrap_or(false) {
+                out.push(DriverAction::Send(m));
+            } else {
+                self.node.absorb(&m.message);
+                self.kept_for_absent += 1;
+            }
+        }
     }
 
     /// Absorbs what is due, begins, registers the messages this iteration brings.
@@ -323,7 +339,7 @@ impl<T: Real> NodeDriver<T> {
             .absorb_ready(self.node.as_mut(), k, k.saturating_sub(1));
         let sent = self.node.begin(k);
         self.mailbox.expect(k, self.node.incoming(k));
-        Self::send_all(out, sent);
+        self.send_all(out, sent);
         out.push(DriverAction::ComputeGradient {
             iteration: k,
             point: self.node.eval_point().to_vec(),
@@ -346,7 +362,7 @@ impl<T: Real> NodeDriver<T> {
     /// Steps; what is due after the step is absorbed once it has all arrived.
     fn step(&mut self, grad: Vec<T>, out: &mut Vec<DriverAction<T>>) -> Phase {
         let sent = self.node.step(self.k, &grad, self.lr);
-        Self::send_all(out, sent);
+        self.send_all(out, sent);
         Phase::Peers(None)
     }
 

@@ -127,12 +127,34 @@ impl<T: Real> GossipNode<T> {
     }
 }
 
+/// A push-sum weight below this is scaled back up (see [`GossipNode::renormalize`]).
+const SMALLEST_WEIGHT: f64 = 1.0 / (1u64 << 63) as f64 / 2.0;
+/// The factor it is scaled by: 2⁶⁴, exact in binary floating point.
+const WEIGHT_RESCALE: f64 = (1u64 << 63) as f64 * 2.0;
+
+impl<T: Real> GossipNode<T> {
+    /// Keeps a push-sum weight from underflowing: while a peer is absent, mass sent to it before
+    /// its absence was noticed is in flight, and a node's `(x, w)` can shrink geometrically; below
+    /// 2⁻⁶⁴ both are multiplied by 2⁶⁴. A power of two scales exactly, so `x / w` — every value
+    /// this node trains on and reports — is unchanged to the bit; only how much this node counts
+    /// against mass still in flight changes. Calm runs never come near it (weights stay within a
+    /// factor n of 1).
+    fn renormalize(&mut self) {
+        if self.spec.push_sum && self.w.to_f64() < SMALLEST_WEIGHT && self.w.to_f64() > 0.0 {
+            let factor = T::of(WEIGHT_RESCALE);
+            scale(&mut self.x, factor);
+            self.w = self.w * factor;
+        }
+    }
+}
+
 impl<T: Real> DecentralizedNode<T> for GossipNode<T> {
     fn begin(&mut self, k: u64) -> Vec<Outgoing<T>> {
         if !self.spec.push_sum && self.spec.timing != MixTiming::Never {
             // Doubly stochastic mixing returns the weight to 1 (up to rounding, not tracked).
             self.w = T::one();
         }
+        self.renormalize();
         self.z = self.debiased();
         match self.spec.timing {
             MixTiming::BeforeStep { jitter } => self.push(k, 1, jitter),

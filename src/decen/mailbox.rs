@@ -83,6 +83,8 @@ pub struct DriverCounts {
     pub given_up: u64,
     /// Late copies discarded because the node had already made up for them.
     pub discarded: u64,
+    /// Messages this node addressed to an absent peer and took back (counted by the driver).
+    pub kept_for_absent: u64,
 }
 
 /// A message that arrived and waits for its point.
