@@ -298,6 +298,17 @@ fn an_absent_push_sum_sender_is_given_up_on_at_once_and_the_others_stay_a_convex
 }
 
 #[test]
+fn an_absent_dpsgd_neighbour_leaves_the_rows_stochastic() {
+    // D-PSGD sends copies: nothing is taken back for the absent neighbour, and the self-loop
+    // stands in for its missing message once, so the nodes stay at the common point.
+    let mut cfg = config(AlgorithmName::Dpsgd);
+    cfg.gossip.topology = TopologyName::Ring;
+    let mut ds = drivers(&cfg, 6, &[], f64::INFINITY);
+    let got = asynchronous(&mut ds, 0.0, 4, Some(2), false);
+    assert_all_at_x0(&got[got.len() - 1]);
+}
+
+#[test]
 fn a_present_but_silent_peer_is_waited_for_until_the_deadline_then_counted_absent() {
     let mut cfg = config(AlgorithmName::Dpsgd);
     cfg.gossip.topology = TopologyName::Ring;

@@ -318,15 +318,15 @@ impl<T: Real> NodeDriver<T> {
         }
     }
 
-    /// Sends what the node addressed to present peers; a message for an absent peer goes back to
-    /// its sender (push-sum keeps its mass instead of losing it to a peer that is not there;
-    /// doubly stochastic mixing gives the absent neighbour's weight to the self-loop).
+    /// Sends what the node addressed to present peers; a message for an absent peer is handed
+    /// back to the node ([`DecentralizedNode::unsent`]: push-sum keeps its mass instead of losing
+    /// it to a peer that is not there).
     fn send_all(&mut self, out: &mut Vec<DriverAction<T>>, messages: Vec<Outgoing<T>>) {
         for m in messages {
             if self.present.get(m.to).copied().unwrap_or(false) {
                 out.push(DriverAction::Send(m));
             } else {
-                self.node.absorb(&m.message);
+                self.node.unsent(&m.message);
                 self.kept_for_absent += 1;
             }
         }

@@ -185,6 +185,12 @@ impl<T: Real> DecentralizedNode<T> for GossipNode<T> {
         self.w = self.w + message.weight;
     }
 
+    fn unsent(&mut self, message: &GossipMessage<T>) {
+        if self.spec.push_sum {
+            self.absorb(message);
+        }
+    }
+
     fn end(&mut self, k: u64, _lr: f64, _losses: &[f64]) -> Option<Reduction> {
         let local = self
             .spec

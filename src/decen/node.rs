@@ -111,6 +111,10 @@ pub trait DecentralizedNode<T>: Send {
     fn step(&mut self, k: u64, grad: &[T], lr: f64) -> Vec<Outgoing<T>>;
     /// Adds a received message (never dropped, however late).
     fn absorb(&mut self, message: &GossipMessage<T>);
+    /// A message this node addressed to a peer that is absent was not sent. Push-sum takes its
+    /// mass back; a node that sends copies (D-PSGD's rows are completed by [`Self::absent`] on the
+    /// receiving side, PC-ASGD's by the latest copy) has nothing to do.
+    fn unsent(&mut self, _message: &GossipMessage<T>) {}
     /// The points whose local mini-batch loss [`end`](Self::end) of iteration `k` needs, in the
     /// order it wants the losses (PC-ASGD's adaptive θ: its two candidates; others: none).
     fn loss_points(&mut self, _k: u64, _lr: f64) -> Vec<Vec<T>> {
