@@ -3,20 +3,13 @@
 //! completes with consistent counts.
 
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod cli_support;
-use cli_support::{spawn_lagom, stderr, strings, summary, wait_for, TestCluster};
-
-/// The update count of the last `checkpoint` event in `metrics.jsonl`, if any.
-fn last_checkpoint(run: &std::path::Path) -> Option<u64> {
-    let text = std::fs::read_to_string(run.join("metrics.jsonl")).ok()?;
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["event"] == "checkpoint")
-        .filter_map(|v| v["updates"].as_u64())
-        .next_back()
-}
+use cli_support::{
+    last_event_updates, spawn_lagom, stderr, strings, summary, wait_for, wait_for_event,
+    TestCluster,
+};
 
 #[test]
 fn a_killed_server_resumes_from_its_checkpoint_and_the_run_completes() {
@@ -64,22 +57,17 @@ fn kill_and_restart_server(first: &[&str], restart: &[&str]) {
     let run = &cluster.run;
 
     // Kill the server (SIGKILL) once it has checkpointed at least twice.
-    let started = Instant::now();
     let mut server = server;
-    while last_checkpoint(run.path()).is_none_or(|c| c < 500) {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no checkpoint within 60 s"
-        );
-        assert!(
-            server.try_wait().expect("poll").is_none(),
-            "the server ended before it could be killed (make the run longer)"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_event(
+        run.path(),
+        "checkpoint",
+        500,
+        &mut server,
+        Duration::from_secs(60),
+    );
     server.kill().expect("SIGKILL");
     let _ = server.wait();
-    let checkpointed = last_checkpoint(run.path()).expect("a checkpoint");
+    let checkpointed = last_event_updates(run.path(), "checkpoint").expect("a checkpoint");
     assert!(checkpointed < total, "killed mid-run");
 
     let mut resume_args = server_args.clone();

@@ -5,36 +5,13 @@
 
 use std::path::Path;
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod cli_support;
-use cli_support::{events, spawn_lagom, stderr, strings, summary, wait_for, TestCluster};
-
-/// The `updates` of the last event of kind `kind` in `DIR/metrics.jsonl`, if any.
-fn last_of(dir: &Path, kind: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).ok()?;
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["event"] == kind)
-        .filter_map(|v| v["updates"].as_u64())
-        .next_back()
-}
-
-/// Waits until `DIR/metrics.jsonl` has an event of kind `kind` at `at_least` updates.
-fn wait_until(dir: &Path, kind: &str, at_least: u64, child: &mut Child) {
-    let started = Instant::now();
-    while last_of(dir, kind).is_none_or(|u| u < at_least) {
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "no {kind} event at {at_least} updates within 90 s"
-        );
-        assert!(
-            child.try_wait().expect("poll").is_none(),
-            "the run ended before it could be stopped (make it longer)"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use cli_support::{
+    events, last_event_updates, spawn_lagom, stderr, strings, summary, wait_for, wait_for_event,
+    TestCluster,
+};
 
 fn sigterm(child: &Child) {
     // SAFETY: plain kill(2) on a child this test started and has not reaped.
@@ -63,7 +40,7 @@ fn check_stopped_run(dir: &Path, total: u64) -> serde_json::Value {
     assert_eq!(kinds.last().map(String::as_str), Some("end"), "{kinds:?}");
     assert!(shutdown < kinds.len() - 1);
     assert_eq!(
-        last_of(dir, "checkpoint"),
+        last_event_updates(dir, "checkpoint"),
         Some(updates),
         "the last checkpoint holds the final state"
     );
@@ -87,7 +64,13 @@ fn sigterm_to_a_parameter_server_writes_the_final_checkpoint_and_summary_and_exi
     ]);
     let workers: Vec<Child> = (0..2).map(|w| cluster.spawn_worker(w, &[])).collect();
     // `progress` comes every 100 updates.
-    wait_until(cluster.run_dir(), "progress", 300, &mut server);
+    wait_for_event(
+        cluster.run_dir(),
+        "progress",
+        300,
+        &mut server,
+        Duration::from_secs(90),
+    );
     sigterm(&server);
     let out = wait_for(server, Duration::from_secs(60), "the signalled server");
     assert!(
@@ -131,7 +114,13 @@ fn sigterm_to_a_local_decentralized_run_ends_it_with_a_summary_and_exit_0() {
         "--set",
         &updates,
     ]));
-    wait_until(dir.path(), "checkpoint", 40, &mut local);
+    wait_for_event(
+        dir.path(),
+        "checkpoint",
+        40,
+        &mut local,
+        Duration::from_secs(90),
+    );
     sigterm(&local);
     let out = wait_for(local, Duration::from_secs(60), "the signalled local run");
     assert!(

@@ -48,6 +48,39 @@ pub fn summary(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&text).expect("summary.json is JSON")
 }
 
+/// The `updates` of the last event of kind `kind` in `DIR/metrics.jsonl` (`None` before one).
+pub fn last_event_updates(dir: &Path, kind: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).ok()?;
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == kind)
+        .filter_map(|v| v["updates"].as_u64())
+        .next_back()
+}
+
+/// Waits (up to `limit`) until `DIR/metrics.jsonl` has a `kind` event at `at_least` updates or
+/// more, while `child` — the process that writes it — keeps running.
+pub fn wait_for_event(
+    dir: &Path,
+    kind: &str,
+    at_least: u64,
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) {
+    let started = std::time::Instant::now();
+    while last_event_updates(dir, kind).is_none_or(|u| u < at_least) {
+        assert!(
+            started.elapsed() < limit,
+            "no {kind} event at {at_least} updates within {limit:?}"
+        );
+        assert!(
+            child.try_wait().expect("poll").is_none(),
+            "the run ended before reaching {kind} at {at_least} updates (make it longer)"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// The lines of a `metrics.jsonl`, each checked to read back as a `lagom::run::RunEvent`.
 pub fn events(path: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
