@@ -29,6 +29,18 @@ fn an_unknown_key_exits_2_and_names_the_key_and_its_source() {
     let out = lagom(&["config", "--config", "does/not/exist.toml"], &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("does/not/exist.toml"));
+
+    // A timeout too long to be a duration is refused up front, not a panic at start-up.
+    let out = lagom(
+        &["config"],
+        &[("LAGOM_NET__HEARTBEAT_TIMEOUT_S", "99999999999999999999.0")],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("net.heartbeat_timeout_s") && stderr(&out).contains("at most"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

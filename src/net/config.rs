@@ -61,6 +61,10 @@ impl Default for NetConfig {
     }
 }
 
+/// The longest time any `net` setting may name: a year (a longer one is a typo, and durations
+/// near `u64::MAX` seconds cannot be represented at all).
+const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
 impl NetConfig {
     /// Checks value ranges; returns every problem as (key, message).
     pub fn validate(&self) -> Vec<(&'static str, String)> {
@@ -74,8 +78,11 @@ impl NetConfig {
             ("net.heartbeat_timeout_s", self.heartbeat_timeout_s),
             ("net.peer_wait_s", self.peer_wait_s),
         ] {
-            if !(v.is_finite() && v > 0.0) {
-                problems.push((key, format!("must be a number of seconds > 0, got {v}")));
+            if !(v.is_finite() && v > 0.0 && v <= MAX_SECONDS) {
+                problems.push((
+                    key,
+                    format!("must be a number of seconds > 0 and at most {MAX_SECONDS} (a year), got {v}"),
+                ));
             }
         }
         if self.keep_alive_s >= self.idle_timeout_s {
