@@ -82,7 +82,7 @@ async fn join(
             Ok(c) => break c,
             Err(e) => {
                 if let Some(why) = handshake_refusal(&e) {
-                    return Err(super::parameter_server::untrusted(spec.server, &why));
+                    return Err(super::untrusted(spec.server, &why));
                 }
                 if Instant::now() >= give_up {
                     return Err(e);
@@ -106,7 +106,7 @@ async fn join(
         HelloAnswer::Refused(code, detail) => Ok(Err(WorkerExit::Refused { code, detail })),
         HelloAnswer::Stopped => Ok(Err(WorkerExit::Stopped { gradients: 0 })),
         HelloAnswer::Lost(why) => match closed_by_refusal(&conn) {
-            Some(refused) => Err(super::parameter_server::untrusted(spec.server, &refused)),
+            Some(refused) => Err(super::untrusted(spec.server, &refused)),
             None => bail!("joining the rendezvous: {why}"),
         },
     }

@@ -43,3 +43,15 @@ pub fn spawn_heartbeats(conn: Connection, every: Duration) -> HeartbeatTask {
         }
     }))
 }
+
+/// The configuration error of a worker whose TLS handshake with the server at `server` was
+/// refused (`why`): retrying cannot help, so it exits (code 2) and the supervisor does not
+/// restart it.
+pub(super) fn untrusted(server: std::net::SocketAddr, why: &str) -> anyhow::Error {
+    crate::config::ConfigError::Invalid(vec![format!(
+        "net.certs, net.node: the TLS handshake with the server at {server} failed: {why}. A \
+         node needs a certificate from the cluster's CA (lagom certs) and the CA's certificate \
+         in net.certs"
+    )])
+    .into()
+}

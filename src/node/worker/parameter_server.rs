@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Result};
 use quinn::Connection;
 
 use super::spawn_heartbeats;
-use crate::config::ConfigError;
+use super::untrusted;
 use crate::net::{
     client_endpoint, closed_by_refusal, connect, handshake_refusal, recv, send, NodeIdentity,
     TransportSettings,
@@ -101,8 +101,8 @@ pub async fn run_worker(spec: WorkerSpec, compute: Addr<ComputeActor>) -> Result
                 return Ok(WorkerExit::Refused { code, detail });
             }
             Ok(SessionEnd::Lost(_)) | Err(_) if closed_by_refusal(&conn).is_some() => {
-                let why = closed_by_refusal(&conn).unwrap_or_default();
-                return Err(untrusted(spec.server, &why));
+                let why = closed_by_refusal(&conn);
+                return Err(untrusted(spec.server, why.as_deref().unwrap_or("refused")));
             }
             Ok(SessionEnd::Lost(why)) => {
                 tracing::warn!("worker {}: {why}; reconnecting", spec.worker);
@@ -115,18 +115,6 @@ pub async fn run_worker(spec: WorkerSpec, compute: Addr<ComputeActor>) -> Result
         backoff = first_backoff;
         tokio::time::sleep(backoff).await;
     }
-}
-
-/// The configuration error of a worker whose TLS handshake with the server at `server` was
-/// refused (`why`): retrying cannot help, so it exits (code 2) and the supervisor does not
-/// restart it.
-pub(super) fn untrusted(server: std::net::SocketAddr, why: &str) -> anyhow::Error {
-    ConfigError::Invalid(vec![format!(
-        "net.certs, net.node: the TLS handshake with the server at {server} failed: {why}. A \
-         node needs a certificate from the cluster's CA (lagom certs) and the CA's certificate \
-         in net.certs"
-    )])
-    .into()
 }
 
 /// Sends a `Heartbeat` every `every` until the connection fails.
