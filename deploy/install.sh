@@ -1,11 +1,11 @@
 #!/bin/sh
 # Installs lagom as systemd services on this host (run as root):
-#   deploy/install.sh [--bin PATH] [--config FILE] [--env FILE] [--certs DIR]
+#   deploy/install.sh [--bin PATH] [--config FILE] [--env FILE] [--certs DIR --node NAME]
 # - the binary to /usr/local/bin/lagom (default: target/release/lagom)
 # - the shared configuration to /etc/lagom/lagom.toml, this host's settings to /etc/lagom/lagom.env
 #   (from lagom.env.example when no --env is given and none exists yet)
-# - the certificates (ca.pem and this node's NAME.pem + NAME.key; never ca.key) to /etc/lagom/certs,
-#   readable by the service user only
+# - the certificates: ca.pem and node NAME's NAME.pem + NAME.key only (never ca.key, never another
+#   node's key) to /etc/lagom/certs, the key readable by the service user only
 # - the user and group `lagom`, the units, the UDP buffer sysctl; then `systemctl daemon-reload`.
 # Nothing is enabled or started: `systemctl enable --now lagom-server` (or lagom-supervisor, or
 # lagom-worker@N) on the hosts that run each role.
@@ -15,12 +15,14 @@ bin=$here/../target/release/lagom
 config=
 env=
 certs=
+node=
 while [ $# -gt 0 ]; do
     case $1 in
         --bin) bin=$2; shift 2 ;;
         --config) config=$2; shift 2 ;;
         --env) env=$2; shift 2 ;;
         --certs) certs=$2; shift 2 ;;
+        --node) node=$2; shift 2 ;;
         *) echo "install.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -40,15 +42,16 @@ elif [ ! -e /etc/lagom/lagom.env ]; then
     install -m 0640 -o root -g lagom "$here/lagom.env.example" /etc/lagom/lagom.env
 fi
 if [ -n "$certs" ]; then
-    install -d -m 0750 -o root -g lagom /etc/lagom/certs
-    for f in "$certs"/*.pem "$certs"/*.key; do
-        [ -e "$f" ] || continue
-        case $(basename "$f") in
-            ca.key) echo "install.sh: not installing ca.key (keep it offline)" >&2 ;;
-            *.key) install -m 0640 -o root -g lagom "$f" /etc/lagom/certs/ ;;
-            *) install -m 0644 "$f" /etc/lagom/certs/ ;;
-        esac
+    [ -n "$node" ] || { echo "install.sh: --certs needs --node NAME (this host's node name: only its key is installed)" >&2; exit 2; }
+    case $node in
+        ca|*/*|.*) echo "install.sh: '$node' is not a node name" >&2; exit 2 ;;
+    esac
+    for f in "$certs/ca.pem" "$certs/$node.pem" "$certs/$node.key"; do
+        [ -f "$f" ] || { echo "install.sh: $f is missing (lagom certs --dir DIR ... --workers $node:SLOTS)" >&2; exit 1; }
     done
+    install -d -m 0750 -o root -g lagom /etc/lagom/certs
+    install -m 0644 "$certs/ca.pem" "$certs/$node.pem" /etc/lagom/certs/
+    install -m 0640 -o root -g lagom "$certs/$node.key" /etc/lagom/certs/
 fi
 for unit in lagom-server.service lagom-supervisor.service lagom-worker@.service; do
     install -m 0644 "$here/$unit" /etc/systemd/system/

@@ -77,9 +77,13 @@ struct CertsArgs {
     /// The server node's name.
     #[arg(long, value_name = "NAME", default_value = "server")]
     server: String,
-    /// Worker hosts' names, comma-separated.
-    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    /// Worker hosts and the slots each may take, comma-separated: `gpu1:0,cpu1:1-2,cpu2:3+4`
+    /// (`NAME:*`: any slot).
+    #[arg(long, value_name = "NAME:SLOTS,...", value_delimiter = ',')]
     workers: Vec<String>,
+    /// Days every certificate (and the CA) stays valid.
+    #[arg(long, value_name = "DAYS", default_value_t = lagom::net::DEFAULT_VALIDITY_DAYS)]
+    days: u32,
 }
 
 #[derive(Args, Debug)]
@@ -259,7 +263,16 @@ fn run_role(config: &Config, role: RoleName) -> Result<()> {
 }
 
 fn run_certs(args: &CertsArgs) -> Result<()> {
-    let written = lagom::net::write_cluster(&args.dir, &args.server, &args.workers)?;
+    let workers = args
+        .workers
+        .iter()
+        .map(|w| lagom::net::parse_worker_host(w))
+        .collect::<Result<Vec<_>>>()?;
+    if args.days == 0 {
+        anyhow::bail!("--days 0: certificates must be valid for at least a day");
+    }
+    let validity = std::time::Duration::from_secs(u64::from(args.days) * 86_400);
+    let written = lagom::net::write_cluster(&args.dir, &args.server, &workers, validity)?;
     for path in &written {
         println!("wrote {}", path.display());
     }

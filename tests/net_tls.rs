@@ -1,13 +1,14 @@
 //! Mutual TLS between cluster nodes: peers from the cluster CA talk; a client from another CA, a
-//! client without a certificate, and a server with a worker's certificate do not; certificates
-//! prove roles.
+//! client without a certificate, an expired certificate, and a server with a worker's certificate
+//! do not; certificates prove roles and the worker slots they allow; `lagom certs` refuses
+//! reserved names and never writes through an existing file or link.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use lagom::net::{
-    client_endpoint, connect, load_identity, peer_has_role, recv, send, server_endpoint,
-    write_cluster, ClusterCa, NodeIdentity, TransportSettings,
+    client_endpoint, connect, load_identity, peer_has_role, peer_may_take_slot, recv, send,
+    server_endpoint, write_cluster, ClusterCa, NodeIdentity, SlotGrant, TransportSettings,
 };
 use lagom::proto::{Message, Role, CONTROL_FRAME_LIMIT};
 
@@ -24,16 +25,31 @@ struct Cluster {
     worker: NodeIdentity,
 }
 
+const DAY: Duration = Duration::from_secs(86_400);
+
 fn cluster() -> Cluster {
-    let ca = ClusterCa::generate("test").expect("ca");
+    let ca = ClusterCa::generate("test", DAY).expect("ca");
     Cluster {
-        server: ca.issue("head", Role::Server).expect("server").0,
-        worker: ca.issue("cpu-1", Role::Worker).expect("worker").0,
+        server: ca.issue_server("head").expect("server").0,
+        worker: ca
+            .issue_worker("cpu-1", &SlotGrant::Slots(vec![1, 3]))
+            .expect("worker")
+            .0,
     }
 }
 
+/// What the server saw of its one client.
+#[derive(Debug)]
+struct Seen {
+    is_worker: bool,
+    is_server: bool,
+    /// Which of slots 0..4 the client's certificate allows.
+    slots: Vec<bool>,
+    msg: Message,
+}
+
 /// Accepts one connection and answers one message; returns what the server saw.
-async fn serve_once(endpoint: quinn::Endpoint) -> anyhow::Result<(bool, bool, Message)> {
+async fn serve_once(endpoint: quinn::Endpoint) -> anyhow::Result<Seen> {
     let incoming = endpoint
         .accept()
         .await
@@ -41,11 +57,36 @@ async fn serve_once(endpoint: quinn::Endpoint) -> anyhow::Result<(bool, bool, Me
     let conn = incoming.await?;
     let is_worker = peer_has_role(&conn, Role::Worker);
     let is_server = peer_has_role(&conn, Role::Server);
+    let slots = (0..4).map(|s| peer_may_take_slot(&conn, s)).collect();
     let msg = recv(&conn, CONTROL_FRAME_LIMIT)
         .await?
         .ok_or_else(|| anyhow::anyhow!("closed"))?;
     send(&conn, Message::Heartbeat { at_ms: 42 }).await?;
-    Ok((is_worker, is_server, msg))
+    Ok(Seen {
+        is_worker,
+        is_server,
+        slots,
+        msg,
+    })
+}
+
+/// Connects `client` to a server of `server` and returns what the server saw.
+async fn seen_by_server(server: &NodeIdentity, client: &NodeIdentity) -> anyhow::Result<Seen> {
+    let endpoint = server_endpoint(local(), server, &settings())?;
+    let addr = endpoint.local_addr()?;
+    let serving = tokio::spawn(serve_once(endpoint));
+    let client = client_endpoint(client, &settings())?;
+    let outcome = tokio::time::timeout(Duration::from_secs(5), async {
+        let conn = connect(&client, addr).await?;
+        send(&conn, Message::Heartbeat { at_ms: 1 }).await?;
+        recv(&conn, CONTROL_FRAME_LIMIT).await
+    })
+    .await;
+    let seen = serving.await?;
+    if seen.is_ok() {
+        assert!(matches!(outcome, Ok(Ok(Some(_)))), "{outcome:?}");
+    }
+    seen
 }
 
 #[tokio::test]
@@ -68,14 +109,60 @@ async fn peers_of_one_cluster_exchange_messages_and_certificates_prove_roles() {
     .expect("send");
     let reply = recv(&conn, CONTROL_FRAME_LIMIT).await.expect("recv");
     assert_eq!(reply, Some(Message::Heartbeat { at_ms: 42 }));
-    let (is_worker, is_server, msg) = serving.await.expect("join").expect("serve");
-    assert!(is_worker, "a worker certificate proves the worker role");
-    assert!(!is_server, "…and not the server role");
+    let seen = serving.await.expect("join").expect("serve");
+    assert!(
+        seen.is_worker,
+        "a worker certificate proves the worker role"
+    );
+    assert!(!seen.is_server, "…and not the server role");
     assert_eq!(
-        msg,
+        seen.slots,
+        vec![false, true, false, true],
+        "the slots it names"
+    );
+    assert_eq!(
+        seen.msg,
         Message::Stop {
             reason: "hi".into()
         }
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_for_any_slot_allows_every_slot_and_the_servers_allows_none() {
+    let ca = ClusterCa::generate("test", DAY).expect("ca");
+    let server = ca.issue_server("head").expect("server").0;
+    let spare = ca.issue_worker("spare", &SlotGrant::Any).expect("any").0;
+    let seen = seen_by_server(&server, &spare).await.expect("served");
+    assert_eq!(seen.slots, vec![true; 4]);
+    let other_server = ca.issue_server("head-2").expect("server").0;
+    let seen = seen_by_server(&server, &other_server)
+        .await
+        .expect("served");
+    assert!(seen.is_server && !seen.is_worker);
+    assert_eq!(
+        seen.slots,
+        vec![false; 4],
+        "a server certificate takes no slot"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_certificate_is_refused_and_the_error_says_so() {
+    let short = ClusterCa::generate("test", Duration::from_secs(1)).expect("short-lived ca");
+    let short_server = short.issue_server("head").expect("server").0;
+    let short_worker = short
+        .issue_worker("w", &SlotGrant::Slots(vec![0]))
+        .expect("worker")
+        .0;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let err = seen_by_server(&short_server, &short_worker)
+        .await
+        .err()
+        .expect("an expired certificate is refused");
+    assert!(
+        format!("{err:#}").to_lowercase().contains("expired"),
+        "{err:#}"
     );
 }
 
@@ -159,11 +246,15 @@ async fn a_server_presenting_a_worker_certificate_is_not_trusted() {
     assert!(format!("{err:#}").contains("certificate"), "{err:#}");
 }
 
+fn grant(name: &str, slots: &[usize]) -> (String, SlotGrant) {
+    (name.to_string(), SlotGrant::Slots(slots.to_vec()))
+}
+
 #[test]
 fn lagom_certs_files_load_back_and_are_never_overwritten() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let written =
-        write_cluster(dir.path(), "head", &["gpu-1".into(), "cpu-1".into()]).expect("write");
+    let workers = [grant("gpu-1", &[0]), grant("cpu-1", &[1, 2])];
+    let written = write_cluster(dir.path(), "head", &workers, DAY).expect("write");
     assert_eq!(written.len(), 2 + 3 * 2);
     let server = load_identity(dir.path(), "head").expect("server");
     let worker = load_identity(dir.path(), "cpu-1").expect("worker");
@@ -171,17 +262,56 @@ fn lagom_certs_files_load_back_and_are_never_overwritten() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("cpu-1.key"))
-            .expect("key")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600, "keys are private");
+        for key in ["cpu-1.key", "head.key", "ca.key"] {
+            let mode = std::fs::metadata(dir.path().join(key))
+                .expect("key")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{key} is private");
+        }
     }
-    let err = write_cluster(dir.path(), "head", &[]).expect_err("exists");
+    let err = write_cluster(dir.path(), "head", &[], DAY).expect_err("exists");
     assert!(err.to_string().contains("exists"), "{err}");
     let err = load_identity(dir.path(), "nobody").expect_err("missing");
     assert!(
         err.to_string().contains("nobody.pem") && err.to_string().contains("lagom certs"),
         "{err}"
     );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_key_is_never_written_through_a_planted_link() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let elsewhere = dir.path().join("elsewhere");
+    std::os::unix::fs::symlink(&elsewhere, dir.path().join("w.key")).expect("link");
+    let err = write_cluster(dir.path(), "head", &[grant("w", &[0])], DAY).expect_err("link");
+    assert!(err.to_string().contains("w.key exists"), "{err}");
+    assert!(!elsewhere.exists(), "nothing was written through the link");
+}
+
+#[test]
+fn reserved_duplicate_and_malformed_node_names_are_refused() {
+    for (server, worker, says) in [
+        ("lagom-server", "w", "reserved"),
+        ("head", "lagom-worker", "reserved"),
+        ("head", "ca", "reserved"),
+        ("head", "LAGOM-SERVER", "reserved"),
+        ("head", "s1.slot.lagom-worker", "reserved"),
+        ("head", "head", "twice"),
+        ("head", "a/b", "cannot be a node name"),
+        ("head", "", "cannot be a node name"),
+        ("head", "-x", "cannot be a node name"),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = write_cluster(dir.path(), server, &[grant(worker, &[0])], DAY)
+            .expect_err(worker)
+            .to_string();
+        assert!(err.contains(says), "{server}/{worker}: {err}");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).expect("dir").count(),
+            0,
+            "nothing written for a refused name"
+        );
+    }
 }

@@ -4,16 +4,18 @@ mod certs;
 mod config;
 mod link;
 mod refusal;
+mod slot_grant;
 mod tls;
 
 pub use certs::{
-    load_identity, node_files, role_name, write_cluster, ClusterCa, NodeIdentity, SERVER_NAME,
-    WORKER_NAME,
+    check_node_name, load_identity, node_files, role_name, write_cluster, ClusterCa, NodeIdentity,
+    DEFAULT_VALIDITY_DAYS, RESERVED_NAMES, SERVER_NAME, WORKER_NAME,
 };
 pub use config::NetConfig;
 pub use link::{recv, recv_sized, send};
 pub use refusal::{closed_by_refusal, handshake_refusal};
+pub use slot_grant::{parse_worker_host, slot_name, SlotGrant, MAX_GRANTED_SLOTS};
 pub use tls::{
-    client_endpoint, connect, connect_to, peer_endpoint, peer_has_role, server_endpoint,
-    TransportSettings, ALPN,
+    client_endpoint, connect, connect_to, peer_endpoint, peer_has_role, peer_may_take_slot,
+    server_endpoint, TransportSettings, ALPN,
 };

@@ -16,6 +16,7 @@ use rustls::RootCertStore;
 use rustls_pki_types::{CertificateDer, ServerName};
 
 use super::certs::{role_name, NodeIdentity};
+use super::slot_grant::slot_name;
 use crate::proto::Role;
 
 /// ALPN protocol id: peers that speak something else fail the handshake.
@@ -189,6 +190,16 @@ pub async fn connect_to(endpoint: &Endpoint, addr: SocketAddr, role: Role) -> Re
 
 /// True when the peer's certificate (already verified against the cluster CA) names `role`.
 pub fn peer_has_role(conn: &Connection, role: Role) -> bool {
+    peer_certificate_names(conn, role_name(role))
+}
+
+/// True when the peer's certificate (already verified against the cluster CA) is a worker
+/// certificate that may take worker slot `slot` (see [`SlotGrant`](super::SlotGrant)).
+pub fn peer_may_take_slot(conn: &Connection, slot: usize) -> bool {
+    peer_has_role(conn, Role::Worker) && peer_certificate_names(conn, &slot_name(slot))
+}
+
+fn peer_certificate_names(conn: &Connection, dns_name: &str) -> bool {
     let Some(identity) = conn.peer_identity() else {
         return false;
     };
@@ -201,7 +212,7 @@ pub fn peer_has_role(conn: &Connection, role: Role) -> bool {
     let Ok(cert) = webpki::EndEntityCert::try_from(leaf) else {
         return false;
     };
-    let Ok(name) = ServerName::try_from(role_name(role)) else {
+    let Ok(name) = ServerName::try_from(dns_name) else {
         return false;
     };
     cert.verify_is_valid_for_subject_name(&name).is_ok()

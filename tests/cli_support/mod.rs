@@ -170,7 +170,7 @@ pub fn wait_for(mut child: std::process::Child, limit: std::time::Duration, what
     panic!("{what} did not finish within {limit:?}: {}", stderr(&out));
 }
 
-/// `lagom certs --dir DIR --server head --workers w0,w1`.
+/// `lagom certs --dir DIR --server head --workers w0:*,w1:1` (w0 may take any slot, w1 only 1).
 pub fn write_certs(dir: &Path) {
     let out = lagom(
         &[
@@ -180,7 +180,7 @@ pub fn write_certs(dir: &Path) {
             "--server",
             "head",
             "--workers",
-            "w0,w1",
+            "w0:*,w1:1",
         ],
         &[],
     );

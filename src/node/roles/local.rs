@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::config::Config;
-use crate::net::{load_identity, write_cluster};
+use crate::net::{load_identity, write_cluster, SlotGrant};
 use crate::node::shutdown::Shutdown;
 use crate::run::{RunDir, Summary};
 use crate::supervisor::SupervisionEnd;
@@ -26,7 +26,13 @@ pub fn run_local(config: &Config, dir: &RunDir) -> Result<Summary> {
             format!("cannot replace the old certificates in {}", certs.display())
         })?;
     }
-    write_cluster(&certs, LOCAL_SERVER, &[LOCAL_WORKERS.to_string()])?;
+    let every_slot = SlotGrant::Slots((0..config.cluster.workers).collect());
+    write_cluster(
+        &certs,
+        LOCAL_SERVER,
+        &[(LOCAL_WORKERS.to_string(), every_slot)],
+        LOCAL_CERT_VALIDITY,
+    )?;
     actix::System::new().block_on(async move {
         let device = config.compute.device.open()?;
         let split = load_split(&config)?;
@@ -107,6 +113,8 @@ pub fn run_local(config: &Config, dir: &RunDir) -> Result<Summary> {
 /// Certificate names of `--role local`'s server and of its workers.
 const LOCAL_SERVER: &str = "local-server";
 const LOCAL_WORKERS: &str = "local-workers";
+/// The local run's certificates are made afresh for every run; a week outlasts any run.
+const LOCAL_CERT_VALIDITY: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
 
 /// The configuration `--role local`'s worker processes run with: the server's loopback address,
 /// the run's certificates, all slots unless `[supervisor]` lists workers, and a share of this
