@@ -19,11 +19,11 @@ use lagom::algo::AlgorithmName;
 use lagom::config::Config;
 use lagom::data::DatasetName;
 use lagom::model::ModelName;
-use lagom::net::{client_endpoint, connect, recv, send, ClusterCa, TransportSettings};
+use lagom::net::{client_endpoint, connect, recv, send, ClusterCa, SlotGrant, TransportSettings};
 use lagom::node::{load_split, start_server, start_server_node, Deliver, Register};
 use lagom::proto::{decode_payload, encode, encode_chunks, frame_limit, Message, Role};
 use lagom::run::RunDir;
-use lagom::server::GradientIn;
+use lagom::server::{GradientIn, NEW_PROCESS};
 
 const WORKERS: usize = 8;
 const UPDATES: u64 = 6000;
@@ -43,7 +43,7 @@ async fn fast_worker(
         Message::Hello {
             role: Role::Worker,
             worker,
-            incarnation: 1,
+            incarnation: NEW_PROCESS,
             layout_hash,
             params_len: params_len as u64,
             device: "bench".into(),
@@ -53,15 +53,17 @@ async fn fast_worker(
     .await?;
     let grad = gradient(params_len);
     let mut seq = 0;
+    let mut incarnation = NEW_PROCESS;
     loop {
         match recv(&conn, frame_limit(params_len)).await? {
+            Some(Message::Welcome { incarnation: i, .. }) => incarnation = i,
             Some(Message::Params { index, .. }) => {
                 seq += 1;
                 send(
                     &conn,
                     Message::Gradient {
                         worker,
-                        incarnation: 1,
+                        incarnation,
                         seq,
                         ite: index,
                         loss: 1.0,
@@ -85,10 +87,10 @@ async fn in_process_worker(
     params_len: usize,
 ) -> anyhow::Result<u64> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    server
+    let registered = server
         .send(Register {
             worker,
-            incarnation: 1,
+            incarnation: NEW_PROCESS,
             device: "bench".into(),
             connection: worker as u64,
             tx,
@@ -97,7 +99,7 @@ async fn in_process_worker(
         .map_err(|(_, why)| anyhow::anyhow!("refused: {why}"))?;
     let frame = encode(&Message::Gradient {
         worker: worker as u32,
-        incarnation: 1,
+        incarnation: registered.incarnation,
         seq: 0,
         ite: 0,
         loss: 1.0,
@@ -199,8 +201,8 @@ fn measure_quic(algorithm: AlgorithmName) -> anyhow::Result<(f64, usize)> {
     let run = RunDir::create(dir.path())?;
     actix::System::new().block_on(async move {
         let split = load_split(&config)?;
-        let ca = ClusterCa::generate("bench")?;
-        let server_id = ca.issue("bench-server", Role::Server)?.0;
+        let ca = ClusterCa::generate("bench", Duration::from_secs(86_400))?;
+        let server_id = ca.issue_server("bench-server")?.0;
         let node = start_server_node(
             &config,
             &split,
@@ -216,7 +218,8 @@ fn measure_quic(algorithm: AlgorithmName) -> anyhow::Result<(f64, usize)> {
         let started = Instant::now();
         let mut results = Vec::new();
         for w in 0..WORKERS {
-            let id = ca.issue(&format!("bench-{w}"), Role::Worker)?.0;
+            let grant = SlotGrant::Slots(vec![w]);
+            let id = ca.issue_worker(&format!("bench-{w}"), &grant)?.0;
             let (tx, rx) = tokio::sync::oneshot::channel();
             let (addr, hash, len) = (node.addr, req.layout_hash, req.params_len);
             clients.spawn(async move {

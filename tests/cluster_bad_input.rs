@@ -46,15 +46,18 @@ fn the_server_refuses_bad_peers_and_bad_gradients_and_keeps_training() {
 
     let (hash, len) = synthetic_mlp_layout();
     let identity = load_identity(cluster.certs.path(), "w1").expect("w1 identity");
-    let hello = |role| Message::Hello {
+    // w1's certificate allows slot 1 only. It claims a huge incarnation: the server issues its
+    // own.
+    let hello_as = |role, worker| Message::Hello {
         role,
-        worker: 1,
-        incarnation: 5,
+        worker,
+        incarnation: u64::MAX,
         layout_hash: hash,
         params_len: len as u64,
         device: "test".into(),
         peer_port: 0,
     };
+    let hello = |role| hello_as(role, 1);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -93,16 +96,29 @@ fn the_server_refuses_bad_peers_and_bad_gradients_and_keeps_training() {
         send(&conn, hello(Role::Server)).await.expect("send");
         expect_refusal(&conn, RefusalCode::Role).await;
 
-        // 4. A proper worker that sends a NaN gradient, then one of the wrong length, then
+        // 4. A valid worker certificate claiming a slot it does not allow.
+        let conn = dial().await;
+        send(&conn, hello_as(Role::Worker, 0)).await.expect("send");
+        let detail = expect_refusal(&conn, RefusalCode::WorkerId).await;
+        assert!(detail.contains("does not allow slot 0"), "{detail}");
+
+        // 5. A proper worker that sends a NaN gradient, then one of the wrong length, then
         //    garbage. The first two are rejected with fresh parameters; the garbage drops it.
         let conn = dial().await;
         send(&conn, hello(Role::Worker)).await.expect("send");
+        let issued = match recv(&conn, CONTROL_FRAME_LIMIT).await.expect("recv") {
+            Some(Message::Welcome { incarnation, .. }) => incarnation,
+            other => panic!("expected Welcome, got {other:?}"),
+        };
+        assert_eq!(
+            issued, 1,
+            "the first process of the slot, whatever it claimed"
+        );
         let limit = frame_limit(len);
         let next_params = || async {
             loop {
                 match recv(&conn, limit).await.expect("recv") {
                     Some(Message::Params { index, params }) => return (index, params),
-                    Some(Message::Welcome { .. }) => continue,
                     other => panic!("expected params, got {other:?}"),
                 }
             }
@@ -113,7 +129,7 @@ fn the_server_refuses_bad_peers_and_bad_gradients_and_keeps_training() {
         nan[17] = f32::NAN;
         let gradient = |seq, ite, grad, loss| Message::Gradient {
             worker: 1,
-            incarnation: 5,
+            incarnation: issued,
             seq,
             ite,
             loss,
@@ -128,7 +144,7 @@ fn the_server_refuses_bad_peers_and_bad_gradients_and_keeps_training() {
             .await
             .expect("send");
         let (mut index, _) = next_params().await;
-        // 5. Ten times the divergence rule's patience (2K = 4) of NaN losses from this one worker,
+        // 6. Ten times the divergence rule's patience (2K = 4) of NaN losses from this one worker,
         //    with finite gradients: one worker alone does not end the run.
         for seq in 3..43 {
             send(&conn, gradient(seq, index, vec![0.0; len], f32::NAN))

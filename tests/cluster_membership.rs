@@ -55,7 +55,7 @@ fn a_silent_worker_is_dropped_after_the_heartbeat_timeout_and_the_sync_run_compl
             Message::Hello {
                 role: Role::Worker,
                 worker: 1,
-                incarnation: 1,
+                incarnation: lagom::server::NEW_PROCESS,
                 layout_hash: hash,
                 params_len: len as u64,
                 device: "silent".into(),

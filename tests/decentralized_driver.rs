@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use lagom::algo::{AlgorithmConfig, AlgorithmName};
 use lagom::decen::{
-    build_nodes, DpsgdForm, DriverAction, GossipMessage, InProcessCluster, InputError, NodeDriver,
-    ReceiveError, ReduceKind, RendezvousAction, RendezvousCore, SlowMoBase, Theta, ThetaRule,
-    TopologyName, MAX_WAITING,
+    build_nodes, look_ahead, DpsgdForm, DriverAction, GossipMessage, InProcessCluster, InputError,
+    NodeDriver, ReceiveError, ReduceKind, RendezvousAction, RendezvousCore, SlowMoBase, Theta,
+    ThetaRule, TopologyName, LOOK_AHEAD_SLACK, MAX_WAITING,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -96,7 +96,7 @@ fn asynchronous(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut rendezvous = RendezvousCore::new(n, X0.to_vec(), 0);
     for i in 0..n {
-        rendezvous.join(i, 0, String::new());
+        rendezvous.join(i, String::new());
     }
     if let (Some(s), false) = (silent, present) {
         let mut p = vec![true; n];
@@ -175,6 +175,7 @@ fn asynchronous(
                         }
                     }
                     DriverAction::Completed { completed, .. } => {
+                        rendezvous.on_progress(i, completed).expect("progress");
                         snapshots[i].insert(completed, ds[i].node().params());
                         if completed < ITERATIONS {
                             ds[i].start(lr);
@@ -457,6 +458,8 @@ fn bad_messages_are_refused_with_what_is_wrong() {
         x,
         weight: 0.5,
     };
+    // The node that sends to node 0 at iteration 0 (exponential graph: node 3).
+    let peer = ds[0].node().incoming(0)[0].from;
     assert_eq!(
         ds[0].receive(0, msg(0, X0.to_vec(), 0)),
         Err(ReceiveError::NotAPeer { from: 0, to: 0 })
@@ -466,7 +469,7 @@ fn bad_messages_are_refused_with_what_is_wrong() {
         Err(ReceiveError::NotAPeer { from: 9, to: 0 })
     );
     assert!(matches!(
-        ds[0].receive(0, msg(1, vec![1.0; 3], 0)),
+        ds[0].receive(0, msg(peer, vec![1.0; 3], 0)),
         Err(ReceiveError::WrongSize {
             got: 3,
             want: 4,
@@ -474,24 +477,24 @@ fn bad_messages_are_refused_with_what_is_wrong() {
         })
     ));
     assert!(matches!(
-        ds[0].receive(0, msg(1, vec![f64::NAN, 0.0, 0.0, 0.0], 0)),
+        ds[0].receive(0, msg(peer, vec![f64::NAN, 0.0, 0.0, 0.0], 0)),
         Err(ReceiveError::NotFinite { .. })
     ));
     assert!(matches!(
-        ds[0].receive(0, msg(1, X0.to_vec(), u64::MAX)),
+        ds[0].receive(0, msg(peer, X0.to_vec(), 1 << 20)),
         Err(ReceiveError::TooFarAhead { .. })
     ));
     let err = ds[0]
-        .receive(0, msg(1, vec![1.0; 3], 0))
+        .receive(0, msg(peer, vec![1.0; 3], 0))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("3 values from node 1"), "{err}");
+    assert!(err.contains(&format!("3 values from node {peer}")), "{err}");
     // Nothing refused reached the node.
     assert_eq!(ds[0].node().params(), X0.to_vec());
 }
 
 #[test]
-fn a_peer_racing_ahead_fills_the_mailbox_only_up_to_its_bound() {
+fn a_peer_racing_ahead_fills_the_mailbox_only_up_to_its_look_ahead_window() {
     let mut ds = drivers(&config(AlgorithmName::Sgp), 2, &[], 1.0);
     let msg = |iteration: u64| GossipMessage {
         from: 1,
@@ -499,17 +502,55 @@ fn a_peer_racing_ahead_fills_the_mailbox_only_up_to_its_bound() {
         x: X0.to_vec(),
         weight: 0.5,
     };
-    for it in 1..=MAX_WAITING as u64 {
-        ds[0].receive(0, msg(it)).expect("within the bound");
+    // Two nodes, no lateness: the window is 2 · 1 iterations plus the slack.
+    let window = look_ahead(2, 0, 0);
+    assert_eq!(window, 2 + LOOK_AHEAD_SLACK);
+    for it in 1..=window {
+        ds[0].receive(0, msg(it)).expect("within the window");
     }
-    assert_eq!(
-        ds[0].receive(0, msg(MAX_WAITING as u64 + 1)),
-        Err(ReceiveError::Full { from: 1 })
-    );
+    assert!(matches!(
+        ds[0].receive(0, msg(window + 1)),
+        Err(ReceiveError::TooFarAhead { .. })
+    ));
     // A copy of a message already waiting is not a new one.
     ds[0].receive(0, msg(1)).expect("a duplicate is taken");
     let (_, waiting_weight) = ds[0].waiting_mass();
-    assert_eq!(waiting_weight, 0.5 * MAX_WAITING as f64);
+    assert_eq!(waiting_weight, 0.5 * window as f64);
+    assert!(window < MAX_WAITING as u64);
+}
+
+#[test]
+fn only_the_topologys_in_peers_of_an_iteration_may_send_for_it() {
+    // A ring of 4: node 0 hears from its two neighbours, never from node 2.
+    let mut cfg = config(AlgorithmName::Sgp);
+    cfg.gossip.topology = TopologyName::Ring;
+    let mut ds = drivers(&cfg, 4, &[], 1.0);
+    let msg = |from: usize| GossipMessage {
+        from,
+        iteration: 1,
+        x: X0.to_vec(),
+        weight: 0.5,
+    };
+    let heard: Vec<usize> = ds[0].node().incoming(1).iter().map(|i| i.from).collect();
+    for from in 1..4 {
+        let result = ds[0].receive(0, msg(from));
+        if heard.contains(&from) {
+            result.expect("an in-peer");
+        } else {
+            assert_eq!(
+                result,
+                Err(ReceiveError::NotAnInPeer {
+                    from,
+                    to: 0,
+                    iteration: 1
+                })
+            );
+        }
+    }
+    assert!(
+        heard.len() < 3,
+        "the ring has fewer in-peers than nodes: {heard:?}"
+    );
 }
 
 /// Runs SGP drivers in lockstep for `iterations` with node `paused` frozen (never polled; what

@@ -28,6 +28,7 @@ fn every_message() -> Vec<Message> {
         Message::Welcome {
             worker: 3,
             workers: 4,
+            incarnation: 12,
             updates: 99,
             weight_decay: 5e-4,
         },

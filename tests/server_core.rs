@@ -2,7 +2,9 @@
 //! nothing, membership changes never hang a synchronous round.
 
 use lagom::algo::{self, AlgorithmConfig, AlgorithmName, LrSchedule, Scheduler};
-use lagom::server::{Action, Event, GradientIn, RejectReason, ServerCore, ServerCoreConfig};
+use lagom::server::{
+    Action, Event, GradientIn, RejectReason, ServerCore, ServerCoreConfig, NEW_PROCESS,
+};
 
 fn core(k: usize, scheduler: Scheduler, max_updates: Option<u64>) -> ServerCore<f32> {
     let cfg = AlgorithmConfig {
@@ -65,12 +67,12 @@ fn rejection(actions: &[Action<f32>]) -> Option<&RejectReason> {
 #[test]
 fn a_resent_gradient_is_never_applied_twice() {
     let mut c = core(2, Scheduler::Async, None);
-    join(&mut c, 0, 0);
-    join(&mut c, 1, 0);
-    let first = grad(&mut c, 0, 0, 1, 0, vec![1.0, 1.0]);
+    join(&mut c, 0, NEW_PROCESS);
+    join(&mut c, 1, NEW_PROCESS);
+    let first = grad(&mut c, 0, 1, 1, 0, vec![1.0, 1.0]);
     assert!(matches!(first[0], Action::Applied { t: 0, .. }));
     let after_first = c.params().to_vec();
-    let again = grad(&mut c, 0, 0, 1, 0, vec![1.0, 1.0]);
+    let again = grad(&mut c, 0, 1, 1, 0, vec![1.0, 1.0]);
     assert!(matches!(
         rejection(&again),
         Some(RejectReason::Duplicate { seq: 1, last: 1 })
@@ -88,16 +90,16 @@ fn a_resent_gradient_is_never_applied_twice() {
 #[test]
 fn nan_and_wrong_size_gradients_change_nothing_and_the_worker_keeps_working() {
     let mut c = core(1, Scheduler::Async, None);
-    join(&mut c, 0, 0);
+    join(&mut c, 0, NEW_PROCESS);
     let before = c.params().to_vec();
-    let a = grad(&mut c, 0, 0, 1, 0, vec![f32::NAN, 1.0]);
+    let a = grad(&mut c, 0, 1, 1, 0, vec![f32::NAN, 1.0]);
     assert_eq!(rejection(&a), Some(&RejectReason::NonFinite));
     assert_eq!(
         sends(&a),
         vec![(0, 0)],
         "fresh parameters so the worker is not stranded"
     );
-    let b = grad(&mut c, 0, 0, 2, 0, vec![1.0, 1.0, 1.0]);
+    let b = grad(&mut c, 0, 1, 2, 0, vec![1.0, 1.0, 1.0]);
     assert_eq!(
         rejection(&b),
         Some(&RejectReason::WrongSize {
@@ -105,20 +107,20 @@ fn nan_and_wrong_size_gradients_change_nothing_and_the_worker_keeps_working() {
             expected: 2
         })
     );
-    let inf = grad(&mut c, 0, 0, 3, 0, vec![f32::INFINITY, 0.0]);
+    let inf = grad(&mut c, 0, 1, 3, 0, vec![f32::INFINITY, 0.0]);
     assert_eq!(rejection(&inf), Some(&RejectReason::NonFinite));
     assert_eq!(c.params(), before.as_slice(), "nothing learned is lost");
     assert_eq!(c.updates(), 0);
-    let ok = grad(&mut c, 0, 0, 4, 0, vec![1.0, 1.0]);
+    let ok = grad(&mut c, 0, 1, 4, 0, vec![1.0, 1.0]);
     assert!(matches!(ok[0], Action::Applied { .. }));
 }
 
 #[test]
 fn gradients_on_parameters_the_worker_does_not_hold_are_refused() {
     let mut c = core(2, Scheduler::Async, None);
-    join(&mut c, 0, 0);
-    join(&mut c, 1, 0);
-    let a = grad(&mut c, 0, 0, 1, 5, vec![1.0, 1.0]);
+    join(&mut c, 0, NEW_PROCESS);
+    join(&mut c, 1, NEW_PROCESS);
+    let a = grad(&mut c, 0, 1, 1, 5, vec![1.0, 1.0]);
     assert!(matches!(
         rejection(&a),
         Some(RejectReason::UnexpectedIndex {
@@ -126,7 +128,7 @@ fn gradients_on_parameters_the_worker_does_not_hold_are_refused() {
             expected: Some(0)
         })
     ));
-    let unknown = grad(&mut c, 7, 0, 1, 0, vec![1.0, 1.0]);
+    let unknown = grad(&mut c, 7, 1, 1, 0, vec![1.0, 1.0]);
     assert!(matches!(
         rejection(&unknown),
         Some(RejectReason::UnknownWorker {
@@ -135,7 +137,7 @@ fn gradients_on_parameters_the_worker_does_not_hold_are_refused() {
         })
     ));
     assert!(matches!(
-        rejection(&join(&mut c, 9, 0)),
+        rejection(&join(&mut c, 9, NEW_PROCESS)),
         Some(RejectReason::UnknownWorker { .. })
     ));
 }
@@ -143,22 +145,22 @@ fn gradients_on_parameters_the_worker_does_not_hold_are_refused() {
 #[test]
 fn a_restarted_worker_gets_fresh_parameters_and_its_old_incarnation_is_refused() {
     let mut c = core(2, Scheduler::Async, None);
-    join(&mut c, 0, 0);
-    join(&mut c, 1, 0);
-    grad(&mut c, 1, 0, 1, 0, vec![1.0, 1.0]);
-    // Worker 0 crashes while computing on index 0 and comes back as incarnation 1.
-    let rejoin = join(&mut c, 0, 1);
+    join(&mut c, 0, NEW_PROCESS);
+    join(&mut c, 1, NEW_PROCESS);
+    grad(&mut c, 1, 1, 1, 0, vec![1.0, 1.0]);
+    // Worker 0 crashes while computing on index 0 and comes back as a new process: incarnation 2.
+    let rejoin = join(&mut c, 0, NEW_PROCESS);
     assert_eq!(sends(&rejoin), vec![(0, 1)], "fresh parameters w_1");
-    let stale = grad(&mut c, 0, 0, 1, 0, vec![1.0, 1.0]);
+    let stale = grad(&mut c, 0, 1, 1, 0, vec![1.0, 1.0]);
     assert_eq!(
         rejection(&stale),
-        Some(&RejectReason::WrongIncarnation { got: 0, current: 1 })
+        Some(&RejectReason::WrongIncarnation { got: 1, current: 2 })
     );
     // Sequence numbers restart with the new incarnation.
-    let fresh = grad(&mut c, 0, 1, 1, 1, vec![1.0, 1.0]);
+    let fresh = grad(&mut c, 0, 2, 1, 1, vec![1.0, 1.0]);
     assert!(matches!(fresh[0], Action::Applied { t: 1, .. }));
     assert_eq!(c.workers()[0].joins, 2);
-    let older = join(&mut c, 0, 0);
+    let older = join(&mut c, 0, 1);
     assert!(matches!(
         rejection(&older),
         Some(RejectReason::WrongIncarnation { .. })
@@ -166,24 +168,54 @@ fn a_restarted_worker_gets_fresh_parameters_and_its_old_incarnation_is_refused()
 }
 
 #[test]
+fn incarnations_are_issued_by_the_server_so_no_claim_locks_a_slot_and_a_redial_keeps_its_place() {
+    let mut c = core(1, Scheduler::Async, None);
+    join(&mut c, 0, NEW_PROCESS);
+    assert_eq!(c.workers()[0].incarnation, 1);
+    assert!(matches!(
+        grad(&mut c, 0, 1, 1, 0, vec![1.0, 1.0])[0],
+        Action::Applied { .. }
+    ));
+    // The same process redials (a lost connection) with what it was issued: its sequence
+    // numbers carry on, so a gradient it sends again is not applied twice.
+    assert!(rejection(&join(&mut c, 0, 1)).is_none());
+    assert_eq!(c.workers()[0].incarnation, 1);
+    assert!(matches!(
+        rejection(&grad(&mut c, 0, 1, 1, 1, vec![1.0, 1.0])),
+        Some(RejectReason::Duplicate { .. })
+    ));
+    // A claim the server never issued (a huge one, or one from before a server restart that
+    // lost its state) is a new process: the next incarnation, not the claim.
+    assert!(rejection(&join(&mut c, 0, u64::MAX)).is_none());
+    assert_eq!(c.workers()[0].incarnation, 2);
+    // So the next new process still gets in, and the old one is superseded.
+    assert!(rejection(&join(&mut c, 0, NEW_PROCESS)).is_none());
+    assert_eq!(c.workers()[0].incarnation, 3);
+    assert!(matches!(
+        rejection(&join(&mut c, 0, 2)),
+        Some(RejectReason::WrongIncarnation { got: 2, current: 3 })
+    ));
+}
+
+#[test]
 fn a_synchronous_round_completes_without_a_worker_that_left_and_it_rejoins_the_next() {
     let mut c = core(3, Scheduler::Sync, None);
     assert!(
-        sends(&join(&mut c, 0, 0)).is_empty(),
+        sends(&join(&mut c, 0, NEW_PROCESS)).is_empty(),
         "sync waits for all K before round 0"
     );
-    join(&mut c, 1, 0);
-    let start = join(&mut c, 2, 0);
+    join(&mut c, 1, NEW_PROCESS);
+    let start = join(&mut c, 2, NEW_PROCESS);
     assert_eq!(sends(&start), vec![(0, 0), (1, 0), (2, 0)]);
-    grad(&mut c, 0, 0, 1, 0, vec![1.0, 1.0]);
-    grad(&mut c, 1, 0, 1, 0, vec![1.0, 1.0]);
+    grad(&mut c, 0, 1, 1, 0, vec![1.0, 1.0]);
+    grad(&mut c, 1, 1, 1, 0, vec![1.0, 1.0]);
     // Worker 2 dies: the round completes with the two live workers.
     let released = c.handle(Event::Leave { worker: 2 });
     assert_eq!(sends(&released), vec![(0, 2), (1, 2)]);
     // It comes back mid-round and waits for the next broadcast.
     assert!(sends(&join(&mut c, 2, 1)).is_empty());
-    grad(&mut c, 0, 0, 2, 2, vec![1.0, 1.0]);
-    let next = grad(&mut c, 1, 0, 2, 2, vec![1.0, 1.0]);
+    grad(&mut c, 0, 1, 2, 2, vec![1.0, 1.0]);
+    let next = grad(&mut c, 1, 1, 2, 2, vec![1.0, 1.0]);
     assert_eq!(sends(&next), vec![(0, 4), (1, 4), (2, 4)]);
     // The mid-round joiner did not hide the round's start from OrMo: nothing was refused.
     assert!(c.rejections().is_empty(), "{:?}", c.rejections());
@@ -192,8 +224,8 @@ fn a_synchronous_round_completes_without_a_worker_that_left_and_it_rejoins_the_n
 #[test]
 fn start_with_present_begins_a_synchronous_run_without_the_missing_workers() {
     let mut c = core(3, Scheduler::Sync, None);
-    join(&mut c, 0, 0);
-    join(&mut c, 1, 0);
+    join(&mut c, 0, NEW_PROCESS);
+    join(&mut c, 1, NEW_PROCESS);
     let start = c.handle(Event::StartWithPresent);
     assert_eq!(sends(&start), vec![(0, 0), (1, 0)]);
 }
@@ -201,13 +233,13 @@ fn start_with_present_begins_a_synchronous_run_without_the_missing_workers() {
 #[test]
 fn the_update_budget_stops_training_and_refuses_later_gradients() {
     let mut c = core(2, Scheduler::Async, Some(2));
-    join(&mut c, 0, 0);
-    join(&mut c, 1, 0);
-    grad(&mut c, 0, 0, 1, 0, vec![1.0, 1.0]);
-    let last = grad(&mut c, 1, 0, 1, 0, vec![1.0, 1.0]);
+    join(&mut c, 0, NEW_PROCESS);
+    join(&mut c, 1, NEW_PROCESS);
+    grad(&mut c, 0, 1, 1, 0, vec![1.0, 1.0]);
+    let last = grad(&mut c, 1, 1, 1, 0, vec![1.0, 1.0]);
     assert!(last.contains(&Action::Stop));
     assert!(c.stopped());
-    let late = grad(&mut c, 0, 0, 2, 1, vec![1.0, 1.0]);
+    let late = grad(&mut c, 0, 1, 2, 1, vec![1.0, 1.0]);
     assert_eq!(rejection(&late), Some(&RejectReason::Stopped));
     assert_eq!(c.updates(), 2);
 }

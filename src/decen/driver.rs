@@ -203,7 +203,15 @@ impl<T: Real> NodeDriver<T> {
         lateness: u64,
         message: GossipMessage<T>,
     ) -> Result<(), ReceiveError> {
-        self.mailbox.receive(self.k, lateness, message)
+        let incoming = self.node.incoming(message.iteration);
+        self.mailbox.receive(self.k, lateness, message, &incoming)
+    }
+
+    /// Input: a message of this node's that the shell could not send (its peer's queue is full);
+    /// the node takes it back as for an absent peer ([`DecentralizedNode::unsent`]).
+    pub fn take_back(&mut self, message: &GossipMessage<T>) {
+        self.node.unsent(message);
+        self.kept_for_absent += 1;
     }
 
     /// Input: which slots are present now (a missing sender is given up on at once).

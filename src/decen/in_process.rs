@@ -61,7 +61,7 @@ impl<T: Real> InProcessCluster<T> {
         let mut rendezvous = RendezvousCore::new(n, params, 0);
         for i in 0..n {
             // Every node starts from its own core's state; the Start actions are not needed.
-            let _ = rendezvous.join(i, 0, "in-process".to_string());
+            let _ = rendezvous.join(i, "in-process".to_string());
         }
         let drivers = nodes
             .into_iter()
@@ -180,17 +180,20 @@ impl<T: Real> InProcessCluster<T> {
                 }
             }
             DriverAction::Completed {
-                reduction: Some(r), ..
+                completed,
+                reduction,
             } => {
-                report.averaged = true;
-                report.slow_step = r.slow_step;
-                false
+                if let Some(r) = reduction {
+                    report.averaged = true;
+                    report.slow_step = r.slow_step;
+                }
+                // What a network worker tells the rendezvous after every iteration.
+                match self.rendezvous.on_progress(i, completed) {
+                    Ok(actions) => self.hand_over(actions) > 0,
+                    Err(_) => true,
+                }
             }
-            DriverAction::Completed {
-                reduction: None, ..
-            }
-            | DriverAction::WaitUntil(_)
-            | DriverAction::GaveUp { .. } => false,
+            DriverAction::WaitUntil(_) | DriverAction::GaveUp { .. } => false,
         };
         report.refused += u64::from(refused);
     }

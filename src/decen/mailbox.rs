@@ -16,8 +16,23 @@ use crate::algo::Real;
 
 use super::node::{DecentralizedNode, GossipMessage, Incoming};
 
-/// How far ahead of this node a peer's message may be before it is refused.
+/// How many iterations of bookkeeping of absorbed messages are kept (to recognise duplicates).
 pub const MAX_AHEAD: u64 = 10_000;
+
+/// Slack added to the look-ahead window (see [`look_ahead`]).
+pub const LOOK_AHEAD_SLACK: u64 = 64;
+
+/// How far ahead of this node (in iterations) a message of lateness `lateness` and jitter
+/// `jitter` may be, in a run of `nodes`: a peer waits for its own in-peers' messages, so while
+/// nobody is given up on, a chain of at most `nodes` waits keeps any peer within
+/// `nodes · (lateness + jitter + 1)` iterations; the slack covers scheduling noise. A peer
+/// further ahead has given this node up as absent, and its message is refused (lost, as to an
+/// absent node).
+pub fn look_ahead(nodes: usize, lateness: u64, jitter: u64) -> u64 {
+    (nodes as u64)
+        .saturating_mul(lateness.saturating_add(jitter).saturating_add(1))
+        .saturating_add(LOOK_AHEAD_SLACK)
+}
 
 /// How many messages may wait in a mailbox before a new one is refused (a node hears from at
 /// most a few peers per iteration; this bounds what a peer racing ahead can make it store).
@@ -33,6 +48,16 @@ pub enum ReceiveError {
         from: usize,
         /// This node.
         to: usize,
+    },
+    /// The sender does not send to this node at that iteration (the topology says who does).
+    #[error("message from node {from} for iteration {iteration}, which node {to} does not hear from then")]
+    NotAnInPeer {
+        /// Claimed sender.
+        from: usize,
+        /// This node.
+        to: usize,
+        /// Its iteration.
+        iteration: u64,
     },
     /// The parameter vector has the wrong length.
     #[error("message of {got} values from node {from}, the model has {want}")]
@@ -52,7 +77,8 @@ pub enum ReceiveError {
         /// Its iteration.
         iteration: u64,
     },
-    /// The iteration is further ahead than any honest peer can be.
+    /// The iteration is further ahead than a peer that waits for the others can be
+    /// ([`look_ahead`]).
     #[error("message from node {from} for iteration {iteration}, this node is at {at}")]
     TooFarAhead {
         /// Sender.
@@ -83,7 +109,8 @@ pub struct DriverCounts {
     pub given_up: u64,
     /// Late copies discarded because the node had already made up for them.
     pub discarded: u64,
-    /// Messages this node addressed to an absent peer and took back (counted by the driver).
+    /// Messages this node addressed to an absent peer, or one whose send queue was full, and
+    /// took back (counted by the driver).
     pub kept_for_absent: u64,
 }
 
@@ -129,17 +156,26 @@ impl<T: Real> Mailbox<T> {
         self.counts
     }
 
-    /// Checks a message from the network and keeps it until its point (the node is at `k`).
+    /// Checks a message from the network and keeps it until its point (the node is at `k`;
+    /// `incoming` says whom it hears from at the message's iteration, and with what timing).
     pub fn receive(
         &mut self,
         k: u64,
         lateness: u64,
         message: GossipMessage<T>,
+        incoming: &[Incoming],
     ) -> Result<(), ReceiveError> {
         let from = message.from;
         if from >= self.nodes || from == self.id {
             return Err(ReceiveError::NotAPeer { from, to: self.id });
         }
+        let Some(timing) = incoming.iter().find(|i| i.from == from) else {
+            return Err(ReceiveError::NotAnInPeer {
+                from,
+                to: self.id,
+                iteration: message.iteration,
+            });
+        };
         if message.x.len() != self.dim {
             return Err(ReceiveError::WrongSize {
                 from,
@@ -155,7 +191,8 @@ impl<T: Real> Mailbox<T> {
                 iteration: message.iteration,
             });
         }
-        if message.iteration > k.saturating_add(MAX_AHEAD) {
+        let window = look_ahead(self.nodes, timing.lateness, timing.jitter);
+        if message.iteration > k.saturating_add(window) {
             return Err(ReceiveError::TooFarAhead {
                 from,
                 iteration: message.iteration,

@@ -29,11 +29,15 @@ pub use driver::{DriverAction, InputError, NodeDriver};
 pub use family::{build_node, build_nodes, delayed_nodes, topology, validate_for_nodes};
 pub use gossip_node::{GossipNode, GossipSpec, MixTiming};
 pub use in_process::{GradientOracle, InProcessCluster, IterationReport};
-pub use mailbox::{DriverCounts, ReceiveError, MAX_AHEAD, MAX_WAITING};
+pub use mailbox::{
+    look_ahead, DriverCounts, ReceiveError, LOOK_AHEAD_SLACK, MAX_AHEAD, MAX_WAITING,
+};
 pub use mean::{consensus_distance, node_mean};
 pub use node::{DecentralizedNode, GossipMessage, Incoming, Outgoing, ReduceKind, Reduction};
 pub use pc_asgd::{clipped_mixing, PcAsgdNode, PcAsgdSpec};
-pub use rendezvous::{RendezvousAction, RendezvousCore, RendezvousError, MAX_PENDING};
+pub use rendezvous::{
+    PeerEntry, RendezvousAction, RendezvousCore, RendezvousError, MAX_LEAD, MAX_PENDING,
+};
 pub use report::{combine_reports, NodeStats, RoundReport, RunTotals};
 pub use slowmo::{apply_buffer_strategy, SlowMo};
 pub use topology::{Mixing, Topology};

@@ -7,8 +7,15 @@
 //!
 //! An average or a report of iteration `k` waits for every present worker that started at or
 //! before `k`; a worker that leaves stops being waited for, and what is pending completes without
-//! it (mean over the workers that contributed, in slot order). What it stores is bounded: one
-//! pending part per slot and (iteration, kind), for iterations at most [`MAX_PENDING`] apart.
+//! it (mean over the workers that contributed, in slot order).
+//!
+//! Nothing a worker sends can grow it without bound or move the run for the others: a member
+//! names only iterations between its start and [`MAX_LEAD`] past what it has completed (an honest
+//! worker reports every iteration, so it never goes further); its progress only grows, one
+//! window at a time; at most [`MAX_PENDING`] iterations of averages or reports are pending, each
+//! one part per slot, and a pending one that every present member has passed by more than the
+//! window is dropped. Every process that joins gets a fresh incarnation from here, which its peers
+//! check when it dials them.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +27,20 @@ use crate::algo::Real;
 /// How many distinct iterations of averages or reports may be pending at once; a part beyond
 /// that is refused (an honest run has at most a few pending).
 pub const MAX_PENDING: usize = 64;
+
+/// How far past its completed iterations a member may name an iteration (progress, an average's
+/// part, a report). Honest workers name at most one past.
+pub const MAX_LEAD: u64 = 16;
+
+/// A present member as its peers see it: where it takes their connections and which process it
+/// is (a peer that dials with another incarnation is a process that was replaced).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PeerEntry {
+    /// `HOST:PORT` of its peer endpoint.
+    pub addr: String,
+    /// Its incarnation, issued by the rendezvous.
+    pub incarnation: u64,
+}
 
 /// A present worker.
 #[derive(Debug, Clone)]
@@ -42,8 +63,8 @@ pub enum RendezvousAction<T> {
         worker: usize,
         /// Its first iteration.
         iteration: u64,
-        /// Every slot's peer address (`None`: absent).
-        peers: Vec<Option<String>>,
+        /// Every slot's address and incarnation (`None`: absent).
+        peers: Vec<Option<PeerEntry>>,
         /// The parameters to start from.
         params: Vec<T>,
     },
@@ -51,8 +72,8 @@ pub enum RendezvousAction<T> {
     Members {
         /// The slot.
         worker: usize,
-        /// Every slot's peer address (`None`: absent).
-        peers: Vec<Option<String>>,
+        /// Every slot's address and incarnation (`None`: absent).
+        peers: Vec<Option<PeerEntry>>,
     },
     /// Hand `worker` the result of an exact average.
     Reduced {
@@ -109,6 +130,20 @@ pub enum RendezvousError {
     /// The worker is not a present member.
     #[error("worker {0} is not a member of the run")]
     NotAMember(usize),
+    /// The iteration is before the member's start or too far past its progress ([`MAX_LEAD`]).
+    #[error("{what} for iteration {iteration} refused: worker {worker} may name {first}..={last}")]
+    OutOfWindow {
+        /// What it was.
+        what: &'static str,
+        /// The sender.
+        worker: usize,
+        /// Its iteration.
+        iteration: u64,
+        /// The first iteration it may name.
+        first: u64,
+        /// The last iteration it may name.
+        last: u64,
+    },
     /// Too many iterations are pending already (see [`MAX_PENDING`]).
     #[error("{what} for iteration {iteration} refused: {MAX_PENDING} iterations are pending")]
     TooManyPending {
@@ -123,6 +158,8 @@ pub enum RendezvousError {
 pub struct RendezvousCore<T> {
     dim: usize,
     members: Vec<Option<Member>>,
+    /// The last incarnation issued per slot.
+    issued: Vec<u64>,
     started: bool,
     progress: u64,
     params: Vec<T>,
@@ -138,6 +175,7 @@ impl<T: Real> RendezvousCore<T> {
         RendezvousCore {
             dim: params.len(),
             members: vec![None; n],
+            issued: vec![0; n],
             started: false,
             progress: iteration,
             params,
@@ -158,6 +196,11 @@ impl<T: Real> RendezvousCore<T> {
         self.progress
     }
 
+    /// How many iterations of averages and reports are pending.
+    pub fn pending(&self) -> usize {
+        self.reductions.len() + self.reports.len()
+    }
+
     /// Run totals so far.
     pub fn totals(&self) -> RunTotals {
         self.totals
@@ -168,11 +211,16 @@ impl<T: Real> RendezvousCore<T> {
         &self.params
     }
 
-    /// Every slot's peer address (`None`: absent).
-    fn peers(&self) -> Vec<Option<String>> {
+    /// Every slot's address and incarnation (`None`: absent).
+    fn peers(&self) -> Vec<Option<PeerEntry>> {
         self.members
             .iter()
-            .map(|m| m.as_ref().map(|m| m.addr.clone()))
+            .map(|m| {
+                m.as_ref().map(|m| PeerEntry {
+                    addr: m.addr.clone(),
+                    incarnation: m.incarnation,
+                })
+            })
             .collect()
     }
 
@@ -203,37 +251,43 @@ impl<T: Real> RendezvousCore<T> {
         }
     }
 
-    /// Worker `worker` (incarnation `incarnation`) joined, taking peers at `addr`. Before the run
-    /// starts it waits for the others; after, it starts at the furthest iteration reached from
-    /// the latest combined parameters, and the others learn its address.
-    pub fn join(
-        &mut self,
-        worker: usize,
-        incarnation: u64,
-        addr: String,
-    ) -> Vec<RendezvousAction<T>> {
+    /// A new process of worker `worker` joined, taking peers at `addr`; returns the incarnation
+    /// issued to it (larger than any before in the slot) and what to do. Before the run starts it
+    /// waits for the others; after, it starts at the furthest iteration reached from the latest
+    /// combined parameters, and the others learn its address. A slot outside the run is ignored
+    /// (incarnation 0, nothing to do).
+    pub fn join(&mut self, worker: usize, addr: String) -> (u64, Vec<RendezvousAction<T>>) {
+        let Some(issued) = self.issued.get_mut(worker) else {
+            return (0, Vec::new());
+        };
+        *issued = issued.saturating_add(1);
+        let incarnation = *issued;
         let from = self.progress;
         self.members[worker] = Some(Member {
             incarnation,
             addr,
             from,
         });
+        self.completed[worker] = self.completed[worker].max(from);
         if !self.started {
             if self.present().count() < self.members.len() {
-                return Vec::new();
+                return (incarnation, Vec::new());
             }
             self.started = true;
-            return self.present().map(|w| self.start(w, from)).collect();
+            return (
+                incarnation,
+                self.present().map(|w| self.start(w, from)).collect(),
+            );
         }
         let mut out = vec![self.start(worker, from)];
         out.extend(self.broadcast_members(Some(worker)));
-        out
+        (incarnation, out)
     }
 
     /// Worker `worker`'s incarnation `incarnation` left: it is no longer waited for.
     pub fn leave(&mut self, worker: usize, incarnation: u64) -> Vec<RendezvousAction<T>> {
-        match &self.members[worker] {
-            Some(m) if m.incarnation == incarnation => self.members[worker] = None,
+        match self.members.get(worker) {
+            Some(Some(m)) if m.incarnation == incarnation => self.members[worker] = None,
             _ => return Vec::new(),
         }
         let mut out = self.broadcast_members(None);
@@ -241,12 +295,48 @@ impl<T: Real> RendezvousCore<T> {
         out
     }
 
-    /// A worker completed `iteration` iterations.
-    pub fn on_progress(&mut self, worker: usize, iteration: u64) {
+    /// A worker completed `iteration` iterations (monotone: a smaller value changes nothing).
+    /// What every present member has passed by more than [`MAX_LEAD`] stops being pending.
+    pub fn on_progress(
+        &mut self,
+        worker: usize,
+        iteration: u64,
+    ) -> Result<Vec<RendezvousAction<T>>, RendezvousError> {
+        self.in_window(worker, "progress", iteration)?;
         self.progress = self.progress.max(iteration);
-        if let Some(c) = self.completed.get_mut(worker) {
-            *c = (*c).max(iteration);
+        self.completed[worker] = self.completed[worker].max(iteration);
+        let passed = self
+            .present()
+            .map(|w| self.completed[w])
+            .min()
+            .unwrap_or(0)
+            .saturating_sub(MAX_LEAD);
+        self.reductions.retain(|(it, _), _| *it >= passed);
+        self.reports.retain(|it, _| *it >= passed);
+        Ok(self.complete())
+    }
+
+    /// Refuses an iteration outside what member `worker` may name now.
+    fn in_window(
+        &self,
+        worker: usize,
+        what: &'static str,
+        iteration: u64,
+    ) -> Result<(), RendezvousError> {
+        let Some(Some(member)) = self.members.get(worker) else {
+            return Err(RendezvousError::NotAMember(worker));
+        };
+        let (first, last) = (member.from, self.completed[worker].saturating_add(MAX_LEAD));
+        if iteration < first || iteration > last {
+            return Err(RendezvousError::OutOfWindow {
+                what,
+                worker,
+                iteration,
+                first,
+                last,
+            });
         }
+        Ok(())
     }
 
     fn check(
@@ -257,9 +347,7 @@ impl<T: Real> RendezvousCore<T> {
         values: &[T],
         want: usize,
     ) -> Result<(), RendezvousError> {
-        if self.members.get(worker).is_none_or(|m| m.is_none()) {
-            return Err(RendezvousError::NotAMember(worker));
-        }
+        self.in_window(worker, what, iteration)?;
         if values.len() != want {
             return Err(RendezvousError::WrongSize {
                 what,
@@ -306,8 +394,9 @@ impl<T: Real> RendezvousCore<T> {
         if !self.reports.contains_key(&iteration) && self.reports.len() >= MAX_PENDING {
             return Err(RendezvousError::TooManyPending { what, iteration });
         }
-        self.on_progress(worker, iteration);
         let n = self.members.len();
+        self.progress = self.progress.max(iteration);
+        self.completed[worker] = self.completed[worker].max(iteration);
         self.reports
             .entry(iteration)
             .or_insert_with(|| vec![None; n])[worker] = Some((stats, params));
@@ -394,14 +483,18 @@ mod tests {
     #[test]
     fn the_run_starts_when_every_slot_is_present_and_a_rejoiner_starts_at_the_front() {
         let mut rv = RendezvousCore::<f32>::new(3, vec![0.5; 4], 0);
-        assert!(rv.join(0, 1, "a:1".into()).is_empty());
-        assert!(rv.join(2, 1, "c:1".into()).is_empty());
-        let out = rv.join(1, 1, "b:1".into());
+        assert_eq!(rv.join(0, "a:1".into()), (1, Vec::new()));
+        assert!(rv.join(2, "c:1".into()).1.is_empty());
+        let (_, out) = rv.join(1, "b:1".into());
         assert_eq!(sends(&out), vec![(0, "start"), (1, "start"), (2, "start")]);
-        rv.on_progress(0, 7);
+        rv.on_progress(0, 7).unwrap();
         let out = rv.leave(1, 1);
         assert_eq!(sends(&out), vec![(0, "members"), (2, "members")]);
-        let out = rv.join(1, 2, "b:2".into());
+        let (incarnation, out) = rv.join(1, "b:2".into());
+        assert_eq!(
+            incarnation, 2,
+            "a new process of the slot gets a new incarnation"
+        );
         match &out[0] {
             RendezvousAction::Start {
                 worker: 1,
@@ -419,7 +512,7 @@ mod tests {
     fn an_average_waits_for_every_present_worker_and_completes_when_one_leaves() {
         let mut rv = RendezvousCore::<f32>::new(3, vec![0.0; 2], 0);
         for w in 0..3 {
-            rv.join(w, 1, format!("h:{w}"));
+            rv.join(w, format!("h:{w}"));
         }
         assert!(rv
             .on_reduce(0, 4, ReduceKind::Params, vec![1.0, 2.0])
@@ -451,8 +544,8 @@ mod tests {
     #[test]
     fn reports_combine_into_the_mean_model_consensus_and_per_iteration_costs() {
         let mut rv = RendezvousCore::<f32>::new(2, vec![0.0; 2], 0);
-        rv.join(0, 1, "a".into());
-        rv.join(1, 1, "b".into());
+        rv.join(0, "a".into());
+        rv.join(1, "b".into());
         let stats = |sent| NodeStats {
             iterations: 10,
             loss: 1.0,
@@ -484,8 +577,8 @@ mod tests {
     #[test]
     fn bad_parts_are_refused_and_change_nothing() {
         let mut rv = RendezvousCore::<f32>::new(2, vec![0.0; 2], 0);
-        rv.join(0, 1, "a".into());
-        rv.join(1, 1, "b".into());
+        rv.join(0, "a".into());
+        rv.join(1, "b".into());
         assert!(matches!(
             rv.on_reduce(0, 1, ReduceKind::ParamsAndBuffers, vec![1.0; 2]),
             Err(RendezvousError::WrongSize {
@@ -510,21 +603,70 @@ mod tests {
     }
 
     #[test]
-    fn a_worker_racing_ahead_cannot_make_the_rendezvous_store_more_than_max_pending_iterations() {
+    fn a_member_names_only_iterations_in_its_window_and_parts_everyone_passed_are_dropped() {
         let mut rv = RendezvousCore::<f32>::new(2, vec![0.0; 2], 0);
-        rv.join(0, 1, "a".into());
-        rv.join(1, 1, "b".into());
+        rv.join(0, "a".into());
+        rv.join(1, "b".into());
+        let far = MAX_LEAD + 1;
+        for err in [
+            rv.on_reduce(0, far, ReduceKind::Params, vec![1.0; 2])
+                .expect_err("far future"),
+            rv.on_report(0, far, NodeStats::default(), vec![1.0; 2])
+                .expect_err("far future"),
+            rv.on_progress(0, far).expect_err("a jump"),
+            rv.on_progress(0, u64::MAX).expect_err("a jump"),
+        ] {
+            assert!(matches!(err, RendezvousError::OutOfWindow { .. }), "{err}");
+        }
+        assert_eq!(rv.progress(), 0, "nothing refused moved the run");
+        // A part within the window waits for worker 1, which never sends it.
+        assert!(rv
+            .on_reduce(0, 5, ReduceKind::Params, vec![1.0; 2])
+            .unwrap()
+            .is_empty());
+        assert_eq!(rv.pending(), 1);
+        // Progress is monotone and moves one window at a time.
+        for it in 1..=5 + MAX_LEAD {
+            rv.on_progress(0, it).unwrap();
+            rv.on_progress(1, it).unwrap();
+        }
+        rv.on_progress(0, 2).unwrap();
+        assert_eq!(rv.completed(), &[5 + MAX_LEAD, 5 + MAX_LEAD]);
+        assert_eq!(rv.pending(), 1, "not yet passed by more than the window");
+        rv.on_progress(0, 6 + MAX_LEAD).unwrap();
+        rv.on_progress(1, 6 + MAX_LEAD).unwrap();
+        assert_eq!(rv.pending(), 0, "everyone passed it: dropped");
+        // A rejoining process starts at the front, and may not name what came before.
+        rv.leave(1, 1);
+        let (_, out) = rv.join(1, "b2".into());
+        assert!(
+            matches!(out[0], RendezvousAction::Start { iteration, .. } if iteration == 6 + MAX_LEAD)
+        );
+        assert!(matches!(
+            rv.on_reduce(1, 3, ReduceKind::Params, vec![1.0; 2]),
+            Err(RendezvousError::OutOfWindow { first, .. }) if first == 6 + MAX_LEAD
+        ));
+    }
+
+    #[test]
+    fn a_worker_racing_ahead_cannot_make_the_rendezvous_store_more_than_max_pending_iterations() {
+        let mut rv = RendezvousCore::<f32>::new(2, vec![0.0; 3], 0);
+        rv.join(0, "a".into());
+        rv.join(1, "b".into());
         // Worker 1 never sends, so every part of worker 0 stays pending.
         for it in 0..MAX_PENDING as u64 {
+            rv.on_progress(0, it).expect("one step");
             assert!(rv
-                .on_reduce(0, it, ReduceKind::Params, vec![1.0; 2])
+                .on_reduce(0, it, ReduceKind::Params, vec![1.0; 3])
                 .expect("within the bound")
                 .is_empty());
         }
         // A part for an iteration already pending is still taken; a new iteration is refused.
-        assert!(rv.on_reduce(0, 3, ReduceKind::Params, vec![2.0; 2]).is_ok());
+        assert!(rv
+            .on_reduce(0, MAX_PENDING as u64 - 1, ReduceKind::Params, vec![2.0; 3])
+            .is_ok());
         let err = rv
-            .on_reduce(0, MAX_PENDING as u64, ReduceKind::Params, vec![1.0; 2])
+            .on_reduce(0, MAX_PENDING as u64, ReduceKind::Params, vec![1.0; 3])
             .expect_err("over the bound");
         assert!(
             matches!(err, RendezvousError::TooManyPending { .. }),
@@ -532,7 +674,7 @@ mod tests {
         );
         // The pending averages still complete once the other worker sends.
         let out = rv
-            .on_reduce(1, 0, ReduceKind::Params, vec![3.0; 2])
+            .on_reduce(1, 0, ReduceKind::Params, vec![3.0; 3])
             .expect("a part");
         assert_eq!(sends(&out), vec![(0, "reduced"), (1, "reduced")]);
     }

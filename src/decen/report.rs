@@ -95,20 +95,20 @@ pub fn combine_reports<T: Real>(
     let nodes = stats.len();
     let mean = node_mean(&params);
     let consensus = consensus_distance(&params);
-    let iterations: u64 = stats.iter().map(|s| s.iterations).sum();
-    let sent: u64 = stats.iter().map(|s| s.bytes_sent).sum();
-    let received: u64 = stats.iter().map(|s| s.bytes_received).sum();
+    let iterations = saturating_sum(stats.iter().map(|s| s.iterations));
+    let sent = saturating_sum(stats.iter().map(|s| s.bytes_sent));
+    let received = saturating_sum(stats.iter().map(|s| s.bytes_received));
     let wall: f64 = stats.iter().map(|s| s.wall_s).sum();
     let compute: f64 = stats.iter().map(|s| s.compute_s).sum();
-    let given_up: u64 = stats.iter().map(|s| s.given_up).sum();
-    let absorbed_late: u64 = stats.iter().map(|s| s.absorbed_late).sum();
+    let given_up = saturating_sum(stats.iter().map(|s| s.given_up));
+    let absorbed_late = saturating_sum(stats.iter().map(|s| s.absorbed_late));
     let thetas: Vec<f64> = stats.iter().filter_map(|s| s.theta).collect();
-    totals.node_iterations += iterations;
-    totals.bytes_sent += sent;
-    totals.bytes_received += received;
+    totals.node_iterations = totals.node_iterations.saturating_add(iterations);
+    totals.bytes_sent = totals.bytes_sent.saturating_add(sent);
+    totals.bytes_received = totals.bytes_received.saturating_add(received);
     totals.wall_s += wall;
-    totals.given_up += given_up;
-    totals.absorbed_late += absorbed_late;
+    totals.given_up = totals.given_up.saturating_add(given_up);
+    totals.absorbed_late = totals.absorbed_late.saturating_add(absorbed_late);
     let per = iterations.max(1) as f64;
     RoundReport {
         iteration,
@@ -125,4 +125,9 @@ pub fn combine_reports<T: Real>(
         absorbed_late,
         theta: (!thetas.is_empty()).then(|| thetas.iter().sum::<f64>() / thetas.len() as f64),
     }
+}
+
+/// The sum of worker-reported counters, saturating (a worker controls them).
+fn saturating_sum(values: impl Iterator<Item = u64>) -> u64 {
+    values.fold(0, u64::saturating_add)
 }

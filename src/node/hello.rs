@@ -1,6 +1,6 @@
 //! The first exchange of a worker with the server or the rendezvous, both sides of it. The
 //! server side checks the worker's `Hello` (certificate role, protocol version, model layout,
-//! worker slot) before the worker reaches an actor, and refuses a mismatch with a stable code and
+//! worker slot, and that the certificate allows the slot) before the worker reaches an actor, and refuses a mismatch with a stable code and
 //! a clear reason; the worker side (one for both kinds of worker) says `Hello` and reads the
 //! answer within a bounded wait.
 
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use quinn::Connection;
 
-use crate::net::{peer_has_role, recv, send};
+use crate::net::{peer_has_role, peer_may_take_slot, recv, send};
 use crate::proto::{Message, ProtoError, RefusalCode, Role, CONTROL_FRAME_LIMIT};
 
 /// What every worker must match to join.
@@ -31,7 +31,7 @@ pub struct PeerRequirements {
 pub struct Joined {
     /// Its slot.
     pub worker: usize,
-    /// Its incarnation.
+    /// The incarnation it claims (0: a new process).
     pub incarnation: u64,
     /// Its compute device.
     pub device: String,
@@ -85,6 +85,12 @@ pub async fn accept_hello(conn: &Connection, req: &PeerRequirements) -> Option<J
             } else if worker as usize >= req.workers {
                 let detail = format!("worker {worker} is outside 0..{}", req.workers);
                 (RefusalCode::WorkerId, detail)
+            } else if !peer_may_take_slot(conn, worker as usize) {
+                let detail = format!(
+                    "its certificate does not allow slot {worker} (issue the host's certificate \
+                     with the slots it runs: `lagom certs --workers HOST:{worker}`)"
+                );
+                (RefusalCode::WorkerId, detail)
             } else {
                 return Some(Joined {
                     worker: worker as usize,
@@ -108,7 +114,7 @@ pub async fn accept_hello(conn: &Connection, req: &PeerRequirements) -> Option<J
 pub struct WorkerHello {
     /// Its slot.
     pub worker: u32,
-    /// This process's incarnation.
+    /// The incarnation issued to this process before (0: none yet).
     pub incarnation: u64,
     /// The model's layout hash.
     pub layout_hash: u64,
@@ -123,10 +129,12 @@ pub struct WorkerHello {
 /// What the server answered a worker's `Hello`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HelloAnswer {
-    /// Joined; the weight decay workers add to their gradients.
+    /// Joined; the weight decay workers add to their gradients and the incarnation issued.
     Welcome {
         /// `Welcome::weight_decay`.
         weight_decay: f64,
+        /// `Welcome::incarnation`: what this process says in its messages and redials.
+        incarnation: u64,
     },
     /// Refused, and why: never worth retrying.
     Refused(RefusalCode, String),
@@ -156,7 +164,14 @@ pub async fn say_hello(
         .await
         .map_err(|_| anyhow::anyhow!("no answer to Hello within {timeout:?}"))?;
     Ok(match reply {
-        Ok(Some(Message::Welcome { weight_decay, .. })) => HelloAnswer::Welcome { weight_decay },
+        Ok(Some(Message::Welcome {
+            weight_decay,
+            incarnation,
+            ..
+        })) => HelloAnswer::Welcome {
+            weight_decay,
+            incarnation,
+        },
         Ok(Some(Message::Refuse { code, detail })) => HelloAnswer::Refused(code, detail),
         Ok(Some(Message::Stop { .. })) => HelloAnswer::Stopped,
         Ok(Some(other)) => anyhow::bail!("expected Welcome, got {}", other.kind()),

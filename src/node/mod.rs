@@ -25,8 +25,8 @@ pub use roles::{
     worker_compute, ServerNode, StartedServer,
 };
 pub use server::{
-    accept_loop, Checkpoint, Deliver, Disconnected, Register, RegisterResult, ServerActor,
-    ServerRunInfo, CHECKPOINT_FILE, CHECKPOINT_VERSION,
+    accept_loop, Checkpoint, Deliver, Disconnected, Register, RegisterResult, Registered,
+    ServerActor, ServerRunInfo, CHECKPOINT_FILE, CHECKPOINT_VERSION,
 };
 pub use shutdown::{Shutdown, StopSignals};
 pub use worker::{run_worker, WorkerExit, WorkerSpec};

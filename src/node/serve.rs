@@ -2,7 +2,9 @@
 //! of its own, read its frames until it is gone — bounded by the heartbeat timeout, a protocol
 //! error dropping that worker only — and write what the actor queues for it, in order.
 
+use std::cell::RefCell;
 use std::future::Future;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -20,29 +22,70 @@ pub fn next_connection() -> u64 {
     NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Failed handshakes are logged at WARN at most once per this period (the rest are counted in
+/// the next warning), so a peer that keeps dialling with a bad certificate cannot flood the log.
+pub const HANDSHAKE_WARN_EVERY: Duration = Duration::from_secs(10);
+
 /// Accepts connections until the endpoint closes, serving each on a task of its own; a failed
-/// handshake (wrong CA, no certificate, wrong ALPN) is logged and dropped.
+/// handshake (wrong CA, no certificate, wrong ALPN) is dropped and logged, rate-limited.
 pub async fn accept_each<F, Fut>(endpoint: Endpoint, serve: F)
 where
     F: Fn(Connection) -> Fut + Clone + 'static,
     Fut: Future<Output = ()> + 'static,
 {
+    let failures = Rc::new(RefCell::new(FailureLog::default()));
     while let Some(incoming) = endpoint.accept().await {
         let serve = serve.clone();
+        let failures = failures.clone();
         actix::spawn(async move {
             match incoming.await {
                 Ok(conn) => serve(conn).await,
-                Err(e) => tracing::warn!("refused a connection: {e}"),
+                Err(e) => failures.borrow_mut().note(&e.to_string()),
             }
         });
     }
 }
+
+/// Counts failed handshakes and warns about them once per [`HANDSHAKE_WARN_EVERY`].
+#[derive(Default)]
+struct FailureLog {
+    last_warned: Option<std::time::Instant>,
+    unreported: u64,
+}
+
+impl FailureLog {
+    fn note(&mut self, error: &str) {
+        let due = self
+            .last_warned
+            .is_none_or(|t| t.elapsed() >= HANDSHAKE_WARN_EVERY);
+        if due {
+            let more = std::mem::take(&mut self.unreported);
+            let also = if more > 0 {
+                format!(" ({more} more since the last warning)")
+            } else {
+                String::new()
+            };
+            tracing::warn!("refused a connection: {error}{also}");
+            self.last_warned = Some(std::time::Instant::now());
+        } else {
+            self.unreported += 1;
+            tracing::debug!("refused a connection: {error}");
+        }
+    }
+}
+
+/// Messages a worker connection may carry that its reader ignores (of a kind it must not send)
+/// before the worker is refused.
+pub const MAX_IGNORED_PER_CONNECTION: u32 = 16;
 
 /// What the reader does after a message.
 #[derive(Debug)]
 pub enum Flow {
     /// Read the next one.
     Continue,
+    /// The message was of a kind this connection must not carry: ignored, and counted (see
+    /// [`MAX_IGNORED_PER_CONNECTION`]).
+    Ignored,
     /// Refuse the worker with this code and reason, and stop reading.
     Refuse(RefusalCode, String),
     /// Stop reading (the actor is gone).
@@ -62,6 +105,7 @@ pub async fn read_until_gone<F, Fut>(
     F: FnMut(Message) -> Fut,
     Fut: Future<Output = Flow>,
 {
+    let mut ignored = 0u32;
     loop {
         let Ok(received) = tokio::time::timeout(heartbeat_timeout, recv(conn, limit)).await else {
             tracing::warn!(
@@ -83,6 +127,13 @@ pub async fn read_until_gone<F, Fut>(
         };
         match on_message(message).await {
             Flow::Continue => {}
+            Flow::Ignored => {
+                ignored += 1;
+                if ignored >= MAX_IGNORED_PER_CONNECTION {
+                    let detail = format!("{ignored} messages of kinds a worker must not send");
+                    return refuse(conn, RefusalCode::Unexpected, detail).await;
+                }
+            }
             Flow::Refuse(code, detail) => return refuse(conn, code, detail).await,
             Flow::End => return,
         }
@@ -90,17 +141,22 @@ pub async fn read_until_gone<F, Fut>(
 }
 
 /// Sends what the actor queues for `worker` on its connection, in order, on a task of its own,
-/// until the queue closes, a send fails, or a `Stop` has gone out.
+/// until a send fails or a `Stop` has gone out; when the actor drops the queue (a newer
+/// connection of the slot replaced this one) the connection is closed.
 pub fn spawn_writer(conn: Connection, mut rx: mpsc::UnboundedReceiver<Message>, worker: usize) {
     actix::spawn(async move {
-        while let Some(msg) = rx.recv().await {
+        loop {
+            let Some(msg) = rx.recv().await else {
+                conn.close(5u32.into(), b"superseded");
+                return;
+            };
             let stop = matches!(msg, Message::Stop { .. });
             if let Err(e) = send(&conn, msg).await {
                 tracing::debug!("worker {worker}: {e:#}");
-                break;
+                return;
             }
             if stop {
-                break;
+                return;
             }
         }
     });

@@ -123,7 +123,13 @@ mod tests {
                 },
                 Message::Start {
                     iteration: 0,
-                    peers: vec![Some("127.0.0.1:4000".into()), None],
+                    peers: vec![
+                        Some(crate::decen::PeerEntry {
+                            addr: "127.0.0.1:4000".into(),
+                            incarnation: 3,
+                        }),
+                        None,
+                    ],
                     params: params.clone(),
                 },
             ];

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::decen::{NodeStats, ReduceKind};
+use crate::decen::{NodeStats, PeerEntry, ReduceKind};
 
 /// What a node is, as it claims in `Hello` and as its certificate names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,7 +51,8 @@ pub enum Message {
         role: Role,
         /// Worker slot (0-based).
         worker: u32,
-        /// Incremented by the worker on every start; the server uses it to discard old work.
+        /// 0 for a new process; else the incarnation the server issued this process (in
+        /// `Welcome`) before its connection broke. The server decides, never the worker.
         incarnation: u64,
         /// `ParamLayout::hash` of its model.
         layout_hash: u64,
@@ -63,10 +64,14 @@ pub enum Message {
         /// it takes none.
         peer_port: u16,
     },
-    /// First message on a worker-to-worker connection: who dials.
+    /// First message on a worker-to-worker connection: who dials, as which process, and whom.
     PeerHello {
         /// The dialling worker's slot.
         worker: u32,
+        /// The dialling worker's incarnation, as the rendezvous issued it.
+        incarnation: u64,
+        /// The slot the dialler means to reach.
+        to: u32,
         /// `ParamLayout::hash` of its model.
         layout_hash: u64,
     },
@@ -74,16 +79,16 @@ pub enum Message {
     Start {
         /// The first iteration this worker runs.
         iteration: u64,
-        /// Every slot's peer address (`HOST:PORT`), `None` for a slot not present.
-        peers: Vec<Option<String>>,
+        /// Every slot's address and incarnation, `None` for a slot not present.
+        peers: Vec<Option<PeerEntry>>,
         /// The parameters to start from (the initial ones, or the last reported average).
         #[serde(with = "super::f32_bytes")]
         params: Vec<f32>,
     },
     /// Who is present now (sent to every worker when a slot joins or leaves).
     Members {
-        /// Every slot's peer address, `None` for a slot not present.
-        peers: Vec<Option<String>>,
+        /// Every slot's address and incarnation, `None` for a slot not present.
+        peers: Vec<Option<PeerEntry>>,
     },
     /// A gossip message between workers (push-sum share or plain parameters).
     Gossip {
@@ -148,6 +153,9 @@ pub enum Message {
         worker: u32,
         /// Number of worker slots K.
         workers: u32,
+        /// The incarnation the server issued this process: its later messages and redials say
+        /// it.
+        incarnation: u64,
         /// The server's update count at the time.
         updates: u64,
         /// L2 weight decay the worker adds to its gradients (0 when the server applies it).

@@ -38,14 +38,21 @@ pub struct GradientIn<T> {
     pub grad: Vec<T>,
 }
 
+/// The incarnation a process that has none yet claims; the core never issues it.
+pub const NEW_PROCESS: u64 = 0;
+
 /// An input to the server core.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event<T> {
-    /// A worker (re)joined with this incarnation and needs parameters.
+    /// A worker (re)joined and needs parameters. The core issues incarnations: the slot's
+    /// record holds the one in force afterwards.
     Join {
         /// Slot id.
         worker: usize,
-        /// Its incarnation (a restart must use a larger one).
+        /// [`NEW_PROCESS`] for a new process; else the incarnation this process was issued
+        /// before its connection broke (kept when it is the slot's current one, so sequence
+        /// numbers carry on; refused when a later process holds the slot; any other value is
+        /// treated as a new process).
         incarnation: u64,
     },
     /// A worker left or was declared gone.
@@ -315,7 +322,9 @@ impl<T: Real> ServerCore<T> {
             );
             return;
         };
-        if record.joins > 0 && incarnation < record.incarnation {
+        let issued_before = incarnation != NEW_PROCESS && incarnation <= record.incarnation;
+        if issued_before && incarnation < record.incarnation {
+            // A process the slot has since been given to another one: it is superseded.
             let current = record.incarnation;
             self.reject(
                 worker,
@@ -327,10 +336,12 @@ impl<T: Real> ServerCore<T> {
             );
             return;
         }
-        if record.joins == 0 || incarnation > record.incarnation {
+        if !issued_before {
+            // A new process (or one whose incarnation this server never issued): the next
+            // incarnation, whatever it claimed, so no claim can take the slot from its owner.
+            record.incarnation = record.incarnation.saturating_add(1);
             record.last_seq = None;
         }
-        record.incarnation = incarnation;
         record.alive = true;
         record.outstanding = None;
         record.joins += 1;

@@ -6,7 +6,9 @@ mod membership;
 mod snapshot;
 mod staleness;
 
-pub use self::core::{Action, Event, GradientIn, RejectReason, ServerCore, ServerCoreConfig};
+pub use self::core::{
+    Action, Event, GradientIn, RejectReason, ServerCore, ServerCoreConfig, NEW_PROCESS,
+};
 pub use membership::WorkerRecord;
 pub use snapshot::CoreSnapshot;
 pub use staleness::{StalenessHistogram, StalenessSummary};

@@ -16,7 +16,7 @@ use crate::run::{
     MetricsWriter, PerWorker, PolicyAction, Progress, RunDetails, RunEvent, RunPolicy, SimDetails,
     Summary,
 };
-use crate::server::{Action, Event, GradientIn, ServerCore, ServerCoreConfig};
+use crate::server::{Action, Event, GradientIn, ServerCore, ServerCoreConfig, NEW_PROCESS};
 
 /// What a simulation produced besides its files.
 #[derive(Debug, Clone)]
@@ -104,7 +104,7 @@ pub fn run(
     for id in 0..k {
         pending.extend(core.handle(Event::Join {
             worker: id,
-            incarnation: 0,
+            incarnation: NEW_PROCESS,
         }));
     }
     loop {
@@ -173,9 +173,10 @@ pub fn run(
             axpy(&mut grad, wd, &w.held);
         }
         w.seq += 1;
+        let incarnation = core.workers()[worker].incarnation;
         pending = core.handle(Event::Gradient(GradientIn {
             worker,
-            incarnation: 0,
+            incarnation,
             seq: w.seq,
             ite: w.index,
             grad: grad.clone(),

@@ -17,7 +17,7 @@ pub struct Harness {
 }
 
 impl Harness {
-    /// A core over `algorithm` with K workers, all joined (incarnation 0).
+    /// A core over `algorithm` with K workers, all joined as new processes.
     pub fn new(
         algorithm: Box<dyn algo::ServerAlgorithm<f64>>,
         k: usize,
@@ -121,9 +121,10 @@ impl Harness {
 
     fn send(&mut self, k: usize, ite: u64, grad: Vec<f64>) -> Vec<Action<f64>> {
         self.seq[k] += 1;
+        let incarnation = self.core.workers()[k].incarnation;
         let actions = self.core.handle(Event::Gradient(GradientIn {
             worker: k,
-            incarnation: 0,
+            incarnation,
             seq: self.seq[k],
             ite,
             grad,

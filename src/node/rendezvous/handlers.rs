@@ -11,12 +11,11 @@ use crate::proto::Message;
 use crate::run::event::{self, RendezvousJoin, WorkerOnly};
 use crate::run::RunEvent;
 
-/// A worker passed its `Hello`: register it (refused once the run is over).
+/// A worker passed its `Hello`: register it and issue its incarnation (refused once the run is
+/// over).
 pub struct Join {
     /// Slot.
     pub worker: usize,
-    /// Incarnation.
-    pub incarnation: u64,
     /// Where its peers reach it.
     pub addr: String,
     /// Connection id.
@@ -26,34 +25,34 @@ pub struct Join {
 }
 
 impl ActixMessage for Join {
-    type Result = Result<(), String>;
+    type Result = Result<u64, String>;
 }
 
 impl Handler<Join> for RendezvousActor {
-    type Result = Result<(), String>;
+    type Result = Result<u64, String>;
 
     fn handle(&mut self, msg: Join, ctx: &mut Context<Self>) -> Self::Result {
         if self.finishing {
             return Err("the run is over".into());
         }
+        let (incarnation, actions) = self.core.join(msg.worker, msg.addr.clone());
         tracing::info!(
-            "worker {} joined (peers reach it at {})",
+            "worker {} joined (incarnation {incarnation}, peers reach it at {})",
             msg.worker,
             msg.addr
         );
         self.write(RunEvent::Join(event::Join::Rendezvous(RendezvousJoin {
             t_s: self.t_s(),
             worker: msg.worker,
-            incarnation: msg.incarnation,
+            incarnation,
         })));
         self.links[msg.worker] = Some(Link {
             connection: msg.connection,
-            incarnation: msg.incarnation,
+            incarnation,
             tx: msg.tx,
         });
-        let actions = self.core.join(msg.worker, msg.incarnation, msg.addr);
         self.carry_out(actions, ctx);
-        Ok(())
+        Ok(incarnation)
     }
 }
 
@@ -86,10 +85,7 @@ impl Handler<FromWorker> for RendezvousActor {
                 params,
                 ..
             } => self.core.on_report(msg.worker, iteration, stats, params)?,
-            Message::Progress { iteration, .. } => {
-                self.core.on_progress(msg.worker, iteration);
-                Vec::new()
-            }
+            Message::Progress { iteration, .. } => self.core.on_progress(msg.worker, iteration)?,
             other => {
                 tracing::warn!(
                     "worker {}: unexpected {}; ignored",

@@ -31,10 +31,7 @@ fn peer_address(conn: &Connection, port: u16) -> String {
 
 async fn serve_worker(conn: Connection, actor: Addr<RendezvousActor>, req: PeerRequirements) {
     let Some(Joined {
-        worker,
-        incarnation,
-        peer_port,
-        ..
+        worker, peer_port, ..
     }) = accept_hello(&conn, &req).await
     else {
         return;
@@ -47,29 +44,31 @@ async fn serve_worker(conn: Connection, actor: Addr<RendezvousActor>, req: PeerR
     }
     let connection = next_connection();
     let (tx, rx) = mpsc::unbounded_channel();
-    let welcome = Message::Welcome {
-        worker: worker as u32,
-        workers: req.workers as u32,
-        updates: 0,
-        weight_decay: 0.0,
-    };
-    // Welcome goes first, then whatever the actor queues (Start, Members, Reduced, Stop).
-    if send(&conn, welcome).await.is_err() {
-        return;
-    }
+    // The actor issues the incarnation and queues Start (or waits for the others); Welcome goes
+    // out first, then whatever the actor queued (Start, Members, Reduced, Stop).
     let joined = actor
         .send(Join {
             worker,
-            incarnation,
             addr: peer_address(&conn, peer_port),
             connection,
             tx,
         })
         .await;
-    match joined {
-        Ok(Ok(())) => {}
+    let incarnation = match joined {
+        Ok(Ok(incarnation)) => incarnation,
         Ok(Err(detail)) => return refuse(&conn, RefusalCode::Finished, detail).await,
         Err(_) => return refuse(&conn, RefusalCode::Finished, "the run is over".into()).await,
+    };
+    let welcome = Message::Welcome {
+        worker: worker as u32,
+        workers: req.workers as u32,
+        incarnation,
+        updates: 0,
+        weight_decay: 0.0,
+    };
+    if send(&conn, welcome).await.is_err() {
+        actor.do_send(Left { worker, connection });
+        return;
     }
     spawn_writer(conn.clone(), rx, worker);
     read_worker(&conn, &actor, worker, &req).await;
@@ -91,12 +90,15 @@ async fn read_worker(
             let claimed = match &message {
                 Message::Reduce { worker, .. }
                 | Message::Report { worker, .. }
-                | Message::Progress { worker, .. } => Some(*worker as usize),
-                _ => None,
+                | Message::Progress { worker, .. } => *worker as usize,
+                other => {
+                    tracing::debug!("worker {worker}: unexpected {}; ignored", other.kind());
+                    return Flow::Ignored;
+                }
             };
-            if let Some(c) = claimed.filter(|&c| c != worker) {
+            if claimed != worker {
                 let detail = format!(
-                    "a {} claims worker {c} on the connection of worker {worker}",
+                    "a {} claims worker {claimed} on the connection of worker {worker}",
                     message.kind()
                 );
                 return Flow::Refuse(RefusalCode::WorkerId, detail);

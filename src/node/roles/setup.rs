@@ -9,7 +9,7 @@ use crate::node::shutdown::Shutdown;
 use crate::run::{ModelFacts, Summary};
 use crate::train::bn_batches;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use actix::{Addr, SyncArbiter};
 use anyhow::{anyhow, Context, Result};
@@ -42,15 +42,6 @@ pub(super) fn transport(config: &Config, params_len: usize) -> TransportSettings
     t.keep_alive = Duration::from_secs_f64(config.net.keep_alive_s);
     t.idle_timeout = Duration::from_secs_f64(config.net.idle_timeout_s);
     t
-}
-
-/// A new incarnation: milliseconds since the epoch, so a restarted worker always has a larger
-/// one than before.
-pub(super) fn fresh_incarnation() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(1)
 }
 
 /// `addr` (the value of config key `key`) as a socket address, or an error naming the key.

@@ -15,9 +15,7 @@ use crate::net::NodeIdentity;
 use crate::node::compute::ComputeActor;
 use crate::node::worker::{run_decen_worker, run_worker, DecenWorkerSpec, WorkerExit, WorkerSpec};
 
-use super::setup::{
-    fresh_incarnation, identity_from_config, load_split, resolve, start_compute, transport,
-};
+use super::setup::{identity_from_config, load_split, resolve, start_compute, transport};
 
 /// A worker's compute thread and its spec for joining the server at `server`; `speed` is its
 /// relative speed (1 = nominal; 0.25 = four times slower).
@@ -34,7 +32,6 @@ pub(super) fn start_worker(
         start_compute(config, train, worker, device, 1.0 / speed)?;
     let spec = WorkerSpec {
         worker: worker as u32,
-        incarnation: fresh_incarnation(),
         server,
         identity,
         layout_hash,
@@ -65,7 +62,6 @@ pub(super) fn decen_worker_spec(
     let spec = DecenWorkerSpec {
         worker,
         workers: n,
-        incarnation: fresh_incarnation(),
         server,
         peer_listen: resolve(&config.net.peer_listen, "net.peer_listen")?,
         identity,

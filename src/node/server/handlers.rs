@@ -15,7 +15,7 @@ use crate::server::{Action, Event, GradientIn, RejectReason};
 pub struct Register {
     /// Slot.
     pub worker: usize,
-    /// Its incarnation.
+    /// The incarnation it claims (see `server::Event::Join`).
     pub incarnation: u64,
     /// Its device, for logs.
     pub device: String,
@@ -25,8 +25,19 @@ pub struct Register {
     pub tx: mpsc::UnboundedSender<Message>,
 }
 
-/// The server's answer to `Register`: `(updates, weight_decay)` or a refusal.
-pub type RegisterResult = Result<(u64, f64), (RefusalCode, String)>;
+/// What a registered worker is told in its `Welcome`.
+#[derive(Debug, Clone, Copy)]
+pub struct Registered {
+    /// The server's update count.
+    pub updates: u64,
+    /// The weight decay workers add to their gradients.
+    pub weight_decay: f64,
+    /// The incarnation the server issued (or kept) for this process.
+    pub incarnation: u64,
+}
+
+/// The server's answer to `Register`: the worker's `Welcome` or a refusal.
+pub type RegisterResult = Result<Registered, (RefusalCode, String)>;
 
 impl ActixMessage for Register {
     type Result = RegisterResult;
@@ -49,17 +60,21 @@ impl Handler<Register> for ServerActor {
         {
             return Err((RefusalCode::WorkerId, reason.to_string()));
         }
+        let incarnation = self
+            .core
+            .workers()
+            .get(msg.worker)
+            .map_or(0, |r| r.incarnation);
         tracing::info!(
-            "worker {} joined (incarnation {}, {})",
+            "worker {} joined (incarnation {incarnation}, {})",
             msg.worker,
-            msg.incarnation,
             msg.device
         );
         let event = RunEvent::Join(Join::Server(ServerJoin {
             t_s: self.t_s(),
             updates: self.core.updates(),
             worker: msg.worker,
-            incarnation: msg.incarnation,
+            incarnation,
             device: msg.device.clone(),
         }));
         self.write(event);
@@ -67,7 +82,11 @@ impl Handler<Register> for ServerActor {
             connection: msg.connection,
             tx: msg.tx,
         });
-        let answer = (self.core.updates(), self.core.worker_weight_decay());
+        let answer = Registered {
+            updates: self.core.updates(),
+            weight_decay: self.core.worker_weight_decay(),
+            incarnation,
+        };
         self.carry_out(actions, ctx);
         Ok(answer)
     }

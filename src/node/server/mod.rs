@@ -9,5 +9,5 @@ mod record;
 
 pub use actor::{Checkpointing, Resumed, ServerActor, ServerRunInfo};
 pub use checkpoint::{Checkpoint, CHECKPOINT_FILE, CHECKPOINT_VERSION};
-pub use handlers::{Deliver, Disconnected, Register, RegisterResult};
+pub use handlers::{Deliver, Disconnected, Register, RegisterResult, Registered};
 pub use net::accept_loop;

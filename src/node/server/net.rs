@@ -41,7 +41,7 @@ async fn serve_peer(conn: Connection, server: Addr<ServerActor>, req: PeerRequir
             tx,
         })
         .await;
-    let (updates, weight_decay) = match registered {
+    let welcome = match registered {
         Ok(Ok(answer)) => answer,
         Ok(Err((code, detail))) => return refuse(&conn, code, detail).await,
         Err(_) => {
@@ -53,11 +53,13 @@ async fn serve_peer(conn: Connection, server: Addr<ServerActor>, req: PeerRequir
             .await
         }
     };
+    let incarnation = welcome.incarnation;
     let welcome = Message::Welcome {
         worker: worker as u32,
         workers: req.workers as u32,
-        updates,
-        weight_decay,
+        incarnation,
+        updates: welcome.updates,
+        weight_decay: welcome.weight_decay,
     };
     if send(&conn, welcome).await.is_ok() {
         // Outgoing: parameters and stop, in order, on their own task.
@@ -89,8 +91,8 @@ async fn read_gradients(
                 ..
             } = message
             else {
-                tracing::warn!("worker {worker}: unexpected {}; ignored", message.kind());
-                return Flow::Continue;
+                tracing::debug!("worker {worker}: unexpected {}; ignored", message.kind());
+                return Flow::Ignored;
             };
             if claimed as usize != worker || inc != incarnation {
                 let detail = format!(

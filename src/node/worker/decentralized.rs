@@ -15,7 +15,8 @@ use tokio::sync::mpsc;
 
 use super::decentralized_loop::{run_loop, Inputs, LoopSpec};
 use super::parameter_server::WorkerExit;
-use super::peers::{peer_accept_loop, PeerCheck, PeerLinks};
+use super::peer_links::{Dialler, PeerDirectory, PeerLinks};
+use super::peer_listener::{peer_accept_loop, PeerCheck, INBOX_CAPACITY};
 use super::spawn_heartbeats;
 use crate::algo::AlgorithmConfig;
 use crate::decen::{build_node, delayed_nodes, topology, NodeDriver};
@@ -27,6 +28,7 @@ use crate::node::compute::ComputeActor;
 use crate::node::hello::{say_hello, HelloAnswer, WorkerHello};
 use crate::proto::{frame_limit, Message};
 use crate::run::PolicyConfig;
+use crate::server::NEW_PROCESS;
 
 /// Everything a decentralized worker needs.
 #[derive(Debug, Clone)]
@@ -35,8 +37,6 @@ pub struct DecenWorkerSpec {
     pub worker: usize,
     /// Slots in the run.
     pub workers: usize,
-    /// This process's incarnation.
-    pub incarnation: u64,
     /// The rendezvous (server) address.
     pub server: SocketAddr,
     /// Where to take peer connections.
@@ -69,12 +69,13 @@ pub struct DecenWorkerSpec {
     pub eval_every: u64,
 }
 
-/// Dials the server (retrying for `hello_timeout` × 3) and joins; returns the connection.
+/// Dials the server (retrying for `hello_timeout` × 3) and joins; returns the connection and
+/// the incarnation the rendezvous issued.
 async fn join(
     endpoint: &quinn::Endpoint,
     spec: &DecenWorkerSpec,
     peer_port: u16,
-) -> Result<std::result::Result<Connection, WorkerExit>> {
+) -> Result<std::result::Result<(Connection, u64), WorkerExit>> {
     let give_up = Instant::now() + spec.hello_timeout * 3;
     let mut backoff = Duration::from_millis(100);
     let conn = loop {
@@ -95,14 +96,14 @@ async fn join(
     };
     let hello = WorkerHello {
         worker: spec.worker as u32,
-        incarnation: spec.incarnation,
+        incarnation: NEW_PROCESS,
         layout_hash: spec.layout_hash,
         params_len: spec.params_len,
         device: spec.device.clone(),
         peer_port,
     };
     match say_hello(&conn, &hello, spec.hello_timeout).await? {
-        HelloAnswer::Welcome { .. } => Ok(Ok(conn)),
+        HelloAnswer::Welcome { incarnation, .. } => Ok(Ok((conn, incarnation))),
         HelloAnswer::Refused(code, detail) => Ok(Err(WorkerExit::Refused { code, detail })),
         HelloAnswer::Stopped => Ok(Err(WorkerExit::Stopped { gradients: 0 })),
         HelloAnswer::Lost(why) => match closed_by_refusal(&conn) {
@@ -119,10 +120,12 @@ pub async fn run_decen_worker(
 ) -> Result<WorkerExit> {
     let endpoint = peer_endpoint(spec.peer_listen, &spec.identity, &spec.transport)?;
     let peer_port = endpoint.local_addr()?.port();
-    let (inbox_tx, inbox) = mpsc::unbounded_channel();
+    let (inbox_tx, inbox) = mpsc::channel(INBOX_CAPACITY);
     let received = Arc::new(AtomicU64::new(0));
     let sent = Arc::new(AtomicU64::new(0));
+    let directory = PeerDirectory::new(spec.workers);
     let check = PeerCheck {
+        me: spec.worker,
         workers: spec.workers,
         layout_hash: spec.layout_hash,
         params_len: spec.params_len,
@@ -131,15 +134,17 @@ pub async fn run_decen_worker(
     actix::spawn(peer_accept_loop(
         endpoint.clone(),
         check,
+        directory.clone(),
         inbox_tx,
         received.clone(),
     ));
-    let conn = match join(&endpoint, &spec, peer_port).await? {
-        Ok(c) => c,
+    let (conn, incarnation) = match join(&endpoint, &spec, peer_port).await? {
+        Ok(joined) => joined,
         Err(exit) => return Ok(exit),
     };
     tracing::info!(
-        "worker {} joined the rendezvous at {} (peers: port {peer_port})",
+        "worker {} joined the rendezvous at {} (incarnation {incarnation}, peers: port \
+         {peer_port})",
         spec.worker,
         spec.server
     );
@@ -160,11 +165,15 @@ pub async fn run_decen_worker(
             }
         }
     });
+    let dialler = Dialler {
+        me: spec.worker,
+        incarnation,
+        layout_hash: spec.layout_hash,
+    };
     let mut links = PeerLinks::new(
-        spec.worker,
-        spec.workers,
+        dialler,
         endpoint.clone(),
-        spec.layout_hash,
+        directory,
         sent.clone(),
         spec.peer_wait,
     );
@@ -202,7 +211,7 @@ async fn train(
                 params,
             } => break (iteration, peers, params),
             Message::Stop { .. } => return Ok(WorkerExit::Stopped { gradients: 0 }),
-            Message::Members { peers } => links.set_addresses(&peers),
+            Message::Members { peers } => links.directory().set(&peers),
             Message::Heartbeat { .. } => {}
             other => tracing::warn!("unexpected {} before Start; ignored", other.kind()),
         }
@@ -214,7 +223,7 @@ async fn train(
             spec.params_len
         );
     }
-    links.set_addresses(&peers);
+    links.directory().set(&peers);
     let topo = Arc::new(topology(&spec.algorithm, spec.workers).map_err(|e| anyhow!(e))?);
     let delayed = Arc::new(delayed_nodes(
         &spec.algorithm,

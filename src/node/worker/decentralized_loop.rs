@@ -11,8 +11,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use quinn::Connection;
 use tokio::sync::mpsc;
 
-use super::peers::{Inbound, PeerLinks};
-use crate::decen::{DriverAction, NodeDriver, NodeStats};
+use super::peer_links::PeerLinks;
+use super::peer_listener::Inbound;
+use crate::decen::{DriverAction, GossipMessage, NodeDriver, NodeStats};
 use crate::net::send;
 use crate::node::compute::{ComputeActor, ComputeGradient, ComputeLoss, ComputedGradient};
 use crate::proto::Message;
@@ -26,8 +27,8 @@ enum Computed {
 
 /// The worker's inputs: peers' messages, the rendezvous' messages, and byte counters.
 pub struct Inputs {
-    /// Peers' gossip, already checked for its sender.
-    pub inbox: mpsc::UnboundedReceiver<Inbound>,
+    /// Peers' gossip, already checked for its sender (bounded: see `INBOX_CAPACITY`).
+    pub inbox: mpsc::Receiver<Inbound>,
     /// The rendezvous' messages with their frame sizes.
     pub server: mpsc::UnboundedReceiver<Result<(Message, usize)>>,
     /// Algorithm bytes received (gossip frames counted by the peer listener, averages here).
@@ -58,18 +59,32 @@ struct Window {
     started: Option<Instant>,
 }
 
-/// Sends a driver's gossip to its peers.
-fn gossip(links: &mut PeerLinks, o: crate::decen::Outgoing<f32>) {
-    links.send(
-        o.to,
-        Message::Gossip {
-            from: o.message.from as u32,
-            iteration: o.message.iteration,
-            lateness: o.lateness,
-            weight: o.message.weight,
-            x: o.message.x,
-        },
-    );
+/// Sends a driver's gossip to its peers; one whose peer's queue is full goes back to the node.
+fn gossip(links: &mut PeerLinks, driver: &mut NodeDriver<f32>, o: crate::decen::Outgoing<f32>) {
+    let to = o.to;
+    let message = Message::Gossip {
+        from: o.message.from as u32,
+        iteration: o.message.iteration,
+        lateness: o.lateness,
+        weight: o.message.weight,
+        x: o.message.x,
+    };
+    if let Err(Message::Gossip {
+        from,
+        iteration,
+        weight,
+        x,
+        ..
+    }) = links.send(to, message)
+    {
+        tracing::debug!("peer {to} is not taking messages; this one goes back to the node");
+        driver.take_back(&GossipMessage {
+            from: from as usize,
+            iteration,
+            x,
+            weight,
+        });
+    }
 }
 
 /// Runs the driver until the run's iterations are done or the rendezvous stops the run;
@@ -98,7 +113,7 @@ pub async fn run_loop(
         let mut completed = None;
         for action in driver.poll(clock.elapsed().as_secs_f64()) {
             match action {
-                DriverAction::Send(o) => gossip(links, o),
+                DriverAction::Send(o) => gossip(links, driver, o),
                 DriverAction::ComputeGradient { iteration, point } => {
                     computing = Some(Instant::now());
                     let (compute, tx) = (compute.clone(), computed_tx.clone());
@@ -239,7 +254,7 @@ fn on_server(
         Message::Members { peers } => {
             let present: Vec<bool> = peers.iter().map(Option::is_some).collect();
             driver.set_present(&present);
-            links.set_addresses(&peers);
+            links.directory().set(&peers);
         }
         Message::Reduced {
             iteration,

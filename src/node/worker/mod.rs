@@ -5,7 +5,8 @@
 mod decentralized;
 mod decentralized_loop;
 mod parameter_server;
-mod peers;
+mod peer_links;
+mod peer_listener;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -19,14 +19,13 @@ use crate::net::{
 use crate::node::compute::{ComputeActor, ComputeGradient};
 use crate::node::hello::{say_hello, HelloAnswer, WorkerHello};
 use crate::proto::{frame_limit, Message, RefusalCode};
+use crate::server::NEW_PROCESS;
 
 /// Everything a worker needs to join a server.
 #[derive(Debug, Clone)]
 pub struct WorkerSpec {
     /// Worker slot.
     pub worker: u32,
-    /// This process's incarnation (larger than any earlier one of the slot).
-    pub incarnation: u64,
     /// The server's address.
     pub server: SocketAddr,
     /// Certificate, key and cluster CA.
@@ -76,6 +75,8 @@ pub async fn run_worker(spec: WorkerSpec, compute: Addr<ComputeActor>) -> Result
     let first_backoff = Duration::from_millis(100);
     let mut backoff = first_backoff;
     let mut seq = 0u64;
+    // Issued by the server in the first Welcome; said again on every redial.
+    let mut incarnation = NEW_PROCESS;
     loop {
         let conn = match connect(&endpoint, spec.server).await {
             Ok(c) => c,
@@ -89,7 +90,7 @@ pub async fn run_worker(spec: WorkerSpec, compute: Addr<ComputeActor>) -> Result
                 continue;
             }
         };
-        let end = session(&conn, &spec, &compute, &mut seq).await;
+        let end = session(&conn, &spec, &compute, &mut incarnation, &mut seq).await;
         match end {
             Ok(SessionEnd::Stopped) => {
                 conn.close(0u32.into(), b"done");
@@ -117,29 +118,41 @@ pub async fn run_worker(spec: WorkerSpec, compute: Addr<ComputeActor>) -> Result
     }
 }
 
-/// Sends a `Heartbeat` every `every` until the connection fails.
+/// One connection's life: `Hello` (with the incarnation issued before, if any), then gradients
+/// for parameters until the server stops, refuses or loses this worker.
 async fn session(
     conn: &Connection,
     spec: &WorkerSpec,
     compute: &Addr<ComputeActor>,
+    incarnation: &mut u64,
     seq: &mut u64,
 ) -> Result<SessionEnd> {
     let hello = WorkerHello {
         worker: spec.worker,
-        incarnation: spec.incarnation,
+        incarnation: *incarnation,
         layout_hash: spec.layout_hash,
         params_len: spec.params_len,
         device: spec.device.clone(),
         peer_port: 0,
     };
     let weight_decay = match say_hello(conn, &hello, spec.hello_timeout).await? {
-        HelloAnswer::Welcome { weight_decay } => weight_decay,
+        HelloAnswer::Welcome {
+            weight_decay,
+            incarnation: issued,
+        } => {
+            if issued != *incarnation {
+                // A new incarnation starts its sequence numbers afresh on the server.
+                *incarnation = issued;
+                *seq = 0;
+            }
+            weight_decay
+        }
         HelloAnswer::Refused(code, detail) => return Ok(SessionEnd::Refused(code, detail)),
         HelloAnswer::Stopped => return Ok(SessionEnd::Stopped),
         HelloAnswer::Lost(why) => return Ok(SessionEnd::Lost(why)),
     };
     tracing::info!(
-        "worker {} joined the server at {}",
+        "worker {} joined the server at {} (incarnation {incarnation})",
         spec.worker,
         spec.server
     );
@@ -174,7 +187,7 @@ async fn session(
                     conn,
                     Message::Gradient {
                         worker: spec.worker,
-                        incarnation: spec.incarnation,
+                        incarnation: *incarnation,
                         seq: *seq,
                         ite: out.ite,
                         loss: out.loss,
