@@ -2,6 +2,7 @@
 //! `summary.json` (written atomically at the end), the effective `config.toml`, and progress.
 
 pub mod catalog;
+mod checkpoint_writer;
 pub mod details;
 mod dir;
 pub mod event;
@@ -11,6 +12,7 @@ mod policy;
 mod progress;
 mod summary;
 
+pub use checkpoint_writer::{CheckpointWriter, WriteDone};
 pub use details::{
     DecentralizedSimDetails, IncarnationApplied, ModelFacts, RendezvousDetails, RunDetails,
     ServerDetails, SimDetails, TrainDetails,

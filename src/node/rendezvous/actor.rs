@@ -8,14 +8,12 @@ use std::time::Instant;
 use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
 use tokio::sync::{mpsc, oneshot};
 
-use super::checkpoint::DecenCheckpoint;
+use super::checkpoint::DecenCheckpoints;
 use crate::compute::EvalOutput;
 use crate::decen::{RendezvousAction, RendezvousCore, RoundReport};
 use crate::node::eval::{EvalActor, Evaluate};
 use crate::proto::Message;
-use crate::run::event::{
-    CheckpointWritten, ClusterDiverged, ClusterEnd, Diverged, End, Eval, RendezvousEval,
-};
+use crate::run::event::{ClusterDiverged, ClusterEnd, Diverged, End, Eval, RendezvousEval};
 use crate::run::{
     MetricsWriter, ModelFacts, PerWorker, PolicyAction, PolicyConfig, Progress, RendezvousDetails,
     RunDetails, RunDir, RunEvent, RunPolicy, Summary,
@@ -55,11 +53,12 @@ pub(super) struct Link {
 /// The actor (see the module docs).
 pub struct RendezvousActor {
     pub(super) core: RendezvousCore<f32>,
-    setup: RendezvousSetup,
+    pub(super) setup: RendezvousSetup,
     pub(super) links: Vec<Option<Link>>,
     metrics: MetricsWriter,
     evaluator: Addr<EvalActor>,
-    started: Instant,
+    pub(super) checkpoints: Option<DecenCheckpoints>,
+    pub(super) started: Instant,
     progress: Progress,
     last_eval: Option<EvalOutput>,
     last_report: Option<RoundReport<f32>>,
@@ -87,7 +86,12 @@ impl RendezvousActor {
             .and_then(|d| now.checked_sub(d))
             .unwrap_or(now);
         let policy = RunPolicy::new(setup.policy.clone(), setup.resumed_wall_s);
+        let checkpoints = setup
+            .checkpoint
+            .as_ref()
+            .map(|(dir, _)| DecenCheckpoints::start(dir.clone()));
         RendezvousActor {
+            checkpoints,
             policy,
             core,
             setup,
@@ -230,26 +234,8 @@ impl RendezvousActor {
                 format!("acc {:.2} %", 100.0 * e.accuracy)
             }),
         );
-        if let Some((dir, layout_hash)) = &self.setup.checkpoint {
-            let cp = DecenCheckpoint {
-                version: 1,
-                layout_hash: *layout_hash,
-                algorithm: self.setup.algorithm.clone(),
-                iteration: r.iteration,
-                wall_s: self.started.elapsed().as_secs_f64(),
-                params: r.params.clone(),
-            };
-            match cp.save(dir) {
-                Ok(()) => {
-                    let event = RunEvent::Checkpoint(CheckpointWritten {
-                        t_s: self.t_s(),
-                        updates: r.iteration,
-                    });
-                    self.write(event);
-                }
-                Err(e) => tracing::error!("checkpoint failed (training goes on): {e:#}"),
-            }
-        }
+        self.checkpoint_report(&r);
+        self.record_checkpoints();
         let mut last = r.iteration >= self.setup.iterations;
         if let Some(PolicyAction::Diverged(reason)) =
             eval.and_then(|e| self.policy.on_evaluated_loss(e.loss))
@@ -275,6 +261,10 @@ impl RendezvousActor {
     pub(super) fn finish(&mut self) {
         self.finishing = true;
         self.progress.finish();
+        if let Some(cps) = &mut self.checkpoints {
+            cps.finish();
+        }
+        self.record_checkpoints();
         for link in self.links.iter().flatten() {
             let _ = link.tx.send(Message::Stop {
                 reason: "the run is complete".into(),

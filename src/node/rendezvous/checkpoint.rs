@@ -1,10 +1,16 @@
 //! The checkpoint of a decentralized run: the last combined (mean) model and its iteration, which
-//! `--resume` restarts the rendezvous from; checksummed, with the previous generation kept.
+//! `--resume` restarts the rendezvous from; checksummed, with the previous generation kept, and
+//! written on a thread of its own so the rendezvous never waits for the disk.
+
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::run::{generations, RunDir};
+use super::actor::RendezvousActor;
+use crate::decen::RoundReport;
+use crate::run::event::CheckpointWritten;
+use crate::run::{generations, CheckpointWriter, RunDir, RunEvent};
 
 /// The checkpoint of a decentralized run: the last combined model and its iteration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,11 +32,109 @@ pub struct DecenCheckpoint {
 /// The checkpoint's file name in the run directory.
 pub const DECEN_CHECKPOINT_FILE: &str = "decen-checkpoint.msgpack";
 
+impl RendezvousActor {
+    /// Queues the checkpoint of report `r` (the combined model) and records finished writes.
+    pub(super) fn checkpoint_report(&mut self, r: &RoundReport<f32>) {
+        if let (Some(cps), Some((_, layout_hash))) = (&self.checkpoints, &self.setup.checkpoint) {
+            cps.submit(&DecenCheckpoint {
+                version: 1,
+                layout_hash: *layout_hash,
+                algorithm: self.setup.algorithm.clone(),
+                iteration: r.iteration,
+                wall_s: self.started.elapsed().as_secs_f64(),
+                params: r.params.clone(),
+            });
+        }
+        self.record_checkpoints();
+    }
+
+    /// Writes a `checkpoint` event for every checkpoint written since the last look.
+    pub(super) fn record_checkpoints(&mut self) {
+        let finished = self.checkpoints.as_ref().map(|c| c.take_finished());
+        for (iteration, error) in finished.into_iter().flatten() {
+            match error {
+                None => self.write(RunEvent::Checkpoint(CheckpointWritten {
+                    t_s: self.t_s(),
+                    updates: iteration,
+                })),
+                Some(e) => tracing::error!("checkpoint failed (training goes on): {e}"),
+            }
+        }
+    }
+}
+
+/// Writes a run's checkpoints on a thread of its own ([`CheckpointWriter`]) and keeps what it
+/// finished for the actor to record.
+pub struct DecenCheckpoints {
+    writer: Option<CheckpointWriter>,
+    dir: RunDir,
+    /// Writes finished since the last look: (iteration, why it failed).
+    finished: Arc<Mutex<Vec<(u64, Option<String>)>>>,
+}
+
+impl DecenCheckpoints {
+    /// Checkpoints into `dir` (written inline if no thread can be started).
+    pub fn start(dir: RunDir) -> Self {
+        let finished = Arc::new(Mutex::new(Vec::new()));
+        let sink = finished.clone();
+        let done = Box::new(move |iteration, result: Result<()>| {
+            if let Ok(mut f) = sink.lock() {
+                f.push((iteration, result.err().map(|e| format!("{e:#}"))));
+            }
+        });
+        let writer = CheckpointWriter::start(dir.clone(), DECEN_CHECKPOINT_FILE, done)
+            .map_err(|e| tracing::error!("no checkpoint writer thread ({e:#}); writing inline"))
+            .ok();
+        DecenCheckpoints {
+            writer,
+            dir,
+            finished,
+        }
+    }
+
+    /// Queues `cp` (written here when there is no writer thread).
+    pub fn submit(&self, cp: &DecenCheckpoint) {
+        let result = cp.encode().and_then(|bytes| match &self.writer {
+            Some(w) => {
+                w.submit(cp.iteration, bytes);
+                Ok(())
+            }
+            None => generations::save(&self.dir, DECEN_CHECKPOINT_FILE, &bytes),
+        });
+        if self.writer.is_none() {
+            if let Ok(mut f) = self.finished.lock() {
+                f.push((cp.iteration, result.err().map(|e| format!("{e:#}"))));
+            }
+        } else if let Err(e) = result {
+            tracing::error!("checkpoint failed (training goes on): {e:#}");
+        }
+    }
+
+    /// The writes finished since the last call: (iteration, why it failed).
+    pub fn take_finished(&self) -> Vec<(u64, Option<String>)> {
+        self.finished
+            .lock()
+            .map(|mut f| std::mem::take(&mut *f))
+            .unwrap_or_default()
+    }
+
+    /// Waits until every queued checkpoint is on disk (the writer thread stops).
+    pub fn finish(&mut self) {
+        if let Some(w) = self.writer.take() {
+            w.finish();
+        }
+    }
+}
+
 impl DecenCheckpoint {
+    /// The bytes [`DecenCheckpoint::save`] writes (before the checksummed envelope).
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        rmp_serde::to_vec_named(self).context("cannot encode the checkpoint")
+    }
+
     /// Writes it atomically into `dir`, keeping the previous one.
     pub fn save(&self, dir: &RunDir) -> Result<()> {
-        let bytes = rmp_serde::to_vec_named(self).context("cannot encode the checkpoint")?;
-        generations::save(dir, DECEN_CHECKPOINT_FILE, &bytes)
+        generations::save(dir, DECEN_CHECKPOINT_FILE, &self.encode()?)
     }
 
     /// Reads `dir`'s newest usable checkpoint (the previous generation when the newest is

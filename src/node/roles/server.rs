@@ -99,6 +99,7 @@ pub fn start_server(
     let checkpointing = Checkpointing {
         dir: RunDir::create(dir.path())?,
         layout_hash,
+        writer: None,
     };
     let actor = ServerActor::new(
         core,

@@ -14,8 +14,8 @@ use crate::run::event::{
     ClusterDiverged, Diverged, Eval, Rejected, ServerEval, ServerProgress, Shutdown,
 };
 use crate::run::{
-    MetricsWriter, ModelFacts, PolicyAction, PolicyConfig, Progress, RunDir, RunEvent, RunPolicy,
-    Summary,
+    CheckpointWriter, MetricsWriter, ModelFacts, PolicyAction, PolicyConfig, Progress, RunDir,
+    RunEvent, RunPolicy, Summary,
 };
 use crate::server::{Action, ServerCore};
 
@@ -45,12 +45,13 @@ pub struct ServerRunInfo {
 }
 
 /// Where the server checkpoints (how often is the run policy's).
-#[derive(Debug)]
 pub struct Checkpointing {
     /// The run directory (the checkpoint goes next to the metrics).
     pub dir: RunDir,
     /// Layout hash recorded in the checkpoint.
     pub layout_hash: u64,
+    /// Writes checkpoints off the actor's thread; `None` until the actor starts it.
+    pub writer: Option<CheckpointWriter>,
 }
 
 /// Where a resumed run left off.
@@ -333,6 +334,7 @@ impl Actor for ServerActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Bulk gradients arrive with `send().await`: a small mailbox is the backpressure.
         ctx.set_mailbox_capacity(64);
+        self.start_checkpoint_writer(ctx);
         if let Some(every) = self.policy.tick_every_s() {
             ctx.run_interval(std::time::Duration::from_secs_f64(every), |act, ctx| {
                 if !act.finishing {

@@ -33,10 +33,14 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
+    /// The bytes [`Checkpoint::save`] writes (before the checksummed envelope).
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        rmp_serde::to_vec_named(self).context("cannot encode the checkpoint")
+    }
+
     /// Writes the checkpoint into `dir` atomically and durably, keeping the previous one.
     pub fn save(&self, dir: &RunDir) -> Result<()> {
-        let bytes = rmp_serde::to_vec_named(self).context("cannot encode the checkpoint")?;
-        generations::save(dir, CHECKPOINT_FILE, &bytes)
+        generations::save(dir, CHECKPOINT_FILE, &self.encode()?)
     }
 
     /// Reads `dir`'s newest usable checkpoint (the previous generation when the newest is

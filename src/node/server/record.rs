@@ -1,35 +1,108 @@
 //! What the server actor records beyond metrics: checkpoints a restarted server resumes from,
 //! and the summary of the run when it ends.
 
-use super::actor::ServerActor;
-use super::checkpoint::{Checkpoint, CHECKPOINT_VERSION};
+use actix::{AsyncContext, Context, Handler, Message as ActixMessage};
+
+use super::actor::{Checkpointing, ServerActor};
+use super::checkpoint::{Checkpoint, CHECKPOINT_FILE, CHECKPOINT_VERSION};
 use crate::run::event::{CheckpointWritten, ClusterEnd, End};
+use crate::run::{CheckpointWriter, WriteDone};
 use crate::run::{IncarnationApplied, PerWorker, RunDetails, RunEvent, ServerDetails, Summary};
 
+/// A checkpoint write finished on the writer's thread.
+#[derive(ActixMessage)]
+#[rtype(result = "()")]
+pub struct CheckpointDone {
+    /// The update count it holds.
+    pub updates: u64,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+impl Handler<CheckpointDone> for ServerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CheckpointDone, _: &mut Context<Self>) {
+        match msg.error {
+            // After the end event nothing more is recorded (the final checkpoint has its own).
+            None if self.done.is_some() => {
+                let event = RunEvent::Checkpoint(CheckpointWritten {
+                    t_s: self.t_s(),
+                    updates: msg.updates,
+                });
+                self.write_now(event);
+            }
+            None => {}
+            Some(e) => tracing::error!("checkpoint failed (training goes on): {e}"),
+        }
+    }
+}
+
 impl ServerActor {
-    /// Writes a checkpoint now (if checkpointing is on); a failure is logged, not fatal.
-    pub(super) fn checkpoint(&mut self) {
-        let Some(c) = &self.checkpointing else {
+    /// Starts the thread that writes this server's checkpoints (if checkpointing is on).
+    pub(super) fn start_checkpoint_writer(&mut self, ctx: &mut Context<Self>) {
+        let Some(c) = &mut self.checkpointing else {
             return;
         };
-        let cp = Checkpoint {
+        let addr = ctx.address();
+        let done: WriteDone = Box::new(move |updates, result: anyhow::Result<()>| {
+            let error = result.err().map(|e| format!("{e:#}"));
+            addr.do_send(CheckpointDone { updates, error });
+        });
+        match CheckpointWriter::start(c.dir.clone(), CHECKPOINT_FILE, done) {
+            Ok(writer) => c.writer = Some(writer),
+            Err(e) => tracing::error!("no checkpoint writer thread ({e:#}); writing inline"),
+        }
+    }
+
+    fn snapshot(&self, c: &Checkpointing) -> Checkpoint {
+        Checkpoint {
             version: CHECKPOINT_VERSION,
             layout_hash: c.layout_hash,
             algorithm: self.info.algorithm.clone(),
             received: self.received,
             wall_s: self.started.elapsed().as_secs_f64(),
             core: self.core.snapshot(),
+        }
+    }
+
+    /// Hands a checkpoint of now to the writer thread (written here when there is none); a
+    /// failure is logged, not fatal.
+    pub(super) fn checkpoint(&mut self) {
+        let Some(c) = &self.checkpointing else {
+            return;
         };
-        match cp.save(&c.dir) {
-            Ok(()) => {
-                let event = RunEvent::Checkpoint(CheckpointWritten {
-                    t_s: self.t_s(),
-                    updates: self.core.updates(),
-                });
-                self.write_now(event);
+        let Some(writer) = &c.writer else {
+            if let Err(e) = self.write_final_checkpoint() {
+                tracing::error!("checkpoint failed (training goes on): {e:#}");
+            }
+            return;
+        };
+        match self.snapshot(c).encode() {
+            Ok(bytes) => {
+                if !writer.submit(self.core.updates(), bytes) {
+                    tracing::debug!("a checkpoint not yet written was replaced by a newer one");
+                }
             }
             Err(e) => tracing::error!("checkpoint failed (training goes on): {e:#}"),
         }
+    }
+
+    /// Waits for the writer's queued checkpoints, then writes one here and records it.
+    fn write_final_checkpoint(&mut self) -> anyhow::Result<()> {
+        if let Some(writer) = self.checkpointing.as_mut().and_then(|c| c.writer.take()) {
+            writer.finish();
+        }
+        let Some(c) = &self.checkpointing else {
+            return Ok(());
+        };
+        self.snapshot(c).save(&c.dir)?;
+        let event = RunEvent::Checkpoint(CheckpointWritten {
+            t_s: self.t_s(),
+            updates: self.core.updates(),
+        });
+        self.write_now(event);
+        Ok(())
     }
 
     /// Writes the final checkpoint, the `end` event and sends the summary (once; later calls do
@@ -39,7 +112,9 @@ impl ServerActor {
             return;
         }
         self.progress.finish();
-        self.checkpoint();
+        if let Err(e) = self.write_final_checkpoint() {
+            tracing::error!("the final checkpoint failed: {e:#}");
+        }
         let wall_s = self.t_s();
         let applied = self.core.updates();
         let final_eval = self.last_eval.map(|(_, e)| e);
