@@ -196,6 +196,22 @@ impl<T: Real> RendezvousCore<T> {
         self.progress
     }
 
+    /// The present members a pending average or report waits for (in slot order).
+    pub fn waiting_for(&self) -> Vec<usize> {
+        let runs = |w: usize, it: u64| matches!(&self.members[w], Some(m) if m.from <= it);
+        self.present()
+            .filter(|&w| {
+                self.reductions
+                    .iter()
+                    .any(|((it, _), s)| runs(w, *it) && s[w].is_none())
+                    || self
+                        .reports
+                        .iter()
+                        .any(|(it, s)| runs(w, *it) && s[w].is_none())
+            })
+            .collect()
+    }
+
     /// How many iterations of averages and reports are pending.
     pub fn pending(&self) -> usize {
         self.reductions.len() + self.reports.len()

@@ -39,6 +39,10 @@ pub struct NetConfig {
     /// How long a decentralized worker waits for a peer's message before it counts that peer
     /// as absent for the iteration, seconds.
     pub peer_wait_s: f64,
+    /// How long a synchronous round (or an exact average, or a report, of a decentralized run)
+    /// waits for a worker that heartbeats but delivers nothing; then that worker is dropped (its
+    /// connection closed; if it is alive it rejoins). Seconds.
+    pub round_timeout_s: f64,
 }
 
 impl Default for NetConfig {
@@ -57,6 +61,7 @@ impl Default for NetConfig {
             heartbeat_timeout_s: 10.0,
             peer_listen: "0.0.0.0:0".into(),
             peer_wait_s: 5.0,
+            round_timeout_s: 120.0,
         }
     }
 }
@@ -77,6 +82,7 @@ impl NetConfig {
             ("net.heartbeat_s", self.heartbeat_s),
             ("net.heartbeat_timeout_s", self.heartbeat_timeout_s),
             ("net.peer_wait_s", self.peer_wait_s),
+            ("net.round_timeout_s", self.round_timeout_s),
         ] {
             if !(v.is_finite() && v > 0.0 && v <= MAX_SECONDS) {
                 problems.push((

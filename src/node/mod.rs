@@ -11,6 +11,7 @@ mod eval;
 mod hello;
 mod rendezvous;
 mod roles;
+mod round_deadline;
 mod serve;
 mod server;
 mod shutdown;

@@ -271,6 +271,20 @@ impl<T: Real> ServerCore<T> {
         &self.staleness
     }
 
+    /// The workers a synchronous round waits for now: members holding the round's parameters
+    /// that have not delivered (empty for the asynchronous scheduler, which waits for nobody).
+    pub fn round_waits_for(&self) -> Vec<usize> {
+        if self.config.scheduler != Scheduler::Sync || !self.started || self.stopped {
+            return Vec::new();
+        }
+        self.workers
+            .iter()
+            .enumerate()
+            .filter(|(k, r)| r.alive && r.outstanding.is_some() && !self.waiting.contains(k))
+            .map(|(k, _)| k)
+            .collect()
+    }
+
     /// Rejection counts by [`RejectReason::code`].
     pub fn rejections(&self) -> &BTreeMap<&'static str, u64> {
         &self.rejected

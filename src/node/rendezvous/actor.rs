@@ -12,6 +12,7 @@ use super::checkpoint::DecenCheckpoints;
 use crate::compute::EvalOutput;
 use crate::decen::{RendezvousAction, RendezvousCore, RoundReport};
 use crate::node::eval::{EvalActor, Evaluate};
+use crate::node::round_deadline::RoundDeadline;
 use crate::proto::Message;
 use crate::run::event::{ClusterDiverged, ClusterEnd, Diverged, End, Eval, RendezvousEval};
 use crate::run::{
@@ -38,6 +39,8 @@ pub struct RendezvousSetup {
     pub resumed_wall_s: f64,
     /// The run policy (its divergence rule judges every evaluation).
     pub policy: PolicyConfig,
+    /// `net.round_timeout_s`.
+    pub round_timeout: std::time::Duration,
 }
 
 /// A connected worker's outgoing queue.
@@ -58,6 +61,7 @@ pub struct RendezvousActor {
     metrics: MetricsWriter,
     evaluator: Addr<EvalActor>,
     pub(super) checkpoints: Option<DecenCheckpoints>,
+    pub(super) round_deadline: RoundDeadline,
     pub(super) started: Instant,
     progress: Progress,
     last_eval: Option<EvalOutput>,
@@ -91,6 +95,7 @@ impl RendezvousActor {
             .as_ref()
             .map(|(dir, _)| DecenCheckpoints::start(dir.clone()));
         RendezvousActor {
+            round_deadline: RoundDeadline::new(n, setup.round_timeout),
             checkpoints,
             policy,
             core,
@@ -333,4 +338,8 @@ impl RendezvousActor {
 
 impl Actor for RendezvousActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.start_round_deadline(ctx);
+    }
 }

@@ -147,10 +147,7 @@ impl DecenCheckpoint {
         algorithm: &str,
     ) -> Result<Self> {
         let loaded = generations::load(dir, DECEN_CHECKPOINT_FILE, |bytes| {
-            let cp: DecenCheckpoint =
-                rmp_serde::from_slice(bytes).context("not a lagom checkpoint (corrupt?)")?;
-            cp.check(layout_hash, params_len, algorithm)?;
-            Ok(cp)
+            Self::decode(bytes, layout_hash, params_len, algorithm)
         })?;
         if let Some(why) = &loaded.fell_back {
             tracing::warn!(
@@ -159,6 +156,19 @@ impl DecenCheckpoint {
             );
         }
         Ok(loaded.value)
+    }
+
+    /// One generation's bytes (inside the envelope), decoded and checked against this run.
+    pub fn decode(
+        bytes: &[u8],
+        layout_hash: u64,
+        params_len: usize,
+        algorithm: &str,
+    ) -> Result<Self> {
+        let cp: DecenCheckpoint =
+            rmp_serde::from_slice(bytes).context("not a lagom checkpoint (corrupt?)")?;
+        cp.check(layout_hash, params_len, algorithm)?;
+        Ok(cp)
     }
 
     fn check(&self, layout_hash: u64, params_len: usize, algorithm: &str) -> Result<()> {

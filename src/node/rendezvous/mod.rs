@@ -5,6 +5,7 @@ mod actor;
 mod checkpoint;
 mod handlers;
 mod net;
+mod round;
 
 pub use actor::{RendezvousActor, RendezvousSetup};
 pub use checkpoint::{DecenCheckpoint, DECEN_CHECKPOINT_FILE};

@@ -75,6 +75,7 @@ pub(super) fn start_rendezvous_node(
         checkpoint: Some((RunDir::create(dir.path())?, layout_hash)),
         resumed_wall_s: wall_s,
         policy: config.server_policy(k),
+        round_timeout: Duration::from_secs_f64(config.net.round_timeout_s),
     };
     let (tx, done) = oneshot::channel();
     let core = RendezvousCore::new(k, params, iteration);

@@ -94,6 +94,7 @@ pub fn start_server(
         seed,
         facts,
         policy: config.server_policy(k),
+        round_timeout: Duration::from_secs_f64(config.net.round_timeout_s),
     };
     let (tx, done) = oneshot::channel();
     let checkpointing = Checkpointing {

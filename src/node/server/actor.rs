@@ -4,15 +4,14 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
+use actix::{Actor, ActorContext, Addr, AsyncContext, Context};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::compute::EvalOutput;
-use crate::node::eval::{EvalActor, Evaluate};
+use crate::node::eval::EvalActor;
+use crate::node::round_deadline::RoundDeadline;
 use crate::proto::Message;
-use crate::run::event::{
-    ClusterDiverged, Diverged, Eval, Rejected, ServerEval, ServerProgress, Shutdown,
-};
+use crate::run::event::{ClusterDiverged, Diverged, Rejected, ServerProgress, Shutdown};
 use crate::run::{
     CheckpointWriter, MetricsWriter, ModelFacts, PolicyAction, PolicyConfig, Progress, RunDir,
     RunEvent, RunPolicy, Summary,
@@ -42,6 +41,8 @@ pub struct ServerRunInfo {
     pub facts: ModelFacts,
     /// Progress, evaluation and checkpoint cadence, and the divergence rule.
     pub policy: PolicyConfig,
+    /// `net.round_timeout_s`.
+    pub round_timeout: std::time::Duration,
 }
 
 /// Where the server checkpoints (how often is the run policy's).
@@ -88,6 +89,8 @@ pub struct ServerActor {
     pub(super) applied_by_incarnation: BTreeMap<(usize, u64), u64>,
     /// The signal that ended the run early, if one did.
     pub(super) stopped_by: Option<String>,
+    /// How long a synchronous round has waited for each worker.
+    pub(super) round_deadline: RoundDeadline,
 }
 
 impl ServerActor {
@@ -112,6 +115,7 @@ impl ServerActor {
         let applied_at_start = core.updates();
         let policy = RunPolicy::new(info.policy.clone(), resumed.wall_s);
         ServerActor {
+            round_deadline: RoundDeadline::new(k, info.round_timeout),
             applied_at_start,
             applied_by_incarnation: BTreeMap::new(),
             stopped_by: None,
@@ -268,58 +272,12 @@ impl ServerActor {
         }
     }
 
-    fn stop_peers(&mut self, reason: &str) {
+    pub(super) fn stop_peers(&mut self, reason: &str) {
         for peer in self.peers.iter().flatten() {
             let _ = peer.tx.send(Message::Stop {
                 reason: reason.to_string(),
             });
         }
-    }
-
-    fn start_eval(&mut self, ctx: &mut Context<Self>, last: bool) {
-        if self.eval_in_flight && !last {
-            return; // the previous evaluation is still running: skip, never queue
-        }
-        self.eval_in_flight = true;
-        let request = Evaluate {
-            updates: self.core.updates(),
-            params: self.core.params().to_vec(),
-        };
-        let fut = self
-            .evaluator
-            .send(request)
-            .into_actor(self)
-            .map(move |res, act, ctx| {
-                act.eval_in_flight = false;
-                match res {
-                    Ok(Ok((updates, e))) => {
-                        let event = RunEvent::Eval(Eval::Server(ServerEval {
-                            t_s: act.t_s(),
-                            updates,
-                            test_loss: e.loss.is_finite().then_some(e.loss),
-                            test_accuracy: e.accuracy,
-                        }));
-                        act.write(event);
-                        tracing::info!(
-                            "update {updates}: test accuracy {:.2} %",
-                            100.0 * e.accuracy
-                        );
-                        act.last_eval = Some((updates, e));
-                        if !last {
-                            if let Some(d) = act.policy.on_evaluated_loss(e.loss) {
-                                act.carry_out_policy(vec![d], ctx);
-                            }
-                        }
-                    }
-                    Ok(Err(e)) => tracing::error!("evaluation failed: {e:#}"),
-                    Err(e) => tracing::error!("the evaluator is gone: {e}"),
-                }
-                if last {
-                    act.finish();
-                    ctx.stop();
-                }
-            });
-        ctx.spawn(fut);
     }
 }
 
@@ -335,6 +293,7 @@ impl Actor for ServerActor {
         // Bulk gradients arrive with `send().await`: a small mailbox is the backpressure.
         ctx.set_mailbox_capacity(64);
         self.start_checkpoint_writer(ctx);
+        self.start_round_deadline(ctx);
         if let Some(every) = self.policy.tick_every_s() {
             ctx.run_interval(std::time::Duration::from_secs_f64(every), |act, ctx| {
                 if !act.finishing {

@@ -47,7 +47,7 @@ impl Checkpoint {
     /// damaged) and checks it belongs to this model and algorithm and holds finite values.
     pub fn load(dir: &Path, layout_hash: u64, algorithm: &str) -> Result<Self> {
         let loaded = generations::load(dir, CHECKPOINT_FILE, |bytes| {
-            decode(bytes, layout_hash, algorithm)
+            Self::decode(bytes, layout_hash, algorithm)
         })?;
         if let Some(why) = &loaded.fell_back {
             tracing::warn!(
@@ -59,35 +59,37 @@ impl Checkpoint {
     }
 }
 
-/// One generation's bytes, decoded and checked.
-fn decode(bytes: &[u8], layout_hash: u64, algorithm: &str) -> Result<Checkpoint> {
-    let cp: Checkpoint =
-        rmp_serde::from_slice(bytes).context("not a lagom checkpoint (corrupt?)")?;
-    if cp.version != CHECKPOINT_VERSION {
-        bail!(
-            "format version {}, this lagom reads version {CHECKPOINT_VERSION}",
-            cp.version
-        );
-    }
-    if cp.layout_hash != layout_hash {
-        bail!(
+impl Checkpoint {
+    /// One generation's bytes (inside the envelope), decoded and checked against this run.
+    pub fn decode(bytes: &[u8], layout_hash: u64, algorithm: &str) -> Result<Checkpoint> {
+        let cp: Checkpoint =
+            rmp_serde::from_slice(bytes).context("not a lagom checkpoint (corrupt?)")?;
+        if cp.version != CHECKPOINT_VERSION {
+            bail!(
+                "format version {}, this lagom reads version {CHECKPOINT_VERSION}",
+                cp.version
+            );
+        }
+        if cp.layout_hash != layout_hash {
+            bail!(
             "it belongs to a model with layout {:016x}, the configured model has {layout_hash:016x}",
             cp.layout_hash
         );
-    }
-    if cp.algorithm != algorithm {
-        bail!(
-            "it was written by algorithm {}, the configuration says {algorithm}",
-            cp.algorithm
-        );
-    }
-    if !(cp.wall_s.is_finite() && cp.wall_s >= 0.0) {
-        bail!("its run time {} is not a duration", cp.wall_s);
-    }
-    for (name, v) in &cp.core.algorithm.vectors {
-        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-            bail!("its vector `{name}` holds a non-finite value at index {i}");
         }
+        if cp.algorithm != algorithm {
+            bail!(
+                "it was written by algorithm {}, the configuration says {algorithm}",
+                cp.algorithm
+            );
+        }
+        if !(cp.wall_s.is_finite() && cp.wall_s >= 0.0) {
+            bail!("its run time {} is not a duration", cp.wall_s);
+        }
+        for (name, v) in &cp.core.algorithm.vectors {
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                bail!("its vector `{name}` holds a non-finite value at index {i}");
+            }
+        }
+        Ok(cp)
     }
-    Ok(cp)
 }

@@ -3,9 +3,11 @@
 
 mod actor;
 mod checkpoint;
+mod evaluation;
 mod handlers;
 mod net;
 mod record;
+mod round;
 
 pub use actor::{Checkpointing, Resumed, ServerActor, ServerRunInfo};
 pub use checkpoint::{Checkpoint, CHECKPOINT_FILE, CHECKPOINT_VERSION};
