@@ -84,6 +84,14 @@ struct CertsArgs {
     /// Days every certificate (and the CA) stays valid.
     #[arg(long, value_name = "DAYS", default_value_t = lagom::net::DEFAULT_VALIDITY_DAYS)]
     days: u32,
+    /// Revoke these nodes of the existing cluster in --dir instead (writes crl.pem).
+    #[arg(
+        long,
+        value_name = "NAME,...",
+        value_delimiter = ',',
+        conflicts_with = "workers"
+    )]
+    revoke: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -263,6 +271,16 @@ fn run_role(config: &Config, role: RoleName) -> Result<()> {
 }
 
 fn run_certs(args: &CertsArgs) -> Result<()> {
+    if !args.revoke.is_empty() {
+        let crl = lagom::net::revoke(&args.dir, &args.revoke)?;
+        println!(
+            "revoked {}; copy {} to every node's certificate directory (servers and workers read \
+             it when they start)",
+            args.revoke.join(", "),
+            crl.display()
+        );
+        return Ok(());
+    }
     let workers = args
         .workers
         .iter()

@@ -158,8 +158,7 @@ async fn an_expired_certificate_is_refused_and_the_error_says_so() {
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     let err = seen_by_server(&short_server, &short_worker)
         .await
-        .err()
-        .expect("an expired certificate is refused");
+        .expect_err("an expired certificate is refused");
     assert!(
         format!("{err:#}").to_lowercase().contains("expired"),
         "{err:#}"
@@ -314,4 +313,32 @@ fn reserved_duplicate_and_malformed_node_names_are_refused() {
             "nothing written for a refused name"
         );
     }
+}
+
+#[tokio::test]
+async fn a_revoked_node_is_refused_and_the_others_still_connect() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let workers = [grant("w0", &[0]), grant("w1", &[1])];
+    write_cluster(dir.path(), "head", &workers, DAY).expect("write");
+    let crl = lagom::net::revoke(dir.path(), &["w1".to_string()]).expect("revoke");
+    assert!(crl.ends_with(lagom::net::CRL_FILE));
+    // Revoking again (or another node later) keeps the list.
+    lagom::net::revoke(dir.path(), &["w1".to_string()]).expect("revoke again");
+    let listed = std::fs::read_to_string(dir.path().join(lagom::net::REVOKED_FILE)).expect("list");
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    let server = load_identity(dir.path(), "head").expect("server");
+    assert_eq!(server.crls.len(), 1, "the server reads crl.pem");
+    let good = load_identity(dir.path(), "w0").expect("w0");
+    let revoked = load_identity(dir.path(), "w1").expect("w1");
+    let seen = seen_by_server(&server, &good).await.expect("w0 is served");
+    assert!(seen.is_worker);
+    let err = seen_by_server(&server, &revoked)
+        .await
+        .expect_err("w1 is refused");
+    assert!(
+        format!("{err:#}").to_lowercase().contains("revoked"),
+        "{err:#}"
+    );
+    let err = lagom::net::revoke(dir.path(), &["nobody".to_string()]).expect_err("unknown");
+    assert!(format!("{err:#}").contains("nobody.pem"), "{err:#}");
 }

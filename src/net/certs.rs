@@ -16,7 +16,9 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, PrivatePkcs8KeyDer,
+};
 
 use super::slot_grant::SlotGrant;
 use crate::proto::Role;
@@ -50,6 +52,8 @@ pub struct NodeIdentity {
     pub cert: CertificateDer<'static>,
     /// The node's private key.
     pub key: PrivateKeyDer<'static>,
+    /// Revoked certificates this node refuses (`crl.pem` of its certificate directory).
+    pub crls: Vec<CertificateRevocationListDer<'static>>,
 }
 
 impl Clone for NodeIdentity {
@@ -58,6 +62,7 @@ impl Clone for NodeIdentity {
             ca: self.ca.clone(),
             cert: self.cert.clone(),
             key: self.key.clone_key(),
+            crls: self.crls.clone(),
         }
     }
 }
@@ -140,6 +145,7 @@ impl ClusterCa {
             ca: self.cert.clone(),
             cert: cert.der().clone(),
             key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            crls: Vec::new(),
         };
         Ok((identity, cert.pem(), key.serialize_pem()))
     }
@@ -260,7 +266,8 @@ fn write_new_file(path: &Path, text: &str, secret: bool, written: &mut Vec<PathB
     Ok(())
 }
 
-/// Loads node `name`'s identity from a directory written by [`write_cluster`].
+/// Loads node `name`'s identity from a directory written by [`write_cluster`], with the
+/// directory's revocation list if it has one.
 pub fn load_identity(dir: &Path, name: &str) -> Result<NodeIdentity> {
     let hint = "create them with `lagom certs --dir DIR --server NAME --workers NAME,...`";
     let ca_path = dir.join("ca.pem");
@@ -271,5 +278,11 @@ pub fn load_identity(dir: &Path, name: &str) -> Result<NodeIdentity> {
         .with_context(|| format!("cannot read certificate {} ({hint})", cert_path.display()))?;
     let key = PrivateKeyDer::from_pem_file(&key_path)
         .with_context(|| format!("cannot read key {} ({hint})", key_path.display()))?;
-    Ok(NodeIdentity { ca, cert, key })
+    let crls = super::revocation::load_crls(dir)?;
+    Ok(NodeIdentity {
+        ca,
+        cert,
+        key,
+        crls,
+    })
 }

@@ -4,6 +4,7 @@ mod certs;
 mod config;
 mod link;
 mod refusal;
+mod revocation;
 mod slot_grant;
 mod tls;
 
@@ -14,6 +15,7 @@ pub use certs::{
 pub use config::NetConfig;
 pub use link::{recv, recv_sized, send};
 pub use refusal::{closed_by_refusal, handshake_refusal};
+pub use revocation::{load_crls, revoke, CRL_FILE, REVOKED_FILE};
 pub use slot_grant::{parse_worker_host, slot_name, SlotGrant, MAX_GRANTED_SLOTS};
 pub use tls::{
     client_endpoint, connect, connect_to, peer_endpoint, peer_has_role, peer_may_take_slot,

@@ -121,7 +121,14 @@ pub fn server_endpoint(
     t: &TransportSettings,
 ) -> Result<Endpoint> {
     let p = provider();
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots(id)?, p.clone())
+    let mut verifier = WebPkiClientVerifier::builder_with_provider(roots(id)?, p.clone());
+    if !id.crls.is_empty() {
+        verifier = verifier
+            .with_crls(id.crls.iter().cloned())
+            .only_check_end_entity_revocation()
+            .allow_unknown_revocation_status();
+    }
+    let verifier = verifier
         .build()
         .context("cannot build the client-certificate verifier")?;
     let mut tls = rustls::ServerConfig::builder_with_provider(p)
