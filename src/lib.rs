@@ -9,6 +9,7 @@ pub mod compute;
 pub mod config;
 pub mod data;
 pub mod decen;
+pub mod fuzzing;
 pub mod heterogeneity;
 pub mod kernels;
 pub mod model;

@@ -116,11 +116,9 @@ fn the_server_refuses_bad_peers_and_bad_gradients_and_keeps_training() {
         );
         let limit = frame_limit(len);
         let next_params = || async {
-            loop {
-                match recv(&conn, limit).await.expect("recv") {
-                    Some(Message::Params { index, params }) => return (index, params),
-                    other => panic!("expected params, got {other:?}"),
-                }
+            match recv(&conn, limit).await.expect("recv") {
+                Some(Message::Params { index, params }) => (index, params),
+                other => panic!("expected params, got {other:?}"),
             }
         };
         let (index, params) = next_params().await;

@@ -184,6 +184,11 @@ impl<T: Real> NodeDriver<T> {
         self.phase == Phase::Idle
     }
 
+    /// How many messages arrived and are not absorbed yet.
+    pub fn waiting(&self) -> usize {
+        self.mailbox.waiting()
+    }
+
     /// The numerators and weights of messages that arrived and are not absorbed yet.
     pub fn waiting_mass(&self) -> (Vec<T>, T) {
         self.mailbox.waiting_mass()

@@ -280,6 +280,11 @@ impl<T: Real> Mailbox<T> {
         self.done = self.done.split_off(&(horizon, 0));
     }
 
+    /// How many messages arrived and wait for their point.
+    pub fn waiting(&self) -> usize {
+        self.arrived.len()
+    }
+
     /// The sums of the numerators and weights of the messages that arrived and wait.
     pub fn waiting_mass(&self) -> (Vec<T>, T) {
         let mut x = vec![T::zero(); self.dim];

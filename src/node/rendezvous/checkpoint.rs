@@ -63,13 +63,16 @@ impl RendezvousActor {
     }
 }
 
+/// A checkpoint write that finished: its iteration, and why it failed if it did.
+type FinishedWrite = (u64, Option<String>);
+
 /// Writes a run's checkpoints on a thread of its own ([`CheckpointWriter`]) and keeps what it
 /// finished for the actor to record.
 pub struct DecenCheckpoints {
     writer: Option<CheckpointWriter>,
     dir: RunDir,
     /// Writes finished since the last look: (iteration, why it failed).
-    finished: Arc<Mutex<Vec<(u64, Option<String>)>>>,
+    finished: Arc<Mutex<Vec<FinishedWrite>>>,
 }
 
 impl DecenCheckpoints {

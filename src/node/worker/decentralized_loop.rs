@@ -69,13 +69,16 @@ fn gossip(links: &mut PeerLinks, driver: &mut NodeDriver<f32>, o: crate::decen::
         weight: o.message.weight,
         x: o.message.x,
     };
-    if let Err(Message::Gossip {
+    let Err(back) = links.send(to, message) else {
+        return;
+    };
+    if let Message::Gossip {
         from,
         iteration,
         weight,
         x,
         ..
-    }) = links.send(to, message)
+    } = *back
     {
         tracing::debug!("peer {to} is not taking messages; this one goes back to the node");
         driver.take_back(&GossipMessage {

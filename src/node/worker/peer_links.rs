@@ -22,7 +22,10 @@ pub const PEER_QUEUE_CAPACITY: usize = 8;
 /// What the rendezvous last announced: every slot's address and incarnation (`None`: absent),
 /// shared by the links and the listener.
 #[derive(Debug, Clone, Default)]
-pub struct PeerDirectory(Arc<Mutex<Vec<Option<(SocketAddr, u64)>>>>);
+pub struct PeerDirectory(Arc<Mutex<Vec<Option<PeerAt>>>>);
+
+/// A present peer's address and incarnation.
+type PeerAt = (SocketAddr, u64);
 
 impl PeerDirectory {
     /// An empty directory of `workers` slots.
@@ -111,9 +114,9 @@ impl PeerLinks {
 
     /// Queues `message` for worker `to`; its frame counts as sent now. A full queue (the peer
     /// takes messages more slowly than this worker makes them) gives the message back.
-    pub fn send(&mut self, to: usize, mut message: Message) -> Result<(), Message> {
+    pub fn send(&mut self, to: usize, mut message: Message) -> Result<(), Box<Message>> {
         let Some(slot) = self.queues.get_mut(to) else {
-            return Err(message);
+            return Err(Box::new(message));
         };
         let queue = slot.get_or_insert_with(|| {
             let (tx, rx) = mpsc::channel(PEER_QUEUE_CAPACITY);
@@ -134,7 +137,7 @@ impl PeerLinks {
                 Ok(())
             }
             Err(mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m)) => {
-                Err(m)
+                Err(Box::new(m))
             }
         }
     }

@@ -1,0 +1,106 @@
+//! Fuzz targets of the wire format: the frame reader over arbitrary short reads, and message
+//! decoding and encoding.
+
+use std::future::Future;
+use std::io;
+use std::pin::{pin, Pin};
+use std::task::{Context, Poll, Waker};
+
+use tokio::io::{AsyncRead, ReadBuf};
+
+use super::input::Input;
+use crate::proto::{
+    decode_payload, encode, encode_chunks, frame_limit, frame_size, read_frame_sized, Message,
+};
+
+/// A reader that hands out its bytes a few at a time, as a network stream may.
+struct ShortReads<'a> {
+    data: &'a [u8],
+    sizes: Vec<usize>,
+    call: usize,
+}
+
+impl AsyncRead for ShortReads<'_> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let size = self.sizes[self.call % self.sizes.len()];
+        self.call += 1;
+        let n = size.min(buf.remaining()).min(self.data.len());
+        let (now, later) = self.data.split_at(n);
+        buf.put_slice(now);
+        self.data = later;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Runs a future that never waits (its reader is always ready) to completion.
+fn ready<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
+
+/// The frame reader over `data` split into short reads (sizes from the first bytes): it never
+/// panics, never reads a frame over its limit, and every frame it decodes is exactly what the
+/// same bytes decode to in one piece.
+pub fn frame_reader(data: &[u8]) {
+    let mut input = Input::new(data);
+    let sizes: Vec<usize> = (0..1 + input.below(4))
+        .map(|_| 1 + input.below(9))
+        .collect();
+    let limit = frame_limit(usize::from(input.u8()));
+    let stream = input.rest();
+    let mut reader = ShortReads {
+        data: stream,
+        sizes,
+        call: 0,
+    };
+    let mut offset = 0;
+    while let Ok(Some((message, size))) = ready(read_frame_sized(&mut reader, limit)) {
+        assert!(
+            size - 4 <= limit,
+            "a frame of {size} bytes over the limit {limit}"
+        );
+        let whole = decode_payload(&stream[offset + 4..offset + size]);
+        assert_eq!(
+            whole.map(|m| encode(&m).ok()).ok().flatten(),
+            encode(&message).ok(),
+            "short reads decoded another message than the whole payload"
+        );
+        offset += size;
+    }
+}
+
+/// Message decoding of arbitrary bytes never panics; whatever decodes encodes back to bytes that
+/// decode to the same encoding; the chunked encoding and the size estimate agree with it.
+pub fn message_codec(data: &[u8]) {
+    let Ok(message) = decode_payload(data) else {
+        return;
+    };
+    check_encodings(message);
+}
+
+/// The encodings of `message` agree with each other and decode back to it.
+fn check_encodings(mut message: Message) {
+    let Ok(frame) = encode(&message) else {
+        return;
+    };
+    let again = decode_payload(&frame[4..]).expect("an encoded message decodes");
+    assert_eq!(
+        encode(&again).ok(),
+        Some(frame.clone()),
+        "re-encoding differs"
+    );
+    let size = frame_size(&mut message).expect("a size");
+    assert_eq!(size, frame.len(), "frame_size disagrees with encode");
+    let chunks = encode_chunks(message).expect("chunks");
+    let joined: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+    assert_eq!(joined, frame, "chunked encoding differs from the plain one");
+}
