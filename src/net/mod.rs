@@ -18,6 +18,6 @@ pub use refusal::{closed_by_refusal, handshake_refusal};
 pub use revocation::{load_crls, revoke, CRL_FILE, REVOKED_FILE};
 pub use slot_grant::{parse_worker_host, slot_name, SlotGrant, MAX_GRANTED_SLOTS};
 pub use tls::{
-    client_endpoint, connect, connect_to, peer_endpoint, peer_has_role, peer_may_take_slot,
-    server_endpoint, TransportSettings, ALPN,
+    client_endpoint, connect, connect_to, open_windows, peer_endpoint, peer_has_role,
+    peer_may_take_slot, server_endpoint, TransportSettings, ALPN, MAX_UNI_STREAMS,
 };

@@ -46,12 +46,25 @@ impl TransportSettings {
         }
     }
 
+    /// What an accepting endpoint allows a peer before it has introduced itself: one control
+    /// frame's worth of data on two streams. [`open_windows`] raises both once it has.
+    fn quinn_until_hello(&self) -> Result<TransportConfig> {
+        let mut t = self.quinn()?;
+        t.receive_window(VarInt::from_u32(UNTIL_HELLO_WINDOW))
+            .max_concurrent_uni_streams(VarInt::from_u32(2));
+        Ok(t)
+    }
+
+    fn connection_window(&self) -> Result<VarInt> {
+        VarInt::from_u64(self.stream_window.saturating_mul(4))
+            .map_err(|_| anyhow!("connection window is too large"))
+    }
+
     fn quinn(&self) -> Result<TransportConfig> {
         let mut t = TransportConfig::default();
         let window = VarInt::from_u64(self.stream_window)
             .map_err(|_| anyhow!("stream window {} is too large", self.stream_window))?;
-        let connection = VarInt::from_u64(self.stream_window.saturating_mul(4))
-            .map_err(|_| anyhow!("connection window is too large"))?;
+        let connection = self.connection_window()?;
         t.stream_receive_window(window)
             .receive_window(connection)
             .send_window(self.stream_window.saturating_mul(4))
@@ -70,6 +83,18 @@ impl TransportSettings {
         t.mtu_discovery_config(Some(mtu));
         Ok(t)
     }
+}
+
+/// Bytes a peer may send before its `Hello` (or `PeerHello`) was accepted: two control frames.
+const UNTIL_HELLO_WINDOW: u32 = 2 * crate::proto::CONTROL_FRAME_LIMIT as u32;
+
+/// Opens an accepted connection's windows to what `t` allows, once its peer has introduced
+/// itself (until then it may send [`UNTIL_HELLO_WINDOW`] bytes on two streams).
+pub fn open_windows(conn: &Connection, t: &TransportSettings) {
+    if let Ok(window) = t.connection_window() {
+        conn.set_receive_window(window);
+    }
+    conn.set_max_concurrent_uni_streams(VarInt::from_u32(MAX_UNI_STREAMS));
 }
 
 /// Unidirectional streams a peer may have open at once on a connection. Every message is one
@@ -150,7 +175,7 @@ pub fn server_endpoint(
     let mut config = ServerConfig::with_crypto(Arc::new(
         QuicServerConfig::try_from(tls).context("TLS configuration unusable for QUIC")?,
     ));
-    config.transport_config(Arc::new(t.quinn()?));
+    config.transport_config(Arc::new(t.quinn_until_hello()?));
     endpoint(bind, Some(config)).with_context(|| format!("cannot listen on {bind}"))
 }
 

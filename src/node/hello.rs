@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use quinn::Connection;
 
-use crate::net::{peer_has_role, peer_may_take_slot, recv, send};
+use crate::net::{
+    open_windows, peer_has_role, peer_may_take_slot, recv, send, TransportSettings,
+};
 use crate::proto::{Message, ProtoError, RefusalCode, Role, CONTROL_FRAME_LIMIT};
 
 /// What every worker must match to join.
@@ -92,6 +94,7 @@ pub async fn accept_hello(conn: &Connection, req: &PeerRequirements) -> Option<J
                 );
                 (RefusalCode::WorkerId, detail)
             } else {
+                open_windows(conn, &TransportSettings::for_params(req.params_len));
                 return Some(Joined {
                     worker: worker as usize,
                     incarnation,

@@ -26,22 +26,41 @@ pub fn next_connection() -> u64 {
 /// the next warning), so a peer that keeps dialling with a bad certificate cannot flood the log.
 pub const HANDSHAKE_WARN_EVERY: Duration = Duration::from_secs(10);
 
-/// Accepts connections until the endpoint closes, serving each on a task of its own; a failed
-/// handshake (wrong CA, no certificate, wrong ALPN) is dropped and logged, rate-limited.
-pub async fn accept_each<F, Fut>(endpoint: Endpoint, serve: F)
+/// Connections an endpoint serving `workers` slots keeps at once: one per slot, as many again
+/// redialling or replacing a superseded one, and a few handshakes in flight. Beyond that a new
+/// connection is refused before its handshake (a flood costs the others nothing).
+pub fn connection_limit(workers: usize) -> usize {
+    2 * workers + 16
+}
+
+/// Accepts connections until the endpoint closes, serving each on a task of its own, at most
+/// `limit` at once (see [`connection_limit`]); a failed handshake (wrong CA, no certificate,
+/// wrong ALPN) is dropped and logged, rate-limited.
+pub async fn accept_each<F, Fut>(endpoint: Endpoint, limit: usize, serve: F)
 where
     F: Fn(Connection) -> Fut + Clone + 'static,
     Fut: Future<Output = ()> + 'static,
 {
     let failures = Rc::new(RefCell::new(FailureLog::default()));
+    let live = Rc::new(std::cell::Cell::new(0usize));
     while let Some(incoming) = endpoint.accept().await {
+        if live.get() >= limit {
+            failures
+                .borrow_mut()
+                .note(&format!("{limit} connections already (refused before its handshake)"));
+            incoming.refuse();
+            continue;
+        }
         let serve = serve.clone();
         let failures = failures.clone();
+        live.set(live.get() + 1);
+        let live = live.clone();
         actix::spawn(async move {
             match incoming.await {
                 Ok(conn) => serve(conn).await,
                 Err(e) => failures.borrow_mut().note(&e.to_string()),
             }
+            live.set(live.get().saturating_sub(1));
         });
     }
 }

@@ -12,7 +12,9 @@ use super::actor::RendezvousActor;
 use super::handlers::{FromWorker, Join, Left};
 use crate::net::send;
 use crate::node::hello::{accept_hello, refuse, Joined, PeerRequirements};
-use crate::node::serve::{accept_each, next_connection, read_until_gone, spawn_writer, Flow};
+use crate::node::serve::{
+    accept_each, connection_limit, next_connection, read_until_gone, spawn_writer, Flow,
+};
 use crate::proto::{frame_limit, Message, RefusalCode};
 
 /// Accepts workers until the endpoint closes, one task per worker.
@@ -21,7 +23,8 @@ pub async fn rendezvous_accept_loop(
     actor: Addr<RendezvousActor>,
     req: PeerRequirements,
 ) {
-    accept_each(endpoint, move |conn| serve_worker(conn, actor.clone(), req)).await;
+    let limit = connection_limit(req.workers);
+    accept_each(endpoint, limit, move |conn| serve_worker(conn, actor.clone(), req)).await;
 }
 
 /// Where peers reach a worker: the address it connected from, with the port it announced.

@@ -10,13 +10,16 @@ use super::actor::ServerActor;
 use super::handlers::{Deliver, Disconnected, Register};
 use crate::net::send;
 use crate::node::hello::{accept_hello, refuse, Joined, PeerRequirements};
-use crate::node::serve::{accept_each, next_connection, read_until_gone, spawn_writer, Flow};
+use crate::node::serve::{
+    accept_each, connection_limit, next_connection, read_until_gone, spawn_writer, Flow,
+};
 use crate::proto::{frame_limit, Message, RefusalCode};
 use crate::server::GradientIn;
 
 /// Accepts connections until the endpoint closes, one task per peer.
 pub async fn accept_loop(endpoint: Endpoint, server: Addr<ServerActor>, req: PeerRequirements) {
-    accept_each(endpoint, move |conn| serve_peer(conn, server.clone(), req)).await;
+    let limit = connection_limit(req.workers);
+    accept_each(endpoint, limit, move |conn| serve_peer(conn, server.clone(), req)).await;
 }
 
 async fn serve_peer(conn: Connection, server: Addr<ServerActor>, req: PeerRequirements) {

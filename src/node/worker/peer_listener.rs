@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::peer_links::PeerDirectory;
 use crate::decen::GossipMessage;
-use crate::net::{peer_may_take_slot, recv, recv_sized};
+use crate::net::{open_windows, peer_may_take_slot, recv, recv_sized, TransportSettings};
 use crate::proto::{frame_limit, Message, CONTROL_FRAME_LIMIT};
 
 /// Gossip messages that may wait in a worker's inbox before its listeners stop reading.
@@ -136,6 +136,7 @@ async fn introduce(
                     announced.unwrap_or_default()
                 )
             } else {
+                open_windows(conn, &TransportSettings::for_params(check.params_len));
                 return Some(from);
             }
         }
