@@ -12,8 +12,7 @@ use std::time::Duration;
 
 mod cli_support;
 use cli_support::{
-    events, fashion_mnist_present, spawn_lagom, stderr, strings, summary, wait_for,
-    wait_for_event,
+    events, fashion_mnist_present, spawn_lagom, stderr, strings, summary, wait_for, wait_for_event,
 };
 
 /// Iterations of every run: long enough that the faults happen well before the end.
@@ -23,8 +22,8 @@ const HEARTBEAT_TIMEOUT_S: f64 = 2.0;
 
 /// The worker processes of the local run `pid`, by slot (from their command lines).
 fn workers_of(pid: u32) -> BTreeMap<usize, i32> {
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default();
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
     let mut slots = BTreeMap::new();
     for child in children.split_whitespace() {
         let Ok(cmdline) = std::fs::read(format!("/proc/{child}/cmdline")) else {
@@ -124,7 +123,10 @@ fn compare(algorithm: &str, extra: &[&str]) {
     // The paused worker is dropped at the heartbeat timeout; a killed one that is restarted
     // before its silence is noticed replaces its old self without a `leave`. Either way all
     // three come back as new processes.
-    assert!(count("leave") >= 1, "{algorithm}: the paused worker was dropped");
+    assert!(
+        count("leave") >= 1,
+        "{algorithm}: the paused worker was dropped"
+    );
     assert!(
         count("join") >= 4 + 3,
         "{algorithm}: the paused and the two killed workers came back"

@@ -154,6 +154,19 @@ pub enum RendezvousError {
     },
 }
 
+impl RendezvousError {
+    /// A stable code for metrics (`rejected` events).
+    pub fn code(&self) -> &'static str {
+        match self {
+            RendezvousError::WrongSize { .. } => "wrong-size",
+            RendezvousError::NotFinite { .. } => "non-finite",
+            RendezvousError::NotAMember(_) => "not-a-member",
+            RendezvousError::OutOfWindow { .. } => "out-of-window",
+            RendezvousError::TooManyPending { .. } => "too-many-pending",
+        }
+    }
+}
+
 /// The rendezvous (see the module docs).
 pub struct RendezvousCore<T> {
     dim: usize,

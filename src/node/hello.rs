@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use quinn::Connection;
 
-use crate::net::{
-    open_windows, peer_has_role, peer_may_take_slot, recv, send, TransportSettings,
-};
+use crate::net::{open_windows, peer_has_role, peer_may_take_slot, recv, send, TransportSettings};
 use crate::proto::{Message, ProtoError, RefusalCode, Role, CONTROL_FRAME_LIMIT};
+
+use super::warn_limit::WarnLimit;
 
 /// What every worker must match to join.
 #[derive(Debug, Clone, Copy)]
@@ -41,9 +41,15 @@ pub struct Joined {
     pub peer_port: u16,
 }
 
+thread_local! {
+    /// Refusals are logged at most every few seconds (a flood of bad peers cannot flood the log).
+    static REFUSALS: std::cell::RefCell<WarnLimit> = std::cell::RefCell::new(WarnLimit::default());
+}
+
 /// Sends a refusal and closes the connection.
 pub async fn refuse(conn: &Connection, code: RefusalCode, detail: String) {
-    tracing::warn!("refusing {} ({code:?}): {detail}", conn.remote_address());
+    let message = format!("refusing {} ({code:?}): {detail}", conn.remote_address());
+    REFUSALS.with(|r| r.borrow_mut().warn(&message));
     let _ = send(conn, Message::Refuse { code, detail }).await;
     conn.close(2u32.into(), b"refused");
 }

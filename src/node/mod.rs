@@ -15,6 +15,7 @@ mod round_deadline;
 mod serve;
 mod server;
 mod shutdown;
+mod warn_limit;
 mod worker;
 
 pub use compute::{ComputeActor, ComputeGradient, ComputeLoss, ComputedGradient};

@@ -12,6 +12,7 @@ use quinn::{Connection, Endpoint};
 use tokio::sync::mpsc;
 
 use super::hello::refuse;
+use super::warn_limit::WarnLimit;
 use crate::net::{recv, send};
 use crate::proto::{Message, RefusalCode};
 
@@ -21,10 +22,6 @@ static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 pub fn next_connection() -> u64 {
     NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed)
 }
-
-/// Failed handshakes are logged at WARN at most once per this period (the rest are counted in
-/// the next warning), so a peer that keeps dialling with a bad certificate cannot flood the log.
-pub const HANDSHAKE_WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// Connections an endpoint serving `workers` slots keeps at once: one per slot, as many again
 /// redialling or replacing a superseded one, and a few handshakes in flight. Beyond that a new
@@ -41,13 +38,14 @@ where
     F: Fn(Connection) -> Fut + Clone + 'static,
     Fut: Future<Output = ()> + 'static,
 {
-    let failures = Rc::new(RefCell::new(FailureLog::default()));
+    // A peer that keeps dialling with a bad certificate cannot flood the log.
+    let failures = Rc::new(RefCell::new(WarnLimit::default()));
     let live = Rc::new(std::cell::Cell::new(0usize));
     while let Some(incoming) = endpoint.accept().await {
         if live.get() >= limit {
-            failures
-                .borrow_mut()
-                .note(&format!("{limit} connections already (refused before its handshake)"));
+            failures.borrow_mut().warn(&format!(
+                "refused a connection: {limit} connections already (before its handshake)"
+            ));
             incoming.refuse();
             continue;
         }
@@ -58,38 +56,12 @@ where
         actix::spawn(async move {
             match incoming.await {
                 Ok(conn) => serve(conn).await,
-                Err(e) => failures.borrow_mut().note(&e.to_string()),
+                Err(e) => failures
+                    .borrow_mut()
+                    .warn(&format!("refused a connection: {e}")),
             }
             live.set(live.get().saturating_sub(1));
         });
-    }
-}
-
-/// Counts failed handshakes and warns about them once per [`HANDSHAKE_WARN_EVERY`].
-#[derive(Default)]
-struct FailureLog {
-    last_warned: Option<std::time::Instant>,
-    unreported: u64,
-}
-
-impl FailureLog {
-    fn note(&mut self, error: &str) {
-        let due = self
-            .last_warned
-            .is_none_or(|t| t.elapsed() >= HANDSHAKE_WARN_EVERY);
-        if due {
-            let more = std::mem::take(&mut self.unreported);
-            let also = if more > 0 {
-                format!(" ({more} more since the last warning)")
-            } else {
-                String::new()
-            };
-            tracing::warn!("refused a connection: {error}{also}");
-            self.last_warned = Some(std::time::Instant::now());
-        } else {
-            self.unreported += 1;
-            tracing::debug!("refused a connection: {error}");
-        }
     }
 }
 

@@ -71,32 +71,45 @@ impl ActixMessage for FromWorker {
 impl Handler<FromWorker> for RendezvousActor {
     type Result = Result<(), RendezvousError>;
 
+    /// A refused message is recorded as a `rejected` event (and the worker is dropped by the
+    /// network side).
     fn handle(&mut self, msg: FromWorker, ctx: &mut Context<Self>) -> Self::Result {
-        let actions = match msg.message {
+        let worker = msg.worker;
+        let result = match msg.message {
             Message::Reduce {
                 iteration,
                 kind,
                 values,
                 ..
-            } => self.core.on_reduce(msg.worker, iteration, kind, values)?,
+            } => self.core.on_reduce(worker, iteration, kind, values),
             Message::Report {
                 iteration,
                 stats,
                 params,
                 ..
-            } => self.core.on_report(msg.worker, iteration, stats, params)?,
-            Message::Progress { iteration, .. } => self.core.on_progress(msg.worker, iteration)?,
+            } => self.core.on_report(worker, iteration, stats, params),
+            Message::Progress { iteration, .. } => self.core.on_progress(worker, iteration),
             other => {
-                tracing::warn!(
-                    "worker {}: unexpected {}; ignored",
-                    msg.worker,
-                    other.kind()
-                );
-                Vec::new()
+                tracing::warn!("worker {worker}: unexpected {}; ignored", other.kind());
+                Ok(Vec::new())
             }
         };
-        self.carry_out(actions, ctx);
-        Ok(())
+        match result {
+            Ok(actions) => {
+                self.carry_out(actions, ctx);
+                Ok(())
+            }
+            Err(e) => {
+                self.write(RunEvent::Rejected(event::Rejected {
+                    t_s: self.t_s(),
+                    updates: self.core.progress(),
+                    worker,
+                    reason: e.code().into(),
+                    detail: e.to_string(),
+                }));
+                Err(e)
+            }
+        }
     }
 }
 

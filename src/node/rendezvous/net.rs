@@ -24,7 +24,10 @@ pub async fn rendezvous_accept_loop(
     req: PeerRequirements,
 ) {
     let limit = connection_limit(req.workers);
-    accept_each(endpoint, limit, move |conn| serve_worker(conn, actor.clone(), req)).await;
+    accept_each(endpoint, limit, move |conn| {
+        serve_worker(conn, actor.clone(), req)
+    })
+    .await;
 }
 
 /// Where peers reach a worker: the address it connected from, with the port it announced.

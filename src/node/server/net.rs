@@ -19,7 +19,10 @@ use crate::server::GradientIn;
 /// Accepts connections until the endpoint closes, one task per peer.
 pub async fn accept_loop(endpoint: Endpoint, server: Addr<ServerActor>, req: PeerRequirements) {
     let limit = connection_limit(req.workers);
-    accept_each(endpoint, limit, move |conn| serve_peer(conn, server.clone(), req)).await;
+    accept_each(endpoint, limit, move |conn| {
+        serve_peer(conn, server.clone(), req)
+    })
+    .await;
 }
 
 async fn serve_peer(conn: Connection, server: Addr<ServerActor>, req: PeerRequirements) {

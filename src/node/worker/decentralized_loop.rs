@@ -16,6 +16,7 @@ use super::peer_listener::Inbound;
 use crate::decen::{DriverAction, GossipMessage, NodeDriver, NodeStats};
 use crate::net::send;
 use crate::node::compute::{ComputeActor, ComputeGradient, ComputeLoss, ComputedGradient};
+use crate::node::warn_limit::WarnLimit;
 use crate::proto::Message;
 use crate::run::{PolicyAction, PolicyConfig, RunPolicy};
 
@@ -107,6 +108,9 @@ pub async fn run_loop(
     let mut stopped = false;
     let mut computing: Option<Instant> = None;
     let mut policy = RunPolicy::new(spec.policy.clone(), 0.0);
+    // An absent peer is given up on every iteration: warn about it now and then, not each time.
+    let mut gave_up = WarnLimit::default();
+    let mut refused = WarnLimit::default();
     if driver.iteration() < spec.iterations {
         driver.start(policy.lr(driver.iteration()));
     }
@@ -166,11 +170,11 @@ pub async fn run_loop(
                     inputs.sent.fetch_add(bytes as u64, Ordering::Relaxed);
                 }
                 DriverAction::WaitUntil(at) => deadline = Some(at),
-                DriverAction::GaveUp { iteration, senders } => tracing::warn!(
+                DriverAction::GaveUp { iteration, senders } => gave_up.warn(&format!(
                     "worker {}: no message from {senders:?} for iteration {iteration} within \
                      net.peer_wait_s (or they left): counted absent",
                     spec.worker
-                ),
+                )),
                 DriverAction::Completed { completed: c, .. } => completed = Some(c),
             }
         }
@@ -202,7 +206,7 @@ pub async fn run_loop(
                 };
                 let from = message.from;
                 if let Err(e) = driver.receive(lateness, message) {
-                    tracing::warn!("message from peer {from} refused: {e}");
+                    refused.warn(&format!("message from peer {from} refused: {e}"));
                 }
             }
             msg = inputs.server.recv() => {
