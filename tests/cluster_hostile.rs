@@ -211,8 +211,8 @@ fn a_hostile_worker_is_refused_everywhere_and_the_honest_ones_finish() {
     let s = cluster.summary();
     let per_worker = s["per_worker"].as_array().expect("per_worker");
     let updates = s["updates"].as_u64().expect("updates");
-    for w in 0..2 {
-        let done = per_worker[w]["gradients"].as_u64().expect("gradients");
+    for (w, record) in per_worker.iter().take(2).enumerate() {
+        let done = record["gradients"].as_u64().expect("gradients");
         assert!(done >= updates, "honest worker {w} did the run: {s}");
     }
     assert_eq!(
