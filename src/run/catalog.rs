@@ -237,7 +237,7 @@ pub fn event_examples() -> Vec<(&'static str, RunEvent)> {
             RunEvent::Checkpoint(CheckpointWritten { t_s, updates }),
         ),
         (
-            "parameter server, `lagom sim`",
+            "parameter server, rendezvous, `lagom sim`",
             RunEvent::Rejected(Rejected {
                 t_s,
                 updates,
