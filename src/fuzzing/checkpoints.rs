@@ -7,8 +7,8 @@ use crate::run::generations;
 use crate::server::{ServerCore, ServerCoreConfig};
 
 /// Arbitrary bytes as a checkpoint file (sealed or not): opening the envelope, decoding either
-/// checkpoint kind and restoring an OrMo server core from it never panic; what is refused says
-/// why; a restored core is usable.
+/// checkpoint kind and restoring an OrMo server core from it never panic; a restored core is
+/// usable.
 pub fn checkpoint_bytes(data: &[u8]) {
     let payload = generations::open(data).unwrap_or(data);
     let config = AlgorithmConfig {
@@ -36,7 +36,5 @@ pub fn checkpoint_bytes(data: &[u8]) {
             });
         }
     }
-    if let Err(e) = DecenCheckpoint::decode(payload, 7, 3, "sgp") {
-        assert!(!format!("{e:#}").is_empty());
-    }
+    let _ = DecenCheckpoint::decode(payload, 7, 3, "sgp");
 }
