@@ -6,7 +6,7 @@ use std::path::Path;
 
 use lagom::data::cifar::{encode_records, IMAGE_BYTES};
 use lagom::data::idx::{encode_images, encode_labels, IdxImages};
-use lagom::data::{load, DataError, DatasetName};
+use lagom::data::{load, load_train, DataError, DatasetName, Selection};
 
 mod cli_support;
 
@@ -119,6 +119,81 @@ fn truncated_and_wrong_magic_idx_files_name_the_file_and_the_expectation() {
     assert!(
         err.to_string()
             .contains("apt-get install dataset-fashion-mnist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_selected_training_set_is_the_same_examples_as_a_subset_of_the_whole() {
+    let pick = [17usize, 3, 29, 0, 8];
+    for gzipped in [false, true] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_idx(dir.path(), gzipped, &images(30, 1), &images(12, 2));
+        let whole = load(DatasetName::FashionMnist, Some(dir.path()), 0).expect("reads");
+        let mut seen = None;
+        let part = load_train(DatasetName::FashionMnist, Some(dir.path()), 0, |n| {
+            seen = Some(n);
+            Selection::only(n, &pick)
+        })
+        .expect("reads the selection");
+        assert_eq!(seen, Some(30), "the selector is given the set's size");
+        assert_eq!(part, whole.train.subset(&pick).expect("subset"));
+        assert_eq!(part.labels, [7, 3, 9, 0, 8]);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    for i in 1..=5u8 {
+        let labels: Vec<(u8, u8)> = (0..3).map(|j| (0, (i + j) % 10)).collect();
+        let bytes = encode_records(&cifar_pixels(3, i), &labels, false);
+        std::fs::write(dir.path().join(format!("data_batch_{i}.bin")), bytes).expect("write");
+    }
+    std::fs::write(
+        dir.path().join("test_batch.bin"),
+        encode_records(&cifar_pixels(1, 9), &[(0, 1)], false),
+    )
+    .expect("write");
+    let whole = load(DatasetName::Cifar10, Some(dir.path()), 0).expect("reads");
+    let across_files = [14usize, 2, 7, 3];
+    let part = load_train(DatasetName::Cifar10, Some(dir.path()), 0, |n| {
+        Selection::only(n, &across_files)
+    })
+    .expect("reads the selection");
+    assert_eq!(part, whole.train.subset(&across_files).expect("subset"));
+    let err = load_train(DatasetName::Cifar10, Some(dir.path()), 0, |n| {
+        Selection::only(n, &[n])
+    })
+    .expect_err("past the end");
+    assert!(
+        matches!(err, DataError::OutOfRange { index: 15, len: 15 }),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_header_claiming_more_than_the_file_holds_is_refused_before_allocating() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_idx(dir.path(), false, &images(30, 1), &images(12, 2));
+    let path = dir.path().join("train-images-idx3-ubyte");
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[4..8].copy_from_slice(&u32::MAX.to_be_bytes()); // 4 G images of 20 bytes
+    std::fs::write(&path, &bytes).expect("write");
+    let err = load(DatasetName::FashionMnist, Some(dir.path()), 0).expect_err("huge count");
+    assert!(
+        matches!(err, DataError::Truncated { expected, found, .. }
+            if expected == 16 + 20 * u64::from(u32::MAX) && found == bytes.len() as u64),
+        "{err}"
+    );
+    let gz_path = dir.path().join("huge.gz");
+    std::fs::write(&gz_path, gz(&bytes)).expect("write");
+    let err = lagom::data::idx::read_images(&gz_path, "hint").expect_err("huge count, gzipped");
+    assert!(err.to_string().contains("gzip file can hold"), "{err}");
+
+    let mut trailing = encode_images(&images(3, 1));
+    trailing.extend_from_slice(&[1, 2, 3]);
+    std::fs::write(&gz_path, gz(&trailing)).expect("write");
+    let err = lagom::data::idx::read_images(&gz_path, "hint").expect_err("trailing bytes");
+    assert!(
+        err.to_string()
+            .contains("79 bytes, but the header describes 76"),
         "{err}"
     );
 }

@@ -13,7 +13,7 @@ use candle_core::Device;
 use lagom::config::{load, CliOverrides, Config};
 use lagom::decen::{build_nodes, InProcessCluster};
 use lagom::model::{InputSpec, Network};
-use lagom::node::{load_split, worker_compute, DecenCheckpoint};
+use lagom::node::{load_split, worker_compute, DecenCheckpoint, WorkerShard};
 
 mod cli_support;
 use cli_support::{fashion_mnist_present, lagom, stderr};
@@ -104,9 +104,14 @@ fn in_process_record(config: &Config) -> (Vec<(f64, f64)>, Vec<f32>, u64) {
     let computes: RefCell<Vec<_>> = RefCell::new(
         (0..WORKERS)
             .map(|w| {
-                worker_compute(config, train, w, &device)
-                    .expect("compute")
-                    .0
+                worker_compute(
+                    config,
+                    WorkerShard::cut(config, train, w).expect("shard"),
+                    w,
+                    &device,
+                )
+                .expect("compute")
+                .0
             })
             .collect(),
     );

@@ -26,7 +26,8 @@ pub struct WorkerGradient {
 #[derive(Clone)]
 pub struct WorkerCompute {
     engine: Engine,
-    train: Dataset,
+    /// Shared, not copied, when the compute is cloned (an actix sync actor's factory clones it).
+    train: std::sync::Arc<Dataset>,
     sampler: Sampler,
     augment: Option<ChaCha8Rng>,
     batch_size: usize,
@@ -45,7 +46,7 @@ impl WorkerCompute {
     ) -> Self {
         WorkerCompute {
             engine,
-            train,
+            train: std::sync::Arc::new(train),
             sampler,
             augment: augment_seed.map(ChaCha8Rng::seed_from_u64),
             batch_size,

@@ -2,8 +2,10 @@
 //! `test_batch.bin`, records of 1 label byte + 3072 pixel bytes (R, G, B planes of 32×32).
 //! CIFAR-100: `train.bin` and `test.bin`, records of a coarse label, a fine label and 3072 bytes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use super::selection::Selection;
+use super::stream::DataStream;
 use super::DataError;
 
 /// Pixel bytes of one CIFAR image (3 × 32 × 32, channel-major).
@@ -27,61 +29,93 @@ pub struct CifarRecords {
     pub labels: Vec<u8>,
 }
 
-/// Reads one CIFAR-10 file (`label_bytes = 1`) or CIFAR-100 file (`label_bytes = 2`; `which`
-/// picks the label), checking that it holds whole records and that labels are in range.
+/// Reads one CIFAR-10 file (`cifar100` = `None`) or CIFAR-100 file (`Some(which label)`),
+/// checking that it holds whole records and that labels are in range.
 pub fn read_records(
     path: &Path,
     cifar100: Option<Cifar100Label>,
     hint: &str,
 ) -> Result<CifarRecords, DataError> {
-    let bytes = std::fs::read(path).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            DataError::Missing {
-                path: path.to_path_buf(),
-                hint: hint.to_string(),
-            }
-        } else {
-            DataError::Io {
-                path: path.to_path_buf(),
-                source,
-            }
-        }
-    })?;
+    read_records_selected(&[path.to_path_buf()], cifar100, hint, |n| {
+        Ok(Selection::all(n))
+    })
+}
+
+/// Reads the records of `paths`, taken as one set in that order, that `select` keeps (it is
+/// given the number of records), in the selection's order. Every record's label is checked;
+/// the files are streamed, so only the kept records are ever held.
+pub fn read_records_selected(
+    paths: &[PathBuf],
+    cifar100: Option<Cifar100Label>,
+    hint: &str,
+    select: impl FnOnce(usize) -> Result<Selection, DataError>,
+) -> Result<CifarRecords, DataError> {
     let label_bytes = if cifar100.is_some() { 2 } else { 1 };
     let record = label_bytes + IMAGE_BYTES;
-    if bytes.is_empty() || bytes.len() % record != 0 {
-        let whole = (bytes.len() / record + 1) * record;
-        return Err(DataError::Truncated {
-            path: path.to_path_buf(),
-            expected: whole as u64,
-            found: bytes.len() as u64,
-            hint: format!("records are {record} bytes; {hint}"),
-        });
+    let mut counts = Vec::with_capacity(paths.len());
+    for path in paths {
+        let len = std::fs::metadata(path)
+            .map_err(|source| {
+                if source.kind() == std::io::ErrorKind::NotFound {
+                    DataError::Missing {
+                        path: path.clone(),
+                        hint: hint.to_string(),
+                    }
+                } else {
+                    DataError::Io {
+                        path: path.clone(),
+                        source,
+                    }
+                }
+            })?
+            .len() as usize;
+        if len == 0 || len % record != 0 {
+            let whole = (len / record + 1) * record;
+            return Err(DataError::Truncated {
+                path: path.clone(),
+                expected: whole as u64,
+                found: len as u64,
+                hint: format!("records are {record} bytes; {hint}"),
+            });
+        }
+        counts.push(len / record);
     }
+    let selection = select(counts.iter().sum())?;
     let (classes, offset) = match cifar100 {
         None => (10u8, 0),
         Some(Cifar100Label::Coarse) => (20u8, 0),
         Some(Cifar100Label::Fine) => (100u8, 1),
     };
-    let count = bytes.len() / record;
     let mut out = CifarRecords {
-        pixels: Vec::with_capacity(count * IMAGE_BYTES),
-        labels: Vec::with_capacity(count),
+        pixels: vec![0u8; selection.kept() * IMAGE_BYTES],
+        labels: vec![0u8; selection.kept()],
     };
-    for (i, rec) in bytes.chunks_exact(record).enumerate() {
-        let label = rec[offset];
-        if label >= classes {
-            return Err(DataError::Inconsistent {
-                path: path.to_path_buf(),
-                what: format!(
-                    "record {i} has label {label}, but this format has {classes} classes \
-                     (is this a CIFAR-{} file?)",
-                    if cifar100.is_some() { "10" } else { "100" }
-                ),
-            });
+    let mut rec = vec![0u8; record];
+    let mut first = 0;
+    for (path, &count) in paths.iter().zip(&counts) {
+        let mut stream = DataStream::open(path, hint)?;
+        let expected = (count * record) as u64;
+        for i in 0..count {
+            stream.fill(&mut rec, expected, hint)?;
+            let label = rec[offset];
+            if label >= classes {
+                return Err(DataError::Inconsistent {
+                    path: path.clone(),
+                    what: format!(
+                        "record {i} has label {label}, but this format has {classes} classes \
+                         (is this a CIFAR-{} file?)",
+                        if cifar100.is_some() { "10" } else { "100" }
+                    ),
+                });
+            }
+            if let Some(slot) = selection.slot(first + i) {
+                out.labels[slot] = label;
+                out.pixels[slot * IMAGE_BYTES..(slot + 1) * IMAGE_BYTES]
+                    .copy_from_slice(&rec[label_bytes..]);
+            }
         }
-        out.labels.push(label);
-        out.pixels.extend_from_slice(&rec[label_bytes..]);
+        stream.finish(expected)?;
+        first += count;
     }
     Ok(out)
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::cifar::{self, Cifar100Label};
+use super::selection::Selection;
 use super::{idx, synthetic, DataError};
 
 /// The data sets lagom reads, by configuration name.
@@ -84,6 +85,19 @@ impl Dataset {
     pub fn image_len(&self) -> usize {
         self.channels * self.height * self.width
     }
+
+    /// The examples at `indices`, in that order, as a data set of their own (same shape,
+    /// classes and normalization); an index past the end is an error naming it.
+    pub fn subset(&self, indices: &[usize]) -> Result<Dataset, DataError> {
+        let selection = Selection::only(self.len(), indices)?;
+        Ok(Dataset {
+            pixels: selection.pick(&self.pixels, self.image_len()),
+            labels: selection.pick(&self.labels, 1),
+            mean: self.mean.clone(),
+            std: self.std.clone(),
+            ..*self
+        })
+    }
 }
 
 /// A training split and a test split of the same shape.
@@ -130,6 +144,36 @@ fn hint(name: DatasetName) -> &'static str {
 
 /// Loads `name` from `dir` (or its default folder); `seed` fixes the synthetic set.
 pub fn load(name: DatasetName, dir: Option<&Path>, seed: u64) -> Result<Split, DataError> {
+    let (dir, hint) = locate_set(name, dir)?;
+    let train = train_part(name, &dir, hint, seed, |n| Ok(Selection::all(n)))?;
+    let test = test_part(name, &dir, hint, seed)?;
+    if (train.height, train.width) != (test.height, test.width) {
+        return Err(DataError::Inconsistent {
+            path: dir,
+            what: format!(
+                "training images are {}x{} but test images are {}x{}",
+                train.height, train.width, test.height, test.width
+            ),
+        });
+    }
+    Ok(Split { train, test })
+}
+
+/// Loads only the training examples of `name` that `select` keeps (it is given the training
+/// set's size), in the selection's order, streaming the files so that only those are ever
+/// held: what a worker trains on. No test set.
+pub fn load_train(
+    name: DatasetName,
+    dir: Option<&Path>,
+    seed: u64,
+    select: impl FnOnce(usize) -> Result<Selection, DataError>,
+) -> Result<Dataset, DataError> {
+    let (dir, hint) = locate_set(name, dir)?;
+    train_part(name, &dir, hint, seed, select)
+}
+
+/// The folder of `name` (configured or default) and how to get the data, checked to exist.
+fn locate_set(name: DatasetName, dir: Option<&Path>) -> Result<(PathBuf, &'static str), DataError> {
     let dir = dir
         .map(Path::to_path_buf)
         .unwrap_or_else(|| default_dir(name));
@@ -140,100 +184,128 @@ pub fn load(name: DatasetName, dir: Option<&Path>, seed: u64) -> Result<Split, D
             hint: hint.to_string(),
         });
     }
+    Ok((dir, hint))
+}
+
+const CIFAR10_NORM: ([f32; 3], [f32; 3]) = ([0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]);
+const CIFAR100_NORM: ([f32; 3], [f32; 3]) = ([0.5071, 0.4865, 0.4409], [0.2673, 0.2564, 0.2762]);
+
+fn train_part(
+    name: DatasetName,
+    dir: &Path,
+    hint: &str,
+    seed: u64,
+    select: impl FnOnce(usize) -> Result<Selection, DataError>,
+) -> Result<Dataset, DataError> {
     match name {
-        DatasetName::FashionMnist => load_idx(&dir, hint, 0.2860, 0.3530),
-        DatasetName::Mnist => load_idx(&dir, hint, 0.1307, 0.3081),
+        DatasetName::FashionMnist => idx_part(dir, hint, IDX_TRAIN, (0.2860, 0.3530), select),
+        DatasetName::Mnist => idx_part(dir, hint, IDX_TRAIN, (0.1307, 0.3081), select),
         DatasetName::Cifar10 => {
-            let mut train = cifar::CifarRecords::default();
-            for i in 1..=5 {
-                let part =
-                    cifar::read_records(&dir.join(format!("data_batch_{i}.bin")), None, hint)?;
-                train.pixels.extend(part.pixels);
-                train.labels.extend(part.labels);
-            }
-            let test = cifar::read_records(&dir.join("test_batch.bin"), None, hint)?;
-            let norm = (vec![0.4914, 0.4822, 0.4465], vec![0.2470, 0.2435, 0.2616]);
-            Ok(cifar_split(train, test, 10, norm))
+            let files: Vec<PathBuf> = (1..=5)
+                .map(|i| dir.join(format!("data_batch_{i}.bin")))
+                .collect();
+            let train = cifar::read_records_selected(&files, None, hint, select)?;
+            Ok(cifar_set(train, 10, CIFAR10_NORM))
         }
         DatasetName::Cifar100 => {
-            let fine = Some(Cifar100Label::Fine);
-            let train = cifar::read_records(&dir.join("train.bin"), fine, hint)?;
-            let test = cifar::read_records(&dir.join("test.bin"), fine, hint)?;
-            let norm = (vec![0.5071, 0.4865, 0.4409], vec![0.2673, 0.2564, 0.2762]);
-            Ok(cifar_split(train, test, 100, norm))
+            let files = [dir.join("train.bin")];
+            let train =
+                cifar::read_records_selected(&files, Some(Cifar100Label::Fine), hint, select)?;
+            Ok(cifar_set(train, 100, CIFAR100_NORM))
         }
-        DatasetName::Synthetic => Ok(synthetic::synthetic(seed, 2000, 500)),
+        DatasetName::Synthetic => {
+            let train = synthetic::synthetic(seed, 2000, 500).train;
+            let selection = select(train.len())?;
+            Ok(Dataset {
+                pixels: selection.pick(&train.pixels, train.image_len()),
+                labels: selection.pick(&train.labels, 1),
+                ..train
+            })
+        }
     }
 }
 
-fn cifar_split(
-    train: cifar::CifarRecords,
-    test: cifar::CifarRecords,
-    classes: usize,
-    norm: (Vec<f32>, Vec<f32>),
-) -> Split {
-    let make = |r: cifar::CifarRecords| Dataset {
+fn test_part(name: DatasetName, dir: &Path, hint: &str, seed: u64) -> Result<Dataset, DataError> {
+    let all = |n| Ok(Selection::all(n));
+    match name {
+        DatasetName::FashionMnist => idx_part(dir, hint, IDX_TEST, (0.2860, 0.3530), all),
+        DatasetName::Mnist => idx_part(dir, hint, IDX_TEST, (0.1307, 0.3081), all),
+        DatasetName::Cifar10 => {
+            let test = cifar::read_records(&dir.join("test_batch.bin"), None, hint)?;
+            Ok(cifar_set(test, 10, CIFAR10_NORM))
+        }
+        DatasetName::Cifar100 => {
+            let fine = Some(Cifar100Label::Fine);
+            let test = cifar::read_records(&dir.join("test.bin"), fine, hint)?;
+            Ok(cifar_set(test, 100, CIFAR100_NORM))
+        }
+        DatasetName::Synthetic => Ok(synthetic::synthetic(seed, 2000, 500).test),
+    }
+}
+
+fn cifar_set(r: cifar::CifarRecords, classes: usize, norm: ([f32; 3], [f32; 3])) -> Dataset {
+    Dataset {
         channels: 3,
         height: 32,
         width: 32,
         classes,
         pixels: r.pixels,
         labels: r.labels,
-        mean: norm.0.clone(),
-        std: norm.1.clone(),
+        mean: norm.0.to_vec(),
+        std: norm.1.to_vec(),
         augmentable: true,
-    };
-    Split {
-        train: make(train),
-        test: make(test),
     }
 }
 
-fn load_idx(dir: &Path, hint: &str, mean: f32, std: f32) -> Result<Split, DataError> {
-    let part = |images: &str, labels: &str| -> Result<Dataset, DataError> {
-        let images_path = idx::locate(dir, images, hint)?;
-        let labels_path = idx::locate(dir, labels, hint)?;
-        let img = idx::read_images(&images_path, hint)?;
-        let lab = idx::read_labels(&labels_path, hint)?;
-        if lab.len() != img.count {
+/// The image and label files of the IDX training and test parts.
+const IDX_TRAIN: (&str, &str) = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte");
+const IDX_TEST: (&str, &str) = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte");
+
+fn idx_part(
+    dir: &Path,
+    hint: &str,
+    (images, labels): (&str, &str),
+    (mean, std): (f32, f32),
+    select: impl FnOnce(usize) -> Result<Selection, DataError>,
+) -> Result<Dataset, DataError> {
+    let images_path = idx::locate(dir, images, hint)?;
+    let labels_path = idx::locate(dir, labels, hint)?;
+    let lab = idx::read_labels(&labels_path, hint)?;
+    if let Some(i) = lab.iter().position(|&l| l >= 10) {
+        return Err(DataError::Inconsistent {
+            path: labels_path,
+            what: format!("label {} at position {i} is not a class 0..10", lab[i]),
+        });
+    }
+    let mut chosen = None;
+    let img = idx::read_images_selected(&images_path, hint, |count| {
+        if lab.len() != count {
             return Err(DataError::Inconsistent {
-                path: labels_path,
+                path: labels_path.clone(),
                 what: format!(
-                    "{} labels for {} images in {}",
+                    "{} labels for {count} images in {}",
                     lab.len(),
-                    img.count,
                     images_path.display()
                 ),
             });
         }
-        if let Some(i) = lab.iter().position(|&l| l >= 10) {
-            return Err(DataError::Inconsistent {
-                path: labels_path,
-                what: format!("label {} at position {i} is not a class 0..10", lab[i]),
-            });
-        }
-        Ok(Dataset {
-            channels: 1,
-            height: img.rows,
-            width: img.cols,
-            classes: 10,
-            pixels: img.pixels,
-            labels: lab,
-            mean: vec![mean],
-            std: vec![std],
-            augmentable: false,
-        })
+        let selection = select(count)?;
+        chosen = Some(selection.clone());
+        Ok(selection)
+    })?;
+    let labels = match chosen {
+        Some(selection) => selection.pick(&lab, 1),
+        None => lab,
     };
-    let train = part("train-images-idx3-ubyte", "train-labels-idx1-ubyte")?;
-    let test = part("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")?;
-    if (train.height, train.width) != (test.height, test.width) {
-        return Err(DataError::Inconsistent {
-            path: dir.to_path_buf(),
-            what: format!(
-                "training images are {}x{} but test images are {}x{}",
-                train.height, train.width, test.height, test.width
-            ),
-        });
-    }
-    Ok(Split { train, test })
+    Ok(Dataset {
+        channels: 1,
+        height: img.rows,
+        width: img.cols,
+        classes: 10,
+        pixels: img.pixels,
+        labels,
+        mean: vec![mean],
+        std: vec![std],
+        augmentable: false,
+    })
 }

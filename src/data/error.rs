@@ -47,6 +47,20 @@ pub enum DataError {
         /// What is wrong.
         what: String,
     },
+    /// An example asked for by index that the data set does not have.
+    #[error("example {index} asked for, but the data set has {len}")]
+    OutOfRange {
+        /// The index asked for.
+        index: usize,
+        /// Examples in the data set.
+        len: usize,
+    },
+    /// An example asked for twice in one selection.
+    #[error("example {index} asked for twice")]
+    Duplicate {
+        /// The index.
+        index: usize,
+    },
     /// The operating system refused to read the file.
     #[error("{path}: {source}")]
     Io {

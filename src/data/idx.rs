@@ -5,6 +5,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use super::selection::Selection;
+use super::stream::DataStream;
 use super::DataError;
 
 /// Magic number of an IDX image file (unsigned bytes, 3 dimensions).
@@ -119,19 +121,60 @@ fn check_min(path: &Path, bytes: &[u8], header: u64, hint: &str) -> Result<(), D
 
 /// Reads an IDX image file (raw or gzipped).
 pub fn read_images(path: &Path, hint: &str) -> Result<IdxImages, DataError> {
-    let bytes = read_maybe_gz(path)?;
-    check_magic(path, &bytes, "images", IMAGES_MAGIC, hint)?;
-    check_min(path, &bytes, 16, hint)?;
-    let count = be_u32(&bytes, 4) as usize;
-    let rows = be_u32(&bytes, 8) as usize;
-    let cols = be_u32(&bytes, 12) as usize;
-    let expected = 16u64 + count as u64 * rows as u64 * cols as u64;
-    check_len(path, &bytes, expected, hint)?;
+    read_images_selected(path, hint, |count| Ok(Selection::all(count)))
+}
+
+/// Reads the images of an IDX file that `select` keeps (it is given the header's count), in
+/// the selection's order, streaming the file: only the kept images are ever held.
+pub fn read_images_selected(
+    path: &Path,
+    hint: &str,
+    select: impl FnOnce(usize) -> Result<Selection, DataError>,
+) -> Result<IdxImages, DataError> {
+    let mut stream = DataStream::open(path, hint)?;
+    let mut header = [0u8; 16];
+    let got = stream.read_up_to(&mut header)?;
+    check_magic(path, &header[..got], "images", IMAGES_MAGIC, hint)?;
+    check_min(path, &header[..got], 16, hint)?;
+    let count = be_u32(&header, 4) as usize;
+    let rows = be_u32(&header, 8) as usize;
+    let cols = be_u32(&header, 12) as usize;
+    // Each factor is below 2^32 and the product of two fits a u64; the third may not.
+    let expected = (rows as u64 * cols as u64)
+        .checked_mul(count as u64)
+        .and_then(|n| n.checked_add(16))
+        .unwrap_or(u64::MAX);
+    stream.check_room(expected, hint)?;
+    let selection = select(count)?;
+    if selection.source_len() != count {
+        return Err(DataError::Inconsistent {
+            path: path.to_path_buf(),
+            what: format!(
+                "{count} images, but {} were expected",
+                selection.source_len()
+            ),
+        });
+    }
+    let image = rows * cols;
+    let mut pixels = vec![0u8; selection.kept() * image];
+    match selection {
+        Selection::All { .. } => stream.fill(&mut pixels, expected, hint)?,
+        Selection::Only { .. } => {
+            let mut buf = vec![0u8; image];
+            for i in 0..count {
+                stream.fill(&mut buf, expected, hint)?;
+                if let Some(slot) = selection.slot(i) {
+                    pixels[slot * image..(slot + 1) * image].copy_from_slice(&buf);
+                }
+            }
+        }
+    }
+    stream.finish(expected)?;
     Ok(IdxImages {
-        count,
+        count: selection.kept(),
         rows,
         cols,
-        pixels: bytes[16..].to_vec(),
+        pixels,
     })
 }
 

@@ -8,11 +8,14 @@ mod dataset;
 mod error;
 pub mod idx;
 mod sampler;
+mod selection;
+mod stream;
 mod synthetic;
 
 pub use augment::Batch;
 pub use config::DataConfig;
-pub use dataset::{load, Dataset, DatasetName, Split};
+pub use dataset::{load, load_train, Dataset, DatasetName, Split};
 pub use error::DataError;
 pub use sampler::{Sampler, Sharding};
+pub use selection::Selection;
 pub use synthetic::synthetic;

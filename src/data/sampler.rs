@@ -63,6 +63,25 @@ impl Sampler {
         self.position = 0;
     }
 
+    /// [`Sampler::new`] for a worker that holds only its own examples: returns the data set's
+    /// indexes of its pool (in pool order) and a sampler that counts positions in that pool.
+    /// With the examples copied out in that order, it draws exactly the examples `new`'s
+    /// sampler would.
+    pub fn local(
+        len: usize,
+        worker: usize,
+        workers: usize,
+        sharding: Sharding,
+        seed: u64,
+    ) -> (Vec<usize>, Self) {
+        let mut s = Sampler::new(len, worker, workers, sharding, seed);
+        let positions = (0..s.pool.len()).collect();
+        let shard = std::mem::replace(&mut s.pool, positions);
+        // A shuffle permutes positions whatever the values, so this is the same order.
+        s.reshuffle();
+        (shard, s)
+    }
+
     /// Examples in this worker's pool.
     pub fn pool_len(&self) -> usize {
         self.pool.len()
@@ -121,6 +140,20 @@ mod tests {
             seen.iter().all(|&c| c == 1),
             "shards are disjoint and cover the set"
         );
+    }
+
+    #[test]
+    fn a_localized_sampler_draws_the_same_examples_by_position() {
+        for sharding in [Sharding::Disjoint, Sharding::Independent] {
+            let mut global = Sampler::new(97, 2, 3, sharding, 11);
+            let (shard, mut local) = Sampler::local(97, 2, 3, sharding, 11);
+            assert_eq!(shard.len(), global.pool_len());
+            for _ in 0..5 {
+                let want = global.next_batch(16);
+                let got: Vec<usize> = local.next_batch(16).iter().map(|&p| shard[p]).collect();
+                assert_eq!(got, want, "{sharding:?}");
+            }
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub use hello::{HelloAnswer, PeerRequirements, WorkerHello};
 pub use rendezvous::{DecenCheckpoint, DECEN_CHECKPOINT_FILE};
 pub use roles::{
     load_split, run_local, run_server, run_worker_role, start_server, start_server_node,
-    worker_compute, ServerNode, StartedServer,
+    worker_compute, ServerNode, StartedServer, WorkerShard,
 };
 pub use server::{
     accept_loop, Checkpoint, Deliver, Disconnected, Register, RegisterResult, Registered,

@@ -11,5 +11,5 @@ mod worker;
 pub use local::run_local;
 pub use server::{run_server, start_server, start_server_node, StartedServer};
 pub use setup::load_split;
-pub use setup::{worker_compute, ServerNode};
+pub use setup::{worker_compute, ServerNode, WorkerShard};
 pub use worker::run_worker_role;

@@ -18,7 +18,7 @@ use candle_core::Device;
 use crate::compute::Engine;
 use crate::compute::WorkerCompute;
 use crate::config::{Config, ConfigError};
-use crate::data::{self, Dataset, Sampler, Split};
+use crate::data::{self, Dataset, Sampler, Selection, Split};
 use crate::model::{InputSpec, Network};
 use crate::net::{load_identity, NodeIdentity, TransportSettings};
 use crate::node::compute::ComputeActor;
@@ -56,46 +56,86 @@ pub(super) fn resolve(addr: &str, key: &str) -> Result<SocketAddr> {
 /// with the model's layout hash and parameter count.
 pub(super) fn start_compute(
     config: &Config,
-    train: &Dataset,
+    shard: WorkerShard,
     worker: usize,
     device: &Device,
     slowdown: f64,
 ) -> Result<(Addr<ComputeActor>, u64, usize)> {
-    let (compute, hash, len) = worker_compute(config, train, worker, device)?;
+    let (compute, hash, len) = worker_compute(config, shard, worker, device)?;
     let actor = ComputeActor::new(compute, slowdown);
     Ok((SyncArbiter::start(1, move || actor.clone()), hash, len))
 }
 
-/// Worker `worker`'s compute for `config` on `device` (its model, shard of `train`, sampler and
+/// A worker's own training examples (its shard, nothing else) and the sampler that draws
+/// from them, in the order [`Sampler::new`] gives for that worker.
+pub struct WorkerShard {
+    data: Dataset,
+    sampler: Sampler,
+}
+
+impl WorkerShard {
+    /// Worker `worker`'s shard cut from a training set already in memory.
+    pub fn cut(config: &Config, train: &Dataset, worker: usize) -> Result<Self> {
+        let (shard, sampler) = worker_sampler(config, train.len(), worker);
+        Ok(WorkerShard {
+            data: train.subset(&shard)?,
+            sampler,
+        })
+    }
+
+    /// Worker `worker`'s shard read from the configured data set: the files are streamed and
+    /// only its examples are kept (no test set).
+    pub fn load(config: &Config, worker: usize) -> Result<Self> {
+        let mut sampler = None;
+        let data = data::load_train(
+            config.data.name,
+            config.data.dir.as_deref(),
+            config.run.seed,
+            |len| {
+                let (shard, s) = worker_sampler(config, len, worker);
+                sampler = Some(s);
+                Selection::only(len, &shard)
+            },
+        )?;
+        let sampler = sampler.ok_or_else(|| anyhow!("the data set was read without a shard"))?;
+        Ok(WorkerShard { data, sampler })
+    }
+}
+
+fn worker_sampler(config: &Config, len: usize, worker: usize) -> (Vec<usize>, Sampler) {
+    Sampler::local(
+        len,
+        worker,
+        config.cluster.workers,
+        config.data.sharding,
+        config.run.seed,
+    )
+}
+
+/// Worker `worker`'s compute for `config` on `device` (its model, `shard`, sampler and
 /// augmentation stream), with the model's layout hash and parameter count: what its process
 /// computes with.
 pub fn worker_compute(
     config: &Config,
-    train: &Dataset,
+    shard: WorkerShard,
     worker: usize,
     device: &Device,
 ) -> Result<(WorkerCompute, u64, usize)> {
     let seed = config.run.seed;
+    let WorkerShard { data, sampler } = shard;
     let net = Network::with_kernels(
         config.model.name,
-        input_of(train),
+        input_of(&data),
         device,
         seed,
         config.compute.cpu_kernels,
     )?;
     let (hash, len) = (net.layout().hash(), net.layout().len());
-    let sampler = Sampler::new(
-        train.len(),
-        worker,
-        config.cluster.workers,
-        config.data.sharding,
-        seed,
-    );
-    let augment = (config.data.augment && train.augmentable)
+    let augment = (config.data.augment && data.augmentable)
         .then(|| seed ^ AUGMENT_STREAM ^ (worker as u64).wrapping_mul(0x9e37_79b9));
     let compute = WorkerCompute::new(
         Engine::new(net),
-        train.clone(),
+        data,
         sampler,
         augment,
         config.train.batch_size,

@@ -9,19 +9,18 @@ use candle_core::Device;
 
 use crate::compute::describe;
 use crate::config::Config;
-use crate::data::Dataset;
 use crate::heterogeneity::SlowdownMechanism;
 use crate::net::NodeIdentity;
 use crate::node::compute::ComputeActor;
 use crate::node::worker::{run_decen_worker, run_worker, DecenWorkerSpec, WorkerExit, WorkerSpec};
 
-use super::setup::{identity_from_config, load_split, resolve, start_compute, transport};
+use super::setup::{identity_from_config, resolve, start_compute, transport, WorkerShard};
 
 /// A worker's compute thread and its spec for joining the server at `server`; `speed` is its
 /// relative speed (1 = nominal; 0.25 = four times slower).
 pub(super) fn start_worker(
     config: &Config,
-    train: &Dataset,
+    shard: WorkerShard,
     worker: usize,
     device: &Device,
     speed: f64,
@@ -29,7 +28,7 @@ pub(super) fn start_worker(
     identity: NodeIdentity,
 ) -> Result<(Addr<ComputeActor>, WorkerSpec)> {
     let (compute, layout_hash, params_len) =
-        start_compute(config, train, worker, device, 1.0 / speed)?;
+        start_compute(config, shard, worker, device, 1.0 / speed)?;
     let spec = WorkerSpec {
         worker: worker as u32,
         server,
@@ -48,7 +47,7 @@ pub(super) fn start_worker(
 /// A decentralized worker's compute thread and spec (see [`start_worker`]).
 pub(super) fn decen_worker_spec(
     config: &Config,
-    train: &Dataset,
+    shard: WorkerShard,
     worker: usize,
     device: &Device,
     speed: f64,
@@ -56,7 +55,7 @@ pub(super) fn decen_worker_spec(
     identity: NodeIdentity,
 ) -> Result<(Addr<ComputeActor>, DecenWorkerSpec)> {
     let (compute, layout_hash, params_len) =
-        start_compute(config, train, worker, device, 1.0 / speed)?;
+        start_compute(config, shard, worker, device, 1.0 / speed)?;
     let n = config.cluster.workers;
     let speeds = config.heterogeneity.speeds(n, config.run.seed);
     let spec = DecenWorkerSpec {
@@ -87,8 +86,16 @@ pub fn run_worker_role(config: &Config) -> Result<WorkerExit> {
     actix::System::new().block_on(async move {
         let identity = identity_from_config(&config)?;
         let device = config.compute.device.open()?;
-        let split = load_split(&config)?;
         let worker = config.net.worker;
+        // Only this worker's shard is read into memory; the server evaluates, so no test set.
+        let shard = WorkerShard::load(&config, worker)?;
+        if let Some(m) = crate::compute::resident_memory() {
+            tracing::info!(
+                "worker {worker}: shard loaded, resident memory {:.1} MiB (peak {:.1})",
+                m.current as f64 / 1048576.0,
+                m.peak as f64 / 1048576.0
+            );
+        }
         // Under `cpu-quota` the supervisor's cgroup slows this process; no delay on top.
         let speed = match config.heterogeneity.mechanism {
             SlowdownMechanism::Delay => config
@@ -101,26 +108,12 @@ pub fn run_worker_role(config: &Config) -> Result<WorkerExit> {
         };
         let server = resolve(&config.net.server, "net.server")?;
         if config.algorithm.name.is_decentralized() {
-            let (compute, spec) = decen_worker_spec(
-                &config,
-                &split.train,
-                worker,
-                &device,
-                speed,
-                server,
-                identity,
-            )?;
+            let (compute, spec) =
+                decen_worker_spec(&config, shard, worker, &device, speed, server, identity)?;
             return run_decen_worker(spec, compute).await;
         }
-        let (compute, spec) = start_worker(
-            &config,
-            &split.train,
-            worker,
-            &device,
-            speed,
-            server,
-            identity,
-        )?;
+        let (compute, spec) =
+            start_worker(&config, shard, worker, &device, speed, server, identity)?;
         run_worker(spec, compute).await
     })
 }
