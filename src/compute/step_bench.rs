@@ -33,15 +33,7 @@ impl StepBench {
     ) -> Result<Self> {
         let engine = Engine::new(Network::with_kernels(model, input, device, seed, kernels)?);
         let params = engine.params()?;
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let len = batch_size * input.channels * input.height * input.width;
-        let batch = Batch {
-            images: (0..len).map(|_| rng.gen_range(-2.0f32..2.0)).collect(),
-            labels: (0..batch_size)
-                .map(|_| rng.gen_range(0..input.classes as u32))
-                .collect(),
-            shape: (input.channels, input.height, input.width),
-        };
+        let batch = random_batch(input, batch_size, &mut ChaCha8Rng::seed_from_u64(seed));
         Ok(StepBench {
             optimizer: LocalSgd::new(params.len(), 0.9, false, 0.0),
             engine,
@@ -64,5 +56,17 @@ impl StepBench {
     /// Number of trainable parameters.
     pub fn params(&self) -> usize {
         self.params.len()
+    }
+}
+
+/// `batch_size` images of `input`'s shape with values uniform in [-2, 2) and uniform labels.
+pub(crate) fn random_batch(input: InputSpec, batch_size: usize, rng: &mut impl Rng) -> Batch {
+    let len = batch_size * input.channels * input.height * input.width;
+    Batch {
+        images: (0..len).map(|_| rng.gen_range(-2.0f32..2.0)).collect(),
+        labels: (0..batch_size)
+            .map(|_| rng.gen_range(0..input.classes as u32))
+            .collect(),
+        shape: (input.channels, input.height, input.width),
     }
 }

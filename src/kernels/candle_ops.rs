@@ -11,6 +11,7 @@ use candle_core::{
 use super::add_relu::{add_relu_forward, relu_backward};
 use super::batch_norm::{bn_train_backward, bn_train_forward, BnBatchStats, BnShape};
 use super::conv::{conv2d_forward, conv2d_input_grad, conv2d_weight_grad};
+use super::relu_pool::{bias_relu_pool_backward, bias_relu_pool_forward};
 use super::ConvShape;
 
 /// The f32 values of a CPU storage seen through a contiguous layout.
@@ -119,6 +120,100 @@ impl CustomOp2 for Conv2dOp {
             None
         };
         Ok((dx, dw))
+    }
+}
+
+/// Convolution (stride 1) of `N × Cin × H × W` by `Cout × Cin × KH × KW`, plus a bias per
+/// output channel, ReLU and 2×2 max-pooling, in one op: only the pooled output and one byte per
+/// pooled value (the maximum's position) outlive the forward pass.
+struct ConvReluPoolOp {
+    pad: usize,
+    argmax: Arc<OnceLock<Vec<u8>>>,
+}
+
+impl ConvReluPoolOp {
+    fn shape(&self, x: &[usize], w: &[usize], b: &[usize]) -> Result<ConvShape> {
+        let s = Conv2dOp {
+            stride: 1,
+            pad: self.pad,
+        }
+        .shape(x, w)?;
+        if b != [s.cout] {
+            return Err(Error::Msg(format!(
+                "fast-conv-relu-pool: {} output channels but bias {b:?}",
+                s.cout
+            )));
+        }
+        Ok(s)
+    }
+}
+
+impl CustomOp3 for ConvReluPoolOp {
+    fn name(&self) -> &'static str {
+        "fast-conv-relu-pool"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let s = self.shape(xl.dims(), wl.dims(), bl.dims())?;
+        let x = f32_slice(xs, xl, self.name())?;
+        let w = f32_slice(ws, wl, self.name())?;
+        let b = f32_slice(bs, bl, self.name())?;
+        let z = conv2d_forward(x, w, &s);
+        let (y, argmax) = bias_relu_pool_forward(&z, b, s.cout, s.out_h(), s.out_w());
+        // A fresh op runs forward once; a second run would find the same maxima.
+        let _ = self.argmax.set(argmax);
+        Ok((
+            CpuStorage::F32(y),
+            Shape::from((s.batch, s.cout, s.out_h() / 2, s.out_w() / 2)),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        res: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let s = self.shape(x.dims(), w.dims(), b.dims())?;
+        let name = self.name();
+        let argmax = self
+            .argmax
+            .get()
+            .ok_or_else(|| Error::Msg(format!("{name}: backward before forward")))?;
+        let (dz, db) = with_f32(g, name, |g| {
+            with_f32(res, name, |y| {
+                Ok(bias_relu_pool_backward(
+                    g,
+                    y,
+                    argmax,
+                    s.cout,
+                    s.out_h(),
+                    s.out_w(),
+                ))
+            })
+        })?;
+        let dx = if x.track_op() {
+            let v = with_f32(w, name, |w| Ok(conv2d_input_grad(&dz, w, &s)))?;
+            Some(Tensor::from_vec(v, x.shape(), &Device::Cpu)?)
+        } else {
+            None
+        };
+        let dw = with_f32(x, name, |x| Ok(conv2d_weight_grad(x, &dz, &s)))?;
+        Ok((
+            dx,
+            Some(Tensor::from_vec(dw, w.shape(), &Device::Cpu)?),
+            Some(Tensor::from_vec(db, b.shape(), &Device::Cpu)?),
+        ))
     }
 }
 
@@ -259,6 +354,17 @@ fn f32_cpu(t: &Tensor, op: &str) -> Result<Tensor> {
 pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> Result<Tensor> {
     let op = Conv2dOp { stride, pad };
     f32_cpu(x, op.name())?.apply_op2(&f32_cpu(w, op.name())?, op)
+}
+
+/// `maxpool2x2(relu(conv2d(x, w, stride 1, pad) + b))` for `x` (`N × Cin × H × W`), `w`
+/// (`Cout × Cin × KH × KW`) and `b` (`Cout`); differentiable in all three.
+pub fn conv_bias_relu_pool(x: &Tensor, w: &Tensor, b: &Tensor, pad: usize) -> Result<Tensor> {
+    let op = ConvReluPoolOp {
+        pad,
+        argmax: Arc::new(OnceLock::new()),
+    };
+    let name = op.name();
+    f32_cpu(x, name)?.apply_op3(&f32_cpu(w, name)?, &f32_cpu(b, name)?, op)
 }
 
 /// Batch norm in training mode of `x` (`N × C × H × W`) with weight `gamma` and bias `beta`

@@ -1,8 +1,9 @@
 //! Fast CPU kernels for convolutional training — convolution (forward, input and weight
-//! gradients) as im2col + `gemm`, training-mode batch norm fused with ReLU, and the residual
-//! sum fused with ReLU — as pure functions on slices, wrapped as candle custom ops with their own
-//! backward. Models use them for CPU tensors; candle's own ops stay the reference (and the CUDA
-//! path), and every kernel is tested against them.
+//! gradients) as im2col + `gemm`, training-mode batch norm fused with ReLU, the residual sum
+//! fused with ReLU, and bias + ReLU + 2×2 max-pooling fused after a convolution — as pure
+//! functions on slices, wrapped as candle custom ops with their own backward. Models use them
+//! for CPU tensors; candle's own ops stay the reference (and the CUDA path), and every kernel is
+//! tested against them.
 
 mod add_relu;
 mod batch_norm;
@@ -11,13 +12,15 @@ mod conv;
 mod conv_shape;
 mod cpu_info;
 mod kernels_config;
+mod relu_pool;
 mod simd;
 
 pub use add_relu::{add_relu_forward, relu_backward};
 pub use batch_norm::{bn_train_backward, bn_train_forward, BnBatchStats, BnShape};
-pub use candle_ops::{add_relu, batch_norm_train, conv2d};
+pub use candle_ops::{add_relu, batch_norm_train, conv2d, conv_bias_relu_pool};
 pub use conv::{conv2d_forward, conv2d_input_grad, conv2d_weight_grad};
 pub use conv_shape::ConvShape;
 pub use cpu_info::{cpu_model, describe_cpu, simd_level};
 pub use kernels_config::CpuKernels;
+pub use relu_pool::{bias_relu_pool_backward, bias_relu_pool_forward};
 pub use simd::has_avx2_fma;

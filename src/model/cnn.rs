@@ -6,6 +6,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::{conv2d, linear, Conv2d, Conv2dConfig, Linear, Module, VarBuilder};
 
 use super::max_pool2x2;
+use crate::kernels::{self, CpuKernels};
 
 /// Channels of the first and second convolution.
 const WIDTHS: [usize; 2] = [16, 32];
@@ -16,6 +17,8 @@ const HIDDEN: usize = 128;
 #[derive(Debug, Clone)]
 pub struct Cnn {
     convs: Vec<Conv2d>,
+    /// Each stage as one fused fast CPU op (convolution, bias, ReLU, pooling), else candle's.
+    fast: bool,
     hidden: Linear,
     out: Linear,
 }
@@ -26,6 +29,7 @@ impl Cnn {
     pub fn new(
         (channels, height, width): (usize, usize, usize),
         classes: usize,
+        kernels: CpuKernels,
         vb: VarBuilder,
     ) -> Result<Self> {
         let cfg = Conv2dConfig {
@@ -41,6 +45,7 @@ impl Cnn {
         let features = cin * (height / 4) * (width / 4);
         Ok(Cnn {
             convs,
+            fast: kernels.fast_on(vb.device()),
             hidden: linear(features, HIDDEN, vb.pp("hidden"))?,
             out: linear(HIDDEN, classes, vb.pp("out"))?,
         })
@@ -51,7 +56,10 @@ impl Module for Cnn {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut y = x.clone();
         for conv in &self.convs {
-            y = max_pool2x2(&y.apply(conv)?.relu()?)?;
+            y = match (self.fast, conv.bias()) {
+                (true, Some(b)) => kernels::conv_bias_relu_pool(&y, conv.weight(), b, 1)?,
+                _ => max_pool2x2(&y.apply(conv)?.relu()?)?,
+            };
         }
         y.flatten_from(1)?
             .apply(&self.hidden)?

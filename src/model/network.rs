@@ -105,7 +105,7 @@ impl Network {
                 MLP_HIDDEN,
                 input.classes,
             )?),
-            ModelName::Cnn => Arch::Cnn(Cnn::new(shape, input.classes, vb)?),
+            ModelName::Cnn => Arch::Cnn(Cnn::new(shape, input.classes, kernels, vb)?),
             ModelName::Resnet20 => Arch::ResNet20(ResNet20::new(
                 input.channels,
                 input.classes,
@@ -168,6 +168,15 @@ impl Network {
         }
     }
 
+    /// The forward pass in training mode (batch statistics, running statistics updated) without
+    /// keeping an autograd graph: what recomputing the statistics needs.
+    fn forward_stats(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match &self.arch {
+            Arch::ResNet20(m) => m.forward_graph(x, true, false),
+            _ => self.forward_t(x, true),
+        }
+    }
+
     /// Recomputes the batch-norm running statistics of the current parameters as the exact
     /// average of the batch statistics over `batches` (precise BN): the statistics a model gets
     /// when its parameters come from elsewhere. A no-op for models without batch norm.
@@ -182,7 +191,7 @@ impl Network {
         let restore = self.momentum.get();
         let result = batches.iter().enumerate().try_for_each(|(i, x)| {
             self.momentum.set(1.0 / (i as f64 + 1.0));
-            self.forward_t(x, true)
+            self.forward_stats(x)
                 .map(drop)
                 .with_context(|| format!("batch-norm recomputation, batch {i}"))
         });

@@ -153,12 +153,27 @@ impl ResNet20 {
     }
 }
 
-impl ModuleT for ResNet20 {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let mut y = self.stem.forward_t(x, train, true)?;
+impl ResNet20 {
+    /// The forward pass with batch norm on batch statistics (`train`) or running ones, keeping
+    /// the autograd graph only when `graph` (training needs it; evaluation and the
+    /// recomputation of batch-norm statistics do not). Ops on the weights (variables) record
+    /// the graph even when nothing will ask for a gradient, which keeps every block's
+    /// activations alive until the output is dropped (measured: 1.9 GB for an evaluation batch
+    /// of 500); without `graph` it is cut after each block, so each block's activations are
+    /// freed once the next one has run.
+    pub fn forward_graph(&self, x: &Tensor, train: bool, graph: bool) -> Result<Tensor> {
+        let cut = |y: Tensor| if graph { y } else { y.detach() };
+        let mut y = cut(self.stem.forward_t(x, train, true)?);
         for block in &self.blocks {
-            y = block.forward_t(&y, train)?;
+            y = cut(block.forward_t(&y, train)?);
         }
         y.mean((2, 3))?.apply(&self.fc)
+    }
+}
+
+impl ModuleT for ResNet20 {
+    /// Training keeps the graph; inference does not (see [`ResNet20::forward_graph`]).
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_graph(x, train, train)
     }
 }

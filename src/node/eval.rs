@@ -23,8 +23,9 @@ impl ActixMessage for Evaluate {
 #[derive(Clone)]
 pub struct EvalActor {
     engine: Engine,
-    test: Dataset,
-    bn_batches: Vec<Batch>,
+    /// Shared with the clones an actix sync arbiter's factory makes, not copied.
+    test: std::sync::Arc<Dataset>,
+    bn_batches: std::sync::Arc<Vec<Batch>>,
     batch_size: usize,
 }
 
@@ -33,8 +34,8 @@ impl EvalActor {
     pub fn new(engine: Engine, test: Dataset, bn_batches: Vec<Batch>, batch_size: usize) -> Self {
         EvalActor {
             engine,
-            test,
-            bn_batches,
+            test: std::sync::Arc::new(test),
+            bn_batches: std::sync::Arc::new(bn_batches),
             batch_size,
         }
     }

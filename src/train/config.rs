@@ -17,7 +17,8 @@ pub struct TrainConfig {
     pub max_steps: Option<u64>,
     /// Examples per mini-batch.
     pub batch_size: usize,
-    /// Examples per evaluation batch (memory only; results do not depend on it).
+    /// Examples per evaluation batch (memory only; results do not depend on it). 250: the `cnn`
+    /// evaluator peaks ~80 MB lower than at 1 000, at the same speed on the CPU.
     pub eval_batch_size: usize,
     /// Evaluate on the test set every this many steps; 0 = at the end of every epoch. The end of
     /// training is always evaluated.
@@ -35,7 +36,7 @@ impl Default for TrainConfig {
             time_budget_s: None,
             max_steps: None,
             batch_size: 128,
-            eval_batch_size: 1000,
+            eval_batch_size: 250,
             eval_every: 0,
             log_every: 50,
             nesterov: false,
