@@ -196,6 +196,20 @@ async fn session(
                     },
                 )
                 .await?;
+                if *seq == 1 {
+                    if let Some(age) = crate::compute::process_age() {
+                        let rss = crate::compute::resident_memory()
+                            .map(|m| {
+                                format!(", resident memory {:.1} MiB", m.current as f64 / 1048576.0)
+                            })
+                            .unwrap_or_default();
+                        tracing::info!(
+                            "worker {}: first gradient sent {:.2} s after the process started{rss}",
+                            spec.worker,
+                            age.as_secs_f64()
+                        );
+                    }
+                }
             }
             Message::Stop { reason } => {
                 tracing::info!("worker {} stopped by the server: {reason}", spec.worker);
