@@ -2,8 +2,9 @@
 
 Same network as src/model/resnet.rs (3x3 stem, 3 stages x 3 basic blocks at 16/32/64 channels,
 1x1 conv + BN shortcuts where the shape changes, global average pooling, linear), the same
-SGD-momentum step on a fixed random batch. Usage: torch_resnet20.py [BATCH] [STEPS]; threads from
-OMP_NUM_THREADS (default 2), as benches/resnet20_vs_torch.sh sets it. Prints one line per step.
+SGD-momentum step on a fixed random batch. Usage: torch_resnet20.py [BATCH] [STEPS] [DEVICE];
+DEVICE is cpu (default) or cuda[:N] (each timed step then waits for the GPU to finish); threads
+from OMP_NUM_THREADS (default 2), as benches/resnet20_vs_torch.sh sets it. Prints one line per step.
 """
 import os, sys, time, torch, torch.nn as nn, torch.nn.functional as F
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
@@ -32,10 +33,12 @@ class Net(nn.Module):
         return s.fc(y.mean((2, 3)))
 bs = int(sys.argv[1]) if len(sys.argv) > 1 else 128
 steps = int(sys.argv[2]) if len(sys.argv) > 2 else 6
-net = Net(); print("params", sum(p.numel() for p in net.parameters()))
+dev = torch.device(sys.argv[3] if len(sys.argv) > 3 else "cpu")
+sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+net = Net().to(dev); print("params", sum(p.numel() for p in net.parameters()), "device", dev)
 opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
-x = torch.randn(bs, 3, 32, 32); y = torch.zeros(bs, dtype=torch.long)
+x = torch.randn(bs, 3, 32, 32, device=dev); y = torch.zeros(bs, dtype=torch.long, device=dev)
 for it in range(steps):
-    t = time.time()
+    sync(); t = time.time()
     loss = F.cross_entropy(net(x), y); opt.zero_grad(); loss.backward(); opt.step()
-    print(f"it {it} total {time.time()-t:.3f}s")
+    sync(); print(f"it {it} total {time.time()-t:.5f}s")
