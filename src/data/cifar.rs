@@ -55,19 +55,7 @@ pub fn read_records_selected(
     let mut counts = Vec::with_capacity(paths.len());
     for path in paths {
         let len = std::fs::metadata(path)
-            .map_err(|source| {
-                if source.kind() == std::io::ErrorKind::NotFound {
-                    DataError::Missing {
-                        path: path.clone(),
-                        hint: hint.to_string(),
-                    }
-                } else {
-                    DataError::Io {
-                        path: path.clone(),
-                        source,
-                    }
-                }
-            })?
+            .map_err(|e| DataError::opening(path, hint, e))?
             .len() as usize;
         if len == 0 || len % record != 0 {
             let whole = (len / record + 1) * record;

@@ -70,3 +70,21 @@ pub enum DataError {
         source: std::io::Error,
     },
 }
+
+impl DataError {
+    /// The error of failing to open or inspect `path`: `Missing` (with `hint`) when it does not
+    /// exist, `Io` otherwise.
+    pub fn opening(path: &std::path::Path, hint: &str, source: std::io::Error) -> Self {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            DataError::Missing {
+                path: path.to_path_buf(),
+                hint: hint.to_string(),
+            }
+        } else {
+            DataError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    }
+}

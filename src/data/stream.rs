@@ -26,19 +26,7 @@ pub struct DataStream {
 impl DataStream {
     /// Opens `path`; a missing file is `Missing` with `hint`.
     pub fn open(path: &Path, hint: &str) -> Result<Self, DataError> {
-        let io = |source: std::io::Error| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                DataError::Missing {
-                    path: path.to_path_buf(),
-                    hint: hint.to_string(),
-                }
-            } else {
-                DataError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                }
-            }
-        };
+        let io = |e| DataError::opening(path, hint, e);
         let file = File::open(path).map_err(io)?;
         let file_len = file.metadata().map_err(io)?.len();
         let mut reader = BufReader::with_capacity(1 << 16, file);
