@@ -26,6 +26,8 @@ struct Job {
 struct Queue {
     next: Option<Job>,
     closed: bool,
+    /// The tag of the newest checkpoint written successfully.
+    last_ok: Option<u64>,
 }
 
 /// The writer of one checkpoint file (see the module docs).
@@ -60,9 +62,11 @@ impl CheckpointWriter {
         !replaced
     }
 
-    /// Waits until everything submitted is written, then stops the thread.
-    pub fn finish(mut self) {
+    /// Waits until everything submitted is written, then stops the thread; returns the tag of
+    /// the newest checkpoint it wrote successfully (what is on disk now), if any.
+    pub fn finish(mut self) -> Option<u64> {
         self.close();
+        self.queue.0.lock().ok().and_then(|q| q.last_ok)
     }
 
     fn close(&mut self) {
@@ -101,7 +105,13 @@ fn write_jobs(dir: &RunDir, name: &str, queue: &(Mutex<Queue>, Condvar), done: &
                 };
             }
         };
-        done(job.tag, generations::save(dir, name, &job.payload));
+        let result = generations::save(dir, name, &job.payload);
+        if result.is_ok() {
+            if let Ok(mut q) = queue.0.lock() {
+                q.last_ok = Some(job.tag);
+            }
+        }
+        done(job.tag, result);
     }
 }
 

@@ -101,6 +101,7 @@ pub fn start_server(
         dir: RunDir::create(dir.path())?,
         layout_hash,
         writer: None,
+        recorded: None,
     };
     let actor = ServerActor::new(
         core,

@@ -53,6 +53,8 @@ pub struct Checkpointing {
     pub layout_hash: u64,
     /// Writes checkpoints off the actor's thread; `None` until the actor starts it.
     pub writer: Option<CheckpointWriter>,
+    /// The update count of the newest checkpoint recorded in the metrics.
+    pub recorded: Option<u64>,
 }
 
 /// Where a resumed run left off.

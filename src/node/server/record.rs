@@ -25,13 +25,7 @@ impl Handler<CheckpointDone> for ServerActor {
     fn handle(&mut self, msg: CheckpointDone, _: &mut Context<Self>) {
         match msg.error {
             // After the end event nothing more is recorded (the final checkpoint has its own).
-            None if self.done.is_some() => {
-                let event = RunEvent::Checkpoint(CheckpointWritten {
-                    t_s: self.t_s(),
-                    updates: msg.updates,
-                });
-                self.write_now(event);
-            }
+            None if self.done.is_some() => self.record_checkpoint(msg.updates),
             None => {}
             Some(e) => tracing::error!("checkpoint failed (training goes on): {e}"),
         }
@@ -88,20 +82,39 @@ impl ServerActor {
         }
     }
 
-    /// Waits for the writer's queued checkpoints, then writes one here and records it.
-    fn write_final_checkpoint(&mut self) -> anyhow::Result<()> {
-        if let Some(writer) = self.checkpointing.as_mut().and_then(|c| c.writer.take()) {
-            writer.finish();
+    /// Records a checkpoint of `updates` in the metrics, once per update count.
+    fn record_checkpoint(&mut self, updates: u64) {
+        let Some(c) = &mut self.checkpointing else {
+            return;
+        };
+        if c.recorded == Some(updates) {
+            return;
         }
+        c.recorded = Some(updates);
+        let event = RunEvent::Checkpoint(CheckpointWritten {
+            t_s: self.t_s(),
+            updates,
+        });
+        self.write_now(event);
+    }
+
+    /// Waits for the writer's queued checkpoints, then writes one here and records it — unless
+    /// the writer has just put this very state on disk (the same update count), which is then
+    /// recorded instead of written twice (a second write would also push the previous
+    /// generation out for a copy of the newest).
+    fn write_final_checkpoint(&mut self) -> anyhow::Result<()> {
+        let on_disk = match self.checkpointing.as_mut().and_then(|c| c.writer.take()) {
+            Some(writer) => writer.finish(),
+            None => None,
+        };
         let Some(c) = &self.checkpointing else {
             return Ok(());
         };
-        self.snapshot(c).save(&c.dir)?;
-        let event = RunEvent::Checkpoint(CheckpointWritten {
-            t_s: self.t_s(),
-            updates: self.core.updates(),
-        });
-        self.write_now(event);
+        let updates = self.core.updates();
+        if on_disk != Some(updates) {
+            self.snapshot(c).save(&c.dir)?;
+        }
+        self.record_checkpoint(updates);
         Ok(())
     }
 
