@@ -13,8 +13,8 @@
 #
 # Environment: LAGOM (default target/cuda/release/lagom), PYTHON (one with PyTorch for step 3;
 # skipped without it), FMNIST (the IDX files for step 4; skipped without them), BATCHES (the batch
-# sizes step 3 times, "128 512"; the first is step 2's), STEPS
-# (20), ROUNDS (2), UPDATES (1500, the quick start's), CPU_WORKERS (3), TOLERANCE (3e-3), CHECK_OUT (runs/gpu-check).
+# sizes step 3 times, "128 512"; the first is step 2's), STEPS (20), ROUNDS (2), UPDATES (1500, the
+# quick start's), CPU_WORKERS (3), TOLERANCE (3e-3), GPU (cuda:0), CHECK_OUT (runs/gpu-check).
 # The CUDA 13 libraries (libcublas, libcublasLt, libcurand, libnvrtc) must be on the library path;
 # where they are not, the script looks for them under PyTorch's site-packages (nvidia/cu13/lib).
 # Exit status: 1 if any step failed, else 0.
