@@ -2,7 +2,6 @@
 //! count, rows, cols; magic 2049 for labels with count) followed by `u8` values. Files may be
 //! gzipped; the reader looks for `NAME` and then `NAME.gz`.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::selection::Selection;
@@ -29,23 +28,7 @@ pub struct IdxImages {
 
 /// Reads a whole file, gunzipping it when it starts with the gzip magic.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
-    let io = |source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let raw = std::fs::read(path).map_err(io)?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| DataError::Inconsistent {
-                path: path.to_path_buf(),
-                what: format!("corrupt gzip data: {e}"),
-            })?;
-        Ok(out)
-    } else {
-        Ok(raw)
-    }
+    DataStream::open(path, "")?.read_to_end()
 }
 
 /// Finds `dir/name` or `dir/name.gz`.

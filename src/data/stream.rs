@@ -72,6 +72,19 @@ impl DataStream {
         Ok(got)
     }
 
+    /// Everything left, to the end of the data.
+    pub fn read_to_end(&mut self) -> Result<Vec<u8>, DataError> {
+        let mut out = Vec::new();
+        let mut chunk = vec![0u8; 1 << 16];
+        loop {
+            let n = self.read_up_to(&mut chunk)?;
+            if n == 0 {
+                return Ok(out);
+            }
+            out.extend_from_slice(&chunk[..n]);
+        }
+    }
+
     /// Fills `buf`; a file that ends first is `Truncated` against `expected` bytes in all.
     pub fn fill(&mut self, buf: &mut [u8], expected: u64, hint: &str) -> Result<(), DataError> {
         if self.read_up_to(buf)? < buf.len() {
