@@ -6,7 +6,8 @@
 #   scripts/footprint.sh                     # the quick start as it is (cnn, Fashion-MNIST)
 #   scripts/footprint.sh resnet20            # ResNet-20 on CIFAR-10-sized data, 60 updates
 #
-# Environment: LAGOM (default target/release/lagom), UPDATES, BATCH (resnet20's batch size, 128), OUT_DIR (default runs/footprint),
+# Environment: LAGOM (default target/release/lagom), UPDATES, BATCH (resnet20's batch size, 128),
+# ACTIVATIONS (resnet20's compute.activations: keep or recompute), OUT_DIR (default runs/footprint),
 # CIFAR_DIR (for resnet20: a folder of CIFAR-10 binary files; made once from random bytes, in
 # the exact format and size of CIFAR-10, when absent). Needs a built lagom (cargo build --release).
 set -euo pipefail
@@ -36,7 +37,8 @@ PY
     args=(--config config/quickstart.toml --set 'model.name="resnet20"' --set 'data.name="cifar10"'
           --set "data.dir=\"$CIFAR_DIR\"" --set "server.updates=${UPDATES:-60}"
           --set "server.eval_every=${UPDATES:-60}" --set 'algorithm.lr_decay_at=[]'
-          --set "train.batch_size=${BATCH:-128}") ;;
+          --set "train.batch_size=${BATCH:-128}"
+          --set "compute.activations=\"${ACTIVATIONS:-keep}\"") ;;
   *) echo "unknown scenario $SCENARIO: quickstart or resnet20" >&2; exit 2 ;;
 esac
 log="$OUT_DIR/$SCENARIO.log"

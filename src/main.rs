@@ -325,6 +325,7 @@ fn run_bench(config: &Config, args: &BenchArgs) -> Result<()> {
         },
         batch_size: config.train.batch_size,
         kernels: config.compute.cpu_kernels,
+        activations: config.compute.activations,
         seed: config.run.seed,
     };
     lagom::compute::run_bench(&spec, &device, args.steps)?;

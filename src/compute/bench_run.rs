@@ -6,7 +6,7 @@ use candle_core::Device;
 
 use super::{describe, resident_memory, StepBench};
 use crate::kernels::{describe_cpu, CpuKernels};
-use crate::model::{InputSpec, ModelName};
+use crate::model::{ActivationMemory, InputSpec, ModelName};
 
 /// What to time.
 #[derive(Debug, Clone, Copy)]
@@ -19,6 +19,8 @@ pub struct BenchSpec {
     pub batch_size: usize,
     /// The CPU kernels it uses.
     pub kernels: CpuKernels,
+    /// What its training steps hold for the backward pass.
+    pub activations: ActivationMemory,
     /// Seed of the weights and the batch.
     pub seed: u64,
 }
@@ -34,7 +36,8 @@ pub fn run_bench(spec: &BenchSpec, device: &Device, steps: usize) -> Result<f64>
         device,
         spec.kernels,
         spec.seed,
-    )?;
+    )?
+    .with_activations(spec.activations);
     let InputSpec {
         channels,
         height,
@@ -44,13 +47,14 @@ pub fn run_bench(spec: &BenchSpec, device: &Device, steps: usize) -> Result<f64>
     println!("{}", describe_cpu());
     println!(
         "bench: {} ({} parameters), {channels}×{height}×{width} inputs, batch {}, device {}, \
-         threads {}, cpu kernels {}",
+         threads {}, cpu kernels {}, activations {}",
         spec.model.as_str(),
         bench.params(),
         spec.batch_size,
         describe(device),
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".to_string()),
         spec.kernels.as_str(),
+        spec.activations.as_str(),
     );
     bench.step()?;
     let mut times = Vec::with_capacity(steps.max(1));

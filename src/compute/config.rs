@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::DeviceSpec;
 use crate::kernels::CpuKernels;
+use crate::model::ActivationMemory;
 
 /// `[compute]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -15,6 +16,9 @@ pub struct ComputeConfig {
     pub threads: usize,
     /// Kernels of the convolutional layers on a CPU device: `fast` (lagom's) or `candle`.
     pub cpu_kernels: CpuKernels,
+    /// What a training step holds for its backward pass: `keep` (every activation, fastest) or
+    /// `recompute` (ResNet-20: block inputs only, recomputed per block; less memory).
+    pub activations: ActivationMemory,
 }
 
 /// Sets the CPU thread count of candle's pools and rayon's global pool. Both read it once, when

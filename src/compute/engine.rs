@@ -7,7 +7,7 @@ use candle_nn::loss::cross_entropy;
 use rand_chacha::ChaCha8Rng;
 
 use crate::data::{Batch, Dataset};
-use crate::model::Network;
+use crate::model::{ActivationMemory, Network};
 
 /// What one forward/backward pass produced.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,12 +37,25 @@ pub struct EvalOutput {
 #[derive(Debug, Clone)]
 pub struct Engine {
     net: Network,
+    activations: ActivationMemory,
 }
 
 impl Engine {
-    /// Wraps a built network.
+    /// Wraps a built network; training steps keep their activations.
     pub fn new(net: Network) -> Self {
-        Engine { net }
+        Engine {
+            net,
+            activations: ActivationMemory::default(),
+        }
+    }
+
+    /// The same engine with training steps holding activations as `activations` says
+    /// (`compute.activations`).
+    pub fn with_activations(self, activations: ActivationMemory) -> Self {
+        Engine {
+            activations,
+            ..self
+        }
     }
 
     /// The network.
@@ -74,15 +87,14 @@ impl Engine {
     /// accuracy and flat gradient of the current parameters on `batch`.
     pub fn gradient(&self, batch: &Batch) -> Result<StepOutput> {
         let (x, y) = self.tensors(batch)?;
-        let logits = self.net.forward_t(&x, true)?;
-        let loss = cross_entropy(&logits, &y)?;
-        let grads = loss.backward()?;
-        let grad = self.net.layout().gradients(&grads)?;
+        let step = self
+            .net
+            .forward_backward(&x, self.activations, |logits| cross_entropy(logits, &y))?;
         Ok(StepOutput {
-            loss: f64::from(loss.to_scalar::<f32>()?),
-            correct: count_correct(&logits, &y)?,
+            loss: f64::from(step.loss.to_scalar::<f32>()?),
+            correct: count_correct(&step.logits, &y)?,
             samples: batch.len(),
-            grad,
+            grad: step.grad,
         })
     }
 

@@ -10,7 +10,7 @@ use super::Engine;
 use crate::algo::LocalSgd;
 use crate::data::Batch;
 use crate::kernels::CpuKernels;
-use crate::model::{InputSpec, ModelName, Network};
+use crate::model::{ActivationMemory, InputSpec, ModelName, Network};
 
 /// A model, its optimizer and a batch, ready to step again and again.
 pub struct StepBench {
@@ -40,6 +40,14 @@ impl StepBench {
             params,
             batch,
         })
+    }
+
+    /// The same bench with training steps holding activations as `activations` says.
+    pub fn with_activations(self, activations: ActivationMemory) -> Self {
+        StepBench {
+            engine: self.engine.with_activations(activations),
+            ..self
+        }
     }
 
     /// One step at learning rate 0.01; returns the loss before the step.

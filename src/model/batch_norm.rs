@@ -15,7 +15,7 @@ use candle_nn::{Init, ModuleT, VarBuilder};
 use crate::kernels;
 
 /// The momentum every batch-norm layer of one network uses for its running statistics:
-/// `running = (1 − m)·running + m·batch`. Shared; cheap to clone.
+/// `running = (1 − m)·running + m·batch`; 0 freezes them. Shared; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct BnMomentum(Arc<AtomicU64>);
 
@@ -110,8 +110,12 @@ impl BatchNorm2d {
 
     /// Moves the running statistics toward a batch's mean and biased variance over `count`
     /// values per channel (the running variance is the unbiased one, as in PyTorch).
+    /// Momentum 0 leaves them untouched (a recomputed forward pass must not move them twice).
     fn update_running_stats(&self, mean: &Tensor, biased_var: &Tensor, count: usize) -> Result<()> {
         let m = self.momentum.get();
+        if m == 0.0 {
+            return Ok(());
+        }
         let unbiased = if count > 1 {
             count as f64 / (count - 1) as f64
         } else {

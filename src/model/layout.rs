@@ -145,13 +145,28 @@ impl ParamLayout {
     /// The gradient of every parameter as one flat vector (zeros where a tensor got none).
     pub fn gradients(&self, grads: &GradStore) -> Result<Vec<f32>> {
         let mut flat = vec![0.0f32; self.total];
+        self.fill_gradients(grads, &mut flat)?;
+        Ok(flat)
+    }
+
+    /// Writes the gradient of every variable that `grads` holds into its place in `flat` (a
+    /// vector of the layout's length) and leaves the other places as they are: a backward pass
+    /// split into segments, each over its own variables, fills one vector.
+    pub fn fill_gradients(&self, grads: &GradStore, flat: &mut [f32]) -> Result<()> {
+        if flat.len() != self.total {
+            bail!(
+                "gradient vector has {} values, the layout {}",
+                flat.len(),
+                self.total
+            );
+        }
         for e in &self.entries {
             if let Some(g) = grads.get(e.var.as_tensor()) {
                 let g = g.flatten_all()?.to_vec1::<f32>()?;
                 flat[e.offset..e.offset + e.len].copy_from_slice(&g);
             }
         }
-        Ok(flat)
+        Ok(())
     }
 
     /// Number of batch-norm running-statistic values.

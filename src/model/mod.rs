@@ -1,5 +1,6 @@
 //! candle models and the flat parameter layout every node shares.
 
+mod activation_memory;
 mod batch_norm;
 mod cnn;
 mod config;
@@ -9,11 +10,12 @@ mod network;
 mod pool;
 mod resnet;
 
+pub use activation_memory::ActivationMemory;
 pub use batch_norm::{BatchNorm2d, BnMomentum, DEFAULT_BN_MOMENTUM};
 pub use cnn::Cnn;
 pub use config::{BnEval, ModelConfig};
 pub use layout::{is_running_stat, ParamLayout};
 pub use mlp::Mlp;
-pub use network::{InputSpec, ModelName, Network, MLP_HIDDEN};
+pub use network::{InputSpec, ModelName, Network, TrainStep, MLP_HIDDEN};
 pub use pool::max_pool2x2;
 pub use resnet::ResNet20;

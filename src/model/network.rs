@@ -6,7 +6,7 @@ use candle_nn::{ModuleT, VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
 use super::batch_norm::{BnMomentum, DEFAULT_BN_MOMENTUM};
-use super::{Cnn, Mlp, ParamLayout, ResNet20};
+use super::{ActivationMemory, Cnn, Mlp, ParamLayout, ResNet20};
 use crate::kernels::CpuKernels;
 
 /// The models, by their configuration names.
@@ -53,6 +53,17 @@ enum Arch {
     Mlp(Mlp),
     Cnn(Cnn),
     ResNet20(ResNet20),
+}
+
+/// What one training step of a [`Network`] produced.
+#[derive(Debug, Clone)]
+pub struct TrainStep {
+    /// The logits of the batch (detached).
+    pub logits: Tensor,
+    /// The scalar loss (detached).
+    pub loss: Tensor,
+    /// The gradient of the loss, in the layout's order.
+    pub grad: Vec<f32>,
 }
 
 /// A built model: forward pass, flat layout, and control of its batch-norm running statistics.
@@ -166,6 +177,32 @@ impl Network {
             Arch::Cnn(m) => x.apply(m),
             Arch::ResNet20(m) => m.forward_t(x, train),
         }
+    }
+
+    /// A training step on `x`: the forward pass in training mode (running statistics moved
+    /// once), `loss_of` on the logits, and the backward pass, holding activations as `memory`
+    /// says. The flat gradient of the loss is the same either way.
+    pub fn forward_backward(
+        &self,
+        x: &Tensor,
+        memory: ActivationMemory,
+        loss_of: impl FnOnce(&Tensor) -> candle_core::Result<Tensor>,
+    ) -> Result<TrainStep> {
+        if let (Arch::ResNet20(m), ActivationMemory::Recompute) = (&self.arch, memory) {
+            let mut grad = vec![0.0f32; self.layout.len()];
+            let (logits, loss) = m.backward_recomputed(x, &self.momentum, loss_of, |grads| {
+                self.layout.fill_gradients(grads, &mut grad)
+            })?;
+            return Ok(TrainStep { logits, loss, grad });
+        }
+        let logits = self.forward_t(x, true)?;
+        let loss = loss_of(&logits)?;
+        let grad = self.layout.gradients(&loss.backward()?)?;
+        Ok(TrainStep {
+            logits: logits.detach(),
+            loss: loss.detach(),
+            grad,
+        })
     }
 
     /// The forward pass in training mode (batch statistics, running statistics updated) without

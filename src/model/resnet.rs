@@ -3,7 +3,9 @@
 //! batch norm, global average pooling and a linear classifier. Shortcuts that change shape are
 //! 1×1 convolutions with batch norm (option B), as in `benches/torch_resnet20.py`.
 
-use candle_core::{Result, Tensor};
+use anyhow::Context;
+use candle_core::backprop::GradStore;
+use candle_core::{Result, Tensor, Var};
 use candle_nn::{conv2d_no_bias, linear, Conv2d, Conv2dConfig, Linear, ModuleT, VarBuilder};
 
 use super::batch_norm::{BatchNorm2d, BnMomentum};
@@ -168,6 +170,66 @@ impl ResNet20 {
             y = cut(block.forward_t(&y, train)?);
         }
         y.mean((2, 3))?.apply(&self.fc)
+    }
+}
+
+impl ResNet20 {
+    /// A training step with activations recomputed ([`ActivationMemory::Recompute`]): a forward
+    /// pass that keeps only each block's input, the head (pooling, classifier, `loss_of`)
+    /// differentiated alone, then each block from the last recomputed from its input and
+    /// differentiated against the gradient of its output, then the stem. `take` receives each
+    /// segment's gradients (head, blocks last to first, stem), each over that segment's
+    /// variables only. The running statistics move once, in the first forward pass (`momentum`
+    /// is 0 while blocks are recomputed and restored after). Returns the logits and the loss,
+    /// both detached.
+    ///
+    /// [`ActivationMemory::Recompute`]: super::ActivationMemory::Recompute
+    pub fn backward_recomputed(
+        &self,
+        x: &Tensor,
+        momentum: &BnMomentum,
+        loss_of: impl FnOnce(&Tensor) -> Result<Tensor>,
+        mut take: impl FnMut(&GradStore) -> anyhow::Result<()>,
+    ) -> anyhow::Result<(Tensor, Tensor)> {
+        let mut inputs = Vec::with_capacity(self.blocks.len());
+        let mut y = self.stem.forward_t(x, true, true)?.detach();
+        for block in &self.blocks {
+            let next = block.forward_t(&y, true)?.detach();
+            inputs.push(y);
+            y = next;
+        }
+        let features = Var::from_tensor(&y)?;
+        drop(y);
+        let logits = features.as_tensor().mean((2, 3))?.apply(&self.fc)?;
+        let loss = loss_of(&logits)?;
+        let grads = loss.backward()?;
+        take(&grads)?;
+        let mut upstream = grads
+            .get(features.as_tensor())
+            .context("the backward pass gave no gradient for the pooled features")?
+            .clone();
+        drop(grads);
+        let (logits, loss) = (logits.detach(), loss.detach());
+        let restore = momentum.get();
+        momentum.set(0.0);
+        let mut recompute = || -> anyhow::Result<()> {
+            for (i, block) in self.blocks.iter().enumerate().rev() {
+                // The stored input is freed here; the variable is a copy that records the graph.
+                let input = Var::from_tensor(&inputs.pop().context("a block input is missing")?)?;
+                let out = block.forward_t(input.as_tensor(), true)?;
+                let grads = (out * &upstream)?.sum_all()?.backward()?;
+                take(&grads)?;
+                upstream = grads
+                    .get(input.as_tensor())
+                    .with_context(|| format!("the backward pass gave no gradient into block {i}"))?
+                    .clone();
+            }
+            let out = self.stem.forward_t(x, true, true)?;
+            take(&(out * &upstream)?.sum_all()?.backward()?)
+        };
+        let result = recompute();
+        momentum.set(restore);
+        result.map(|()| (logits, loss))
     }
 }
 

@@ -69,7 +69,8 @@ pub fn run(
         &device,
         seed,
         config.compute.cpu_kernels,
-    )?);
+    )?)
+    .with_activations(config.compute.activations);
     let mut params = engine.params()?;
     let alg = &config.algorithm;
     let mut optimizer =

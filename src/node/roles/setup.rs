@@ -134,7 +134,7 @@ pub fn worker_compute(
     let augment = (config.data.augment && data.augmentable)
         .then(|| seed ^ AUGMENT_STREAM ^ (worker as u64).wrapping_mul(0x9e37_79b9));
     let compute = WorkerCompute::new(
-        Engine::new(net),
+        Engine::new(net).with_activations(config.compute.activations),
         data,
         sampler,
         augment,
