@@ -12,6 +12,7 @@ pub mod decen;
 pub mod fuzzing;
 pub mod heterogeneity;
 pub mod kernels;
+pub mod logging;
 pub mod model;
 pub mod net;
 pub mod node;

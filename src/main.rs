@@ -3,15 +3,15 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use lagom::config::{self, CliOverrides, Config, ConfigError};
+use lagom::logging::{init_logging, LogFormat};
 use lagom::run::RunDir;
 
 /// Distributed training for heterogeneous clusters.
 #[derive(Parser, Debug)]
 #[command(name = "lagom", version, about, long_about = None)]
-#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -21,6 +21,20 @@ struct Cli {
     role: Option<RoleName>,
     #[command(flatten)]
     overrides: CliOverrides,
+    /// Log lines on standard error as `text` (colours only on a terminal) or `json` (one object
+    /// per line, for log collectors). Worker processes a supervisor starts log the same way.
+    #[arg(
+        long,
+        value_enum,
+        global = true,
+        env = "LAGOM_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+    /// Log level (`error`, `warn`, `info`, `debug`, `trace`) or filter directives such as
+    /// `info,lagom::net=debug`; without it, `RUST_LOG`, else `info`.
+    #[arg(long, global = true, env = "LAGOM_LOG_LEVEL", value_name = "LEVEL")]
+    log_level: Option<String>,
 }
 
 /// The node roles.
@@ -49,6 +63,18 @@ enum Command {
     Certs(CertsArgs),
     /// Print the merged configuration (defaults < file < LAGOM_* environment < flags) as TOML.
     Config(ConfigArgs),
+    /// Print a shell completion script: `lagom completions bash > /etc/bash_completion.d/lagom`
+    /// (also zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Print lagom's manual page (roff): `lagom man > /usr/local/share/man/man1/lagom.1`.
+    Man,
+}
+
+#[derive(Args, Debug)]
+struct CompletionsArgs {
+    /// The shell the script is for.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
 }
 
 #[derive(Args, Debug)]
@@ -123,10 +149,20 @@ struct Refused {
 }
 
 fn main() -> ExitCode {
-    init_logging();
+    let cli = Cli::parse();
+    if let Err(e) = init_logging(cli.log_format, cli.log_level.as_deref()) {
+        eprintln!("lagom: {e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     // Every role allocates and frees megabyte tensors at a high rate (a training step ~5 000).
     lagom::compute::keep_freed_tensor_buffers();
-    let cli = Cli::parse();
+    if cli.command.is_some() && (cli.role.is_some() || cli.overrides != CliOverrides::default()) {
+        eprintln!(
+            "lagom: --role and configuration flags go after a command (`lagom sim --config \
+             FILE`), or without one (`lagom --role server --config FILE`), not before it"
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    }
     let Some(command) = cli.command else {
         let result = match cli.role {
             Some(role) => with_config(&cli.overrides, |c| run_role(c, role)),
@@ -145,6 +181,18 @@ fn main() -> ExitCode {
         Command::Bench(args) => with_config(&args.overrides, |c| run_bench(c, &args)),
         Command::Certs(args) => run_certs(&args).map_err(Failure::Run),
         Command::Config(args) => with_config(&args.overrides, print_config),
+        Command::Completions(args) => {
+            // Generated into memory first: clap_complete panics on a failed write.
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "lagom", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script)
+                .context("cannot write the completion script")
+                .map_err(Failure::Run)
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .context("cannot write the manual page")
+            .map_err(Failure::Run),
     };
     exit_code(result)
 }
@@ -167,15 +215,6 @@ fn exit_code(result: Result<(), Failure>) -> ExitCode {
             }
         }
     }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 enum Failure {

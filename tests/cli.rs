@@ -1,4 +1,5 @@
-//! The `lagom` binary: configuration layering and errors, `lagom sim` outputs and determinism.
+//! The `lagom` binary: configuration layering and errors, `lagom sim` outputs and determinism,
+//! shell completions and the manual page.
 
 mod cli_support;
 use cli_support::{lagom, stderr, stdout, summary};
@@ -183,4 +184,30 @@ fn the_same_seed_gives_byte_identical_outputs() {
     let c = run("c", "12");
     assert_eq!(a, b, "same seed, same bytes");
     assert_ne!(a.0, c.0, "another seed gives another run");
+}
+
+#[test]
+fn completions_and_the_manual_page_cover_every_command_and_flag() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = lagom(&["completions", shell], &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let script = stdout(&out);
+        for word in ["sim", "certs", "completions", "log-format", "role"] {
+            assert!(script.contains(word), "{shell} completions lack {word}");
+        }
+    }
+    let out = lagom(&["completions", "tcsh"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+    let out = lagom(&["man"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let page = stdout(&out);
+    assert!(page.contains(".TH lagom 1"), "{page}");
+    assert!(
+        page.contains("log\\-format") || page.contains("log-format"),
+        "{page}"
+    );
 }

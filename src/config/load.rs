@@ -14,8 +14,12 @@ use crate::algo::AlgorithmName;
 /// The prefix of configuration environment variables.
 pub const ENV_PREFIX: &str = "LAGOM_";
 
+/// `LAGOM_*` variables that are not configuration keys: the log format and level (see
+/// [`crate::logging`]), which every lagom process reads and passes on to its children.
+const NOT_CONFIGURATION: &[&str] = &["log_format", "log_level"];
+
 /// Command-line flags that choose the configuration file and override keys.
-#[derive(clap::Args, Debug, Clone, Default)]
+#[derive(clap::Args, Debug, Clone, Default, PartialEq)]
 pub struct CliOverrides {
     /// TOML configuration file (must exist).
     #[arg(long, value_name = "FILE")]
@@ -74,7 +78,33 @@ impl ConfigSources {
         self.figment
             .find_metadata(key)
             .map(|md| describe_source(md, key))
-            .unwrap_or_else(|| "defaults".to_string())
+            .unwrap_or_else(|| DEFAULT_SOURCE.to_string())
+    }
+}
+
+/// How messages name the built-in defaults.
+const DEFAULT_SOURCE: &str = "default";
+
+/// The built-in defaults, as a figment provider that messages name "default" (figment's own
+/// provider would be named after the Rust type).
+struct Defaults;
+
+impl Provider for Defaults {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(DEFAULT_SOURCE)
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Serialized::defaults(Config::default()).data()
+    }
+}
+
+/// The parenthesis after a message about `key`: `(default)` or `(set by SOURCE)`.
+fn attribution(source: &str) -> String {
+    if source == DEFAULT_SOURCE {
+        "(default)".to_string()
+    } else {
+        format!("(set by {source})")
     }
 }
 
@@ -112,12 +142,16 @@ fn flag(flag: &str, key: &str, value: Value) -> FlagProvider {
 /// Loads the configuration from the defaults, the file, the environment and the flags, then
 /// checks value ranges.
 pub fn load(cli: &CliOverrides) -> Result<(Config, ConfigSources), ConfigError> {
-    let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    let mut figment = Figment::from(Defaults);
     if let Some(path) = &cli.config {
         check_readable(path)?;
         figment = figment.merge(Toml::file_exact(path));
     }
-    figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+    figment = figment.merge(
+        Env::prefixed(ENV_PREFIX)
+            .ignore(NOT_CONFIGURATION)
+            .split("__"),
+    );
     for provider in flag_providers(cli)? {
         figment = figment.merge(provider);
     }
@@ -129,7 +163,9 @@ pub fn load(cli: &CliOverrides) -> Result<(Config, ConfigSources), ConfigError> 
     if !problems.is_empty() {
         let lines = problems
             .into_iter()
-            .map(|(key, message)| format!("{key} {message} (set by {})", sources.source_of(key)))
+            .map(|(key, message)| {
+                format!("{key} {message} {}", attribution(&sources.source_of(key)))
+            })
             .collect();
         return Err(ConfigError::Invalid(lines));
     }
@@ -216,7 +252,7 @@ fn describe_source(md: &Metadata, key: &str) -> String {
     }
 }
 
-/// One line per problem: `key: what is wrong (from source)`.
+/// One line per problem: `key: what is wrong (set by SOURCE)`, or `(default)`.
 fn describe_errors(figment: &Figment, error: figment::Error) -> Vec<String> {
     error
         .into_iter()
@@ -242,11 +278,11 @@ fn describe_errors(figment: &Figment, error: figment::Error) -> Vec<String> {
                 .find_metadata(&key)
                 .or(e.metadata.as_ref())
                 .map(|md| describe_source(md, &key))
-                .unwrap_or_else(|| "defaults".to_string());
+                .unwrap_or_else(|| DEFAULT_SOURCE.to_string());
             if key.is_empty() {
                 format!("{what} (in {source})")
             } else {
-                format!("{key}: {what} (from {source})")
+                format!("{key}: {what} {}", attribution(&source))
             }
         })
         .collect()
@@ -368,6 +404,26 @@ mod tests {
                 ..Default::default()
             });
             assert!(matches!(err, Err(ConfigError::FileUnreadable { .. })));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn messages_name_the_default_as_default_and_a_flag_as_its_flag() {
+        figment::Jail::expect_with(|_| {
+            let cli = CliOverrides {
+                lr: Some(0.3),
+                ..Default::default()
+            };
+            let (_, sources) = load(&cli).expect("loads");
+            assert_eq!(
+                attribution(&sources.source_of("algorithm.momentum")),
+                "(default)"
+            );
+            assert_eq!(
+                attribution(&sources.source_of("algorithm.lr")),
+                "(set by command-line flag --lr)"
+            );
             Ok(())
         });
     }

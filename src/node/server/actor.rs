@@ -75,7 +75,10 @@ pub struct ServerActor {
     pub(super) peers: Vec<Option<Peer>>,
     pub(super) received: u64,
     pub(super) loss_window: (f64, u64),
-    pub(super) eval_in_flight: bool,
+    /// The update count of the evaluation running now, if one is.
+    pub(super) eval_in_flight: Option<u64>,
+    /// The run finishes when the evaluation in flight comes back (it is the final one).
+    pub(super) finish_after_eval: bool,
     pub(super) last_eval: Option<(u64, EvalOutput)>,
     pub(super) started: Instant,
     pub(super) finishing: bool,
@@ -128,7 +131,8 @@ impl ServerActor {
             peers: (0..k).map(|_| None).collect(),
             received: resumed.received,
             loss_window: (0.0, 0),
-            eval_in_flight: false,
+            eval_in_flight: None,
+            finish_after_eval: false,
             last_eval: None,
             started,
             finishing: false,

@@ -10,14 +10,27 @@ use crate::run::RunEvent;
 
 impl ServerActor {
     /// Evaluates the parameters off the actor's thread (skipped, never queued, while one runs);
-    /// `last`: the run's final evaluation, after which the run finishes.
+    /// `last`: the run's final evaluation, after which the run finishes — the parameters are
+    /// evaluated once per update count, so when they already are (or are being) evaluated at
+    /// this update, that evaluation is the final one.
     pub(super) fn start_eval(&mut self, ctx: &mut Context<Self>, last: bool) {
-        if self.eval_in_flight && !last {
+        let updates = self.core.updates();
+        if last && self.eval_in_flight == Some(updates) {
+            self.finish_after_eval = true;
+            return;
+        }
+        if last && self.eval_in_flight.is_none() && self.last_eval.map(|(u, _)| u) == Some(updates)
+        {
+            self.finish();
+            ctx.stop();
+            return;
+        }
+        if self.eval_in_flight.is_some() && !last {
             return; // the previous evaluation is still running: skip, never queue
         }
-        self.eval_in_flight = true;
+        self.eval_in_flight = Some(updates);
         let request = Evaluate {
-            updates: self.core.updates(),
+            updates,
             params: self.core.params().to_vec(),
         };
         let fut = self
@@ -25,7 +38,8 @@ impl ServerActor {
             .send(request)
             .into_actor(self)
             .map(move |res, act, ctx| {
-                act.eval_in_flight = false;
+                act.eval_in_flight = None;
+                let last = last || std::mem::take(&mut act.finish_after_eval);
                 match res {
                     Ok(Ok((updates, e))) => {
                         let event = RunEvent::Eval(Eval::Server(ServerEval {
