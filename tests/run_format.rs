@@ -1,6 +1,6 @@
 //! The format of `metrics.jsonl` and `summary.json`: every event shape and every run kind's
-//! summary reads back as itself, real runs write nothing else, and the README's tables are the
-//! ones the types give (`BLESS_README=1 cargo test --test run_format` rewrites them).
+//! summary reads back as itself, real runs write nothing else, and the tables of docs/outputs.md
+//! are the ones the types give (`BLESS_README=1 cargo test --test run_format` rewrites them).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -164,11 +164,11 @@ fn real_simulations_write_only_known_shapes_and_their_summary_reads_back() {
 }
 
 #[test]
-fn the_readme_describes_the_format_the_types_define() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
-    let readme = std::fs::read_to_string(&path).expect("README.md");
+fn the_documentation_describes_the_format_the_types_define() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/outputs.md");
+    let readme = std::fs::read_to_string(&path).expect("docs/outputs.md");
     let (Some(a), Some(b)) = (readme.find(START), readme.find(END)) else {
-        panic!("README.md lacks the markers {START:?} … {END:?}");
+        panic!("docs/outputs.md lacks the markers {START:?} … {END:?}");
     };
     let tables = format_tables();
     let current = &readme[a + START.len()..b];
@@ -177,11 +177,11 @@ fn the_readme_describes_the_format_the_types_define() {
     }
     if std::env::var_os("BLESS_README").is_some() {
         let updated = format!("{}{START}{tables}{}", &readme[..a], &readme[b..]);
-        std::fs::write(&path, updated).expect("README.md written");
+        std::fs::write(&path, updated).expect("docs/outputs.md written");
         return;
     }
     panic!(
-        "README.md's format tables differ from the types; rerun with BLESS_README=1 to rewrite \
-         them. Expected:\n{tables}"
+        "docs/outputs.md's format tables differ from the types; rerun with BLESS_README=1 to \
+         rewrite them. Expected:\n{tables}"
     );
 }

@@ -1,6 +1,6 @@
 //! The format of the run outputs, written out from the types themselves: one example of every
-//! shape of [`RunEvent`] and [`RunDetails`], each named, and the README's tables rendered from
-//! them (a test keeps the README equal to [`format_tables`]).
+//! shape of [`RunEvent`] and [`RunDetails`], each named, and the tables of docs/outputs.md
+//! rendered from them (a test keeps them equal to [`format_tables`]).
 
 use super::details::{
     DecentralizedSimDetails, IncarnationApplied, RendezvousDetails, RunDetails, ServerDetails,
@@ -8,7 +8,7 @@ use super::details::{
 };
 use super::event::*;
 
-/// Every shape's name, in the order of the README's table.
+/// Every shape's name, in the order of docs/outputs.md's table.
 pub const EVENT_SHAPES: &[&str] = &[
     "start/sim",
     "start/train",
@@ -504,7 +504,7 @@ fn keys(value: &serde_json::Value) -> String {
         .unwrap_or_default()
 }
 
-/// The README's tables of `metrics.jsonl` events and `summary.json` fields per run kind.
+/// The tables (docs/outputs.md) of `metrics.jsonl` events and `summary.json` fields per run kind.
 pub fn format_tables() -> String {
     let mut out = String::from("| `event` | written by | fields |\n|---|---|---|\n");
     for (writer, event) in event_examples() {
