@@ -63,11 +63,23 @@ enum Command {
     Certs(CertsArgs),
     /// Print the merged configuration (defaults < file < LAGOM_* environment < flags) as TOML.
     Config(ConfigArgs),
+    /// Evaluate a saved model (`model.safetensors` of a run) on the configured data set's test
+    /// set, with the running statistics it holds.
+    Eval(EvalArgs),
     /// Print a shell completion script: `lagom completions bash > /etc/bash_completion.d/lagom`
     /// (also zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
     /// Print lagom's manual page (roff): `lagom man > /usr/local/share/man/man1/lagom.1`.
     Man,
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    #[command(flatten)]
+    overrides: CliOverrides,
+    /// The model file (safetensors, as runs write it).
+    #[arg(long, value_name = "FILE")]
+    model: std::path::PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -181,6 +193,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => with_config(&args.overrides, |c| run_bench(c, &args)),
         Command::Certs(args) => run_certs(&args).map_err(Failure::Run),
         Command::Config(args) => with_config(&args.overrides, print_config),
+        Command::Eval(args) => with_config(&args.overrides, |c| run_eval(c, &args.model)),
         Command::Completions(args) => {
             // Generated into memory first: clap_complete panics on a failed write.
             let mut script = Vec::new();
@@ -249,8 +262,47 @@ fn run_train(config: &Config, quiet: bool) -> Result<()> {
     let dir = prepare_run_dir(config)?;
     let mut metrics = dir.metrics()?;
     let result = lagom::train::run(&config.train_setup(), &mut metrics, !quiet)?;
+    dir.write_atomically(lagom::model::MODEL_FILE, &result.model)?;
     dir.write_summary(&result.summary)?;
     println!("{} — {}", result.summary.headline(), dir.path().display());
+    Ok(())
+}
+
+fn run_eval(config: &Config, model: &std::path::Path) -> Result<()> {
+    use lagom::compute::Engine;
+    use lagom::model::{load_safetensors, InputSpec, Network};
+    lagom::compute::set_cpu_threads(config.compute.threads);
+    let device = config.compute.device.open()?;
+    let split = lagom::data::load(
+        config.data.name,
+        config.data.dir.as_deref(),
+        config.run.seed,
+    )?;
+    let test = &split.test;
+    let input = InputSpec {
+        channels: test.channels,
+        height: test.height,
+        width: test.width,
+        classes: test.classes,
+    };
+    let net = Network::with_kernels(
+        config.model.name,
+        input,
+        &device,
+        config.run.seed,
+        config.compute.cpu_kernels,
+    )?;
+    load_safetensors(&net, model)?;
+    let e = Engine::new(net).evaluate(test, config.train.eval_batch_size)?;
+    println!(
+        "{}: test accuracy {:.2} %, loss {:.4}, on the {} test examples of {} ({})",
+        model.display(),
+        100.0 * e.accuracy,
+        e.loss,
+        e.samples,
+        config.data.name.as_str(),
+        config.model.name.as_str()
+    );
     Ok(())
 }
 

@@ -106,6 +106,15 @@ impl ParamLayout {
         self.entries.iter().map(|e| e.name.as_str()).collect()
     }
 
+    /// Every variable of the model — trainable tensors in layout order, then the running
+    /// statistics — with its name.
+    pub fn variables(&self) -> impl Iterator<Item = (&str, &Var)> {
+        self.entries
+            .iter()
+            .map(|e| (e.name.as_str(), &e.var))
+            .chain(self.stats.iter().map(|(n, v)| (n.as_str(), v)))
+    }
+
     /// Names of the batch-norm running statistics (kept out of the flat vector).
     pub fn running_stat_names(&self) -> Vec<&str> {
         self.stats.iter().map(|(n, _)| n.as_str()).collect()

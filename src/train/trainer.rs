@@ -13,7 +13,7 @@ use crate::algo::vector::all_finite;
 use crate::algo::LocalSgd;
 use crate::compute::{describe, Engine, EvalOutput};
 use crate::data::{self, Batch, Dataset, Sampler, Sharding};
-use crate::model::{BnEval, InputSpec, Network};
+use crate::model::{to_safetensors, BnEval, InputSpec, Network};
 use crate::run::event::{
     Diverged, End, Eval, LossDiverged, Start, TrainEnd, TrainEval, TrainStart, TrainWindow,
 };
@@ -34,6 +34,9 @@ pub struct TrainResult {
     pub params: Vec<f32>,
     /// The last evaluation on the test set.
     pub final_eval: EvalOutput,
+    /// The trained model as a safetensors file (the caller writes it as `model.safetensors`):
+    /// the final parameters and the running statistics that evaluation used.
+    pub model: Vec<u8>,
 }
 
 /// Running sums between two `train` metric lines.
@@ -246,6 +249,7 @@ pub fn run(
         summary,
         params,
         final_eval,
+        model: to_safetensors(engine.network())?,
     })
 }
 

@@ -40,7 +40,7 @@ pub(super) fn start_rendezvous_node(
         mut params,
         evaluator,
         facts,
-    } = served_model(config, split, device)?;
+    } = served_model(config, split, device, dir)?;
     let params_len = params.len();
     let name = config.algorithm.name.as_str();
     let resume = config.server.resume

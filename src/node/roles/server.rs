@@ -53,7 +53,7 @@ pub fn start_server(
         params: w0,
         evaluator,
         facts,
-    } = served_model(config, split, device)?;
+    } = served_model(config, split, device, dir)?;
     let params_len = w0.len();
     let scheduler = config.algorithm.scheduler();
     let mut core = ServerCore::new(

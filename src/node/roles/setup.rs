@@ -6,7 +6,7 @@ use tokio::sync::oneshot;
 use crate::node::eval::EvalActor;
 use crate::node::hello::PeerRequirements;
 use crate::node::shutdown::Shutdown;
-use crate::run::{ModelFacts, Summary};
+use crate::run::{ModelFacts, RunDir, Summary};
 use crate::train::bn_batches;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -194,7 +194,13 @@ pub(super) struct ServedModel {
 }
 
 /// Builds the model `config` names for `split` on `device`, and starts its evaluator.
-pub(super) fn served_model(config: &Config, split: &Split, device: &Device) -> Result<ServedModel> {
+/// Every evaluated model is written to `dir/model.safetensors`.
+pub(super) fn served_model(
+    config: &Config,
+    split: &Split,
+    device: &Device,
+    dir: &RunDir,
+) -> Result<ServedModel> {
     crate::compute::keep_freed_tensor_buffers();
     let seed = config.run.seed;
     let net = Network::with_kernels(
@@ -218,7 +224,8 @@ pub(super) fn served_model(config: &Config, split: &Split, device: &Device) -> R
         split.test.clone(),
         calibration,
         config.train.eval_batch_size,
-    );
+    )
+    .writing_model_to(dir.clone());
     let evaluator = SyncArbiter::start(1, move || evaluator.clone());
     let facts = ModelFacts {
         batch_size: config.train.batch_size,
