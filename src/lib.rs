@@ -14,6 +14,7 @@ pub mod heterogeneity;
 pub mod kernels;
 pub mod logging;
 pub mod model;
+pub mod monitor;
 pub mod net;
 pub mod node;
 pub mod proto;

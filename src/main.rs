@@ -308,6 +308,10 @@ fn run_eval(config: &Config, model: &std::path::Path) -> Result<()> {
 
 fn run_role(config: &Config, role: RoleName) -> Result<()> {
     lagom::compute::set_cpu_threads(config.compute.threads);
+    // Workers never serve metrics: a host runs several, and their supervisor reports for them.
+    if !matches!(role, RoleName::Worker) {
+        lagom::monitor::start(&config.monitor)?;
+    }
     match role {
         RoleName::Worker => match lagom::node::run_worker_role(config)? {
             lagom::node::WorkerExit::Stopped { gradients } => {

@@ -9,6 +9,7 @@ use crate::compute::ComputeConfig;
 use crate::data::DataConfig;
 use crate::heterogeneity::HeterogeneityConfig;
 use crate::model::ModelConfig;
+use crate::monitor::MonitorConfig;
 use crate::net::NetConfig;
 use crate::sim::SimConfig;
 use crate::supervisor::{ChaosConfig, SupervisorConfig};
@@ -44,6 +45,8 @@ pub struct Config {
     pub supervisor: SupervisorConfig,
     /// `[chaos]`: fault injection by the supervisor (off by default).
     pub chaos: ChaosConfig,
+    /// `[monitor]`: the Prometheus endpoint (off by default).
+    pub monitor: MonitorConfig,
 }
 
 /// `[cluster]`.

@@ -23,6 +23,7 @@ pub async fn send(conn: &Connection, msg: Message) -> Result<usize> {
     stream.finish().context("cannot finish the stream")?;
     // `finish` only queues the end; `stopped` resolves once the peer has read it all.
     let _ = stream.stopped().await;
+    crate::monitor::bytes_sent(bytes);
     Ok(bytes)
 }
 
@@ -41,7 +42,10 @@ pub async fn recv_sized(conn: &Connection, limit: usize) -> Result<Option<(Messa
         Err(e) => return Err(e).context("connection lost"),
     };
     match read_frame_sized(&mut stream, limit).await? {
-        Some(m) => Ok(Some(m)),
+        Some((m, bytes)) => {
+            crate::monitor::bytes_received(bytes);
+            Ok(Some((m, bytes)))
+        }
         None => anyhow::bail!("a stream ended before its message started"),
     }
 }

@@ -92,6 +92,9 @@ impl MetricsWriter {
     /// the first release, so files of equal runs stay byte-identical across versions).
     pub fn write(&mut self, event: &RunEvent) -> Result<()> {
         let sorted = serde_json::to_value(event).context("cannot encode a metrics event")?;
+        if let Some(kind) = sorted.get("event").and_then(|k| k.as_str()) {
+            crate::monitor::event(kind);
+        }
         serde_json::to_writer(&mut self.out, &sorted)
             .with_context(|| format!("cannot write {}", self.path.display()))?;
         self.out

@@ -225,6 +225,7 @@ impl RendezvousActor {
         }));
         self.write(event);
         if let Some(e) = eval {
+            crate::monitor::evaluated(r.iteration, e.accuracy, e.loss);
             tracing::info!(
                 "iteration {}: test accuracy {:.2} %, consensus distance {:.3e}",
                 r.iteration,

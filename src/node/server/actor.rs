@@ -13,8 +13,8 @@ use crate::node::round_deadline::RoundDeadline;
 use crate::proto::Message;
 use crate::run::event::{ClusterDiverged, Diverged, Rejected, ServerProgress, Shutdown};
 use crate::run::{
-    CheckpointWriter, MetricsWriter, ModelFacts, PolicyAction, PolicyConfig, Progress, RunDir,
-    RunEvent, RunPolicy, Summary,
+    CheckpointWriter, MetricsWriter, ModelFacts, PerWorker, PolicyAction, PolicyConfig, Progress,
+    RunDir, RunEvent, RunPolicy, Summary,
 };
 use crate::server::{Action, ServerCore};
 
@@ -218,8 +218,14 @@ impl ServerActor {
                         let _ = peer.tx.send(Message::Params { index, params });
                     }
                 }
-                Action::Applied { worker, t, .. } => {
+                Action::Applied {
+                    worker,
+                    t,
+                    staleness,
+                    ..
+                } => {
                     self.last_applied = t;
+                    crate::monitor::gradient_applied(worker, staleness, t + 1, self.t_s());
                     if let Some(record) = self.core.workers().get(worker) {
                         *self
                             .applied_by_incarnation
@@ -236,6 +242,7 @@ impl ServerActor {
                 }
                 Action::Rejected { worker, reason } => {
                     tracing::warn!("rejected a message of worker {worker}: {reason}");
+                    crate::monitor::gradient_rejected(reason.code());
                     let event = RunEvent::Rejected(Rejected {
                         t_s: self.t_s(),
                         updates: self.core.updates(),
@@ -261,6 +268,9 @@ impl ServerActor {
         for action in due {
             match action {
                 PolicyAction::Progress => {
+                    for w in PerWorker::from_records(self.core.workers(), &[]) {
+                        crate::monitor::effective_speed(w.id, w.effective_speed);
+                    }
                     let (sum, n) = std::mem::take(&mut self.loss_window);
                     let event = RunEvent::Progress(ServerProgress {
                         t_s: self.t_s(),

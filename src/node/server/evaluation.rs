@@ -49,6 +49,7 @@ impl ServerActor {
                             test_accuracy: e.accuracy,
                         }));
                         act.write(event);
+                        crate::monitor::evaluated(updates, e.accuracy, e.loss);
                         tracing::info!(
                             "update {updates}: test accuracy {:.2} %",
                             100.0 * e.accuracy

@@ -112,6 +112,7 @@ impl Handler<Deliver> for ServerActor {
 
     fn handle(&mut self, Deliver(g, loss): Deliver, ctx: &mut Context<Self>) {
         self.received += 1;
+        crate::monitor::gradient_received();
         let loss = f64::from(loss);
         if !self.policy.is_diverging(loss) {
             self.loss_window.0 += loss;
