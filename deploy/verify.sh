@@ -2,7 +2,8 @@
 # Checks the systemd units with `systemd-analyze verify`: every key known, every directive valid,
 # the command executable. The units name the installed path /usr/local/bin/lagom; the check runs
 # on copies that point at LAGOM_BIN (default: target/release/lagom, built first) instead.
-# Any message from systemd-analyze counts as a failure.
+# Any message from systemd-analyze counts as a failure. Checked twice: as a CPU host installs
+# them, and with the GPU drop-in deploy/gpu.conf.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${LAGOM_BIN:-$here/../target/release/lagom}
@@ -25,4 +26,14 @@ if [ -n "$out" ]; then
     echo "$out" >&2
     exit 1
 fi
-echo "systemd units verified: $*"
+# The same units as a GPU host installs them: with deploy/gpu.conf as a drop-in.
+for unit in lagom-server.service lagom-supervisor.service lagom-worker@.service; do
+    mkdir -p "$unit.d"
+    cp "$here/gpu.conf" "$unit.d/gpu.conf"
+done
+out=$(systemd-analyze verify "$@" 2>&1) || { echo "$out" >&2; exit 1; }
+if [ -n "$out" ]; then
+    echo "with gpu.conf: $out" >&2
+    exit 1
+fi
+echo "systemd units verified: $*, each also with gpu.conf"

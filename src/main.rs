@@ -221,6 +221,11 @@ fn exit_code(result: Result<(), Failure>) -> ExitCode {
             eprintln!("lagom: {e:#}");
             if e.is::<Refused>() {
                 ExitCode::from(EXIT_REFUSED)
+            } else if e
+                .chain()
+                .any(|c| c.is::<lagom::supervisor::GaveUpOnWorkers>())
+            {
+                ExitCode::from(lagom::supervisor::EXIT_GAVE_UP as u8)
             } else if e.chain().any(|c| c.is::<ConfigError>()) {
                 ExitCode::from(EXIT_CONFIG)
             } else {

@@ -41,26 +41,45 @@ fn the_deploy_units_pass_systemd_analyze_verify() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("lagom-worker@0.service"));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("lagom-worker@0.service"), "{said}");
+    assert!(said.contains("also with gpu.conf"), "{said}");
 }
 
-#[test]
-fn verification_fails_on_a_unit_with_an_unknown_key() {
-    if !systemd_analyze_present() {
-        return;
-    }
+/// `verify.sh` over a copy of deploy/ in which `file` has `line` added after `after`.
+fn verify_with_typo(file: &str, after: &str, line: &str) -> std::process::Output {
     let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
     let copy = tempfile::tempdir().expect("tempdir");
     for entry in std::fs::read_dir(&deploy).expect("deploy/") {
         let path = entry.expect("entry").path();
         let name = path.file_name().expect("name");
         let mut text = std::fs::read_to_string(&path).expect("read");
-        if name == "lagom-server.service" {
-            text = text.replace("Restart=on-failure", "Restart=on-failure\nRestartTypo=1");
+        if name == file {
+            assert!(text.contains(after), "{file} has {after}");
+            text = text.replace(after, &format!("{after}\n{line}"));
         }
         std::fs::write(copy.path().join(name), text).expect("write");
     }
-    let out = verify(copy.path());
+    verify(copy.path())
+}
+
+#[test]
+fn verification_fails_on_a_unit_or_the_gpu_drop_in_with_an_unknown_key() {
+    if !systemd_analyze_present() {
+        return;
+    }
+    let out = verify_with_typo(
+        "lagom-server.service",
+        "Restart=on-failure",
+        "RestartTypo=1",
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("RestartTypo"));
+    let out = verify_with_typo(
+        "gpu.conf",
+        "DevicePolicy=closed",
+        "DeviceAlow=/dev/nvidia0 rw",
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DeviceAlow"));
 }

@@ -40,7 +40,8 @@ fn a_worker_that_always_crashes_at_start_up_makes_the_supervisor_give_up_after_i
     let out = lagom(&args, &[("RUST_LOG", "warn")]);
     let run = &cluster.run;
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    // 4: gave up, so a service manager does not start it again (RestartPreventExitStatus).
+    assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(err.contains("restarted 3 times"), "{err}");
     assert!(err.contains("giving up on it"), "{err}");
     assert!(err.contains("gave up on worker(s) [0]"), "{err}");
@@ -75,7 +76,7 @@ fn expect_configuration_error_not_restarted(extra: &[&str], message: &str) {
     args.extend_from_slice(extra);
     let out = lagom(&args, &[("RUST_LOG", "warn")]);
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(4), "gave up on the worker: {err}");
     assert!(err.contains("restarting cannot help"), "{err}");
     assert!(err.contains(message), "{err}");
     let ev = events(&run.path().join("supervisor/metrics.jsonl"));

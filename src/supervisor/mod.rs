@@ -14,4 +14,6 @@ pub use chaos::{ChaosConfig, ChaosSchedule, Fault};
 pub use config::{SupervisedWorker, SupervisorConfig};
 pub use restart::{RestartDecision, RestartPolicy, RestartState};
 pub use setup::SupervisionSetup;
-pub use shell::{supervise, SupervisionEnd, EXIT_CONFIG, EXIT_REFUSED};
+pub use shell::{
+    supervise, GaveUpOnWorkers, SupervisionEnd, EXIT_CONFIG, EXIT_GAVE_UP, EXIT_REFUSED,
+};

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use tokio::process::Command;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -25,6 +25,17 @@ use crate::run::{MetricsWriter, RunEvent};
 pub const EXIT_CONFIG: i32 = 2;
 /// Exit code of a worker the server refused (layout, role or slot: restarting cannot help).
 pub const EXIT_REFUSED: i32 = 3;
+/// Exit code of a supervisor that gave up on a worker (its restart budget was spent): a service
+/// manager must not start it again by itself (the units say `RestartPreventExitStatus=2 4`).
+pub const EXIT_GAVE_UP: i32 = 4;
+
+/// The supervisor gave up on these workers; the process exits with [`EXIT_GAVE_UP`].
+#[derive(Debug, thiserror::Error)]
+#[error("gave up on worker(s) {workers:?} (see the supervisor's log and metrics.jsonl)")]
+pub struct GaveUpOnWorkers {
+    /// Their slots.
+    pub workers: Vec<usize>,
+}
 
 /// How supervision ended (giving up on a worker is an error instead).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,9 +261,7 @@ pub async fn supervise(
     if gave_up.is_empty() {
         Ok(SupervisionEnd::Finished)
     } else {
-        Err(anyhow!(
-            "gave up on worker(s) {gave_up:?} (see the supervisor's log and metrics.jsonl)"
-        ))
+        Err(GaveUpOnWorkers { workers: gave_up }.into())
     }
 }
 
