@@ -52,6 +52,9 @@ fn verify_with_typo(file: &str, after: &str, line: &str) -> std::process::Output
     let copy = tempfile::tempdir().expect("tempdir");
     for entry in std::fs::read_dir(&deploy).expect("deploy/") {
         let path = entry.expect("entry").path();
+        if path.is_dir() {
+            continue; // deploy/slurm: not units
+        }
         let name = path.file_name().expect("name");
         let mut text = std::fs::read_to_string(&path).expect("read");
         if name == file {
