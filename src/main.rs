@@ -284,15 +284,9 @@ fn run_eval(config: &Config, model: &std::path::Path) -> Result<()> {
         config.run.seed,
     )?;
     let test = &split.test;
-    let input = InputSpec {
-        channels: test.channels,
-        height: test.height,
-        width: test.width,
-        classes: test.classes,
-    };
     let net = Network::with_kernels(
         config.model.name,
-        input,
+        InputSpec::of(test),
         &device,
         config.run.seed,
         config.compute.cpu_kernels,

@@ -34,7 +34,10 @@ impl Drop for LocalSlurm {
 }
 
 fn hostname() -> String {
-    let out = Command::new("hostname").arg("-s").output().expect("hostname");
+    let out = Command::new("hostname")
+        .arg("-s")
+        .output()
+        .expect("hostname");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -71,10 +74,18 @@ fn a_lagom_job_trains_to_completion_on_a_one_node_slurm() {
         .arg("300")
         .arg("sbatch")
         .arg("--wait")
-        .arg(format!("--output={}", work.path().join("job-%j.out").display()))
+        .arg(format!(
+            "--output={}",
+            work.path().join("job-%j.out").display()
+        ))
         .arg(root().join("deploy/slurm/lagom.sbatch"))
         .arg(root().join("config/quickstart.toml"))
-        .args(["--set", "data.name=\"synthetic\"", "--set", "model.name=\"mlp\""])
+        .args([
+            "--set",
+            "data.name=\"synthetic\"",
+            "--set",
+            "model.name=\"mlp\"",
+        ])
         .args(["--set", "server.updates=200"])
         .current_dir(work.path())
         .env("SLURM_CONF", slurm_dir.join("slurm.conf"))
@@ -101,10 +112,16 @@ fn a_lagom_job_trains_to_completion_on_a_one_node_slurm() {
     assert_eq!(s["workers"], 2, "{s}");
     assert_eq!(s["updates"], 200, "{s}");
     for w in s["per_worker"].as_array().expect("per_worker") {
-        assert_eq!(w["speed"], 0.5, "NODE_SPEEDS reached every worker of the node: {s}");
+        assert_eq!(
+            w["speed"], 0.5,
+            "NODE_SPEEDS reached every worker of the node: {s}"
+        );
         assert!(w["gradients"].as_u64().expect("gradients") > 0, "{s}");
     }
-    assert!(s["final_test_accuracy"].as_f64().expect("accuracy") > 0.5, "{s}");
+    assert!(
+        s["final_test_accuracy"].as_f64().expect("accuracy") > 0.5,
+        "{s}"
+    );
     assert!(Path::new(&run.join(format!("certs/w-{host}.pem"))).is_file());
     assert!(run.join("model.safetensors").is_file());
     assert!(run.join("node-0/supervisor/metrics.jsonl").is_file());

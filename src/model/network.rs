@@ -48,6 +48,18 @@ pub struct InputSpec {
     pub classes: usize,
 }
 
+impl InputSpec {
+    /// What a model for `data` takes: its image shape and class count.
+    pub fn of(data: &crate::data::Dataset) -> Self {
+        InputSpec {
+            channels: data.channels,
+            height: data.height,
+            width: data.width,
+            classes: data.classes,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Arch {
     Mlp(Mlp),

@@ -60,12 +60,7 @@ pub fn run(
     let device = config.compute.device.open()?;
     let split = data::load(config.data.name, config.data.dir.as_deref(), seed)?;
     let (train, test) = (&split.train, &split.test);
-    let input = InputSpec {
-        channels: train.channels,
-        height: train.height,
-        width: train.width,
-        classes: train.classes,
-    };
+    let input = InputSpec::of(train);
     let engine = Engine::new(Network::with_kernels(
         config.model.name,
         input,

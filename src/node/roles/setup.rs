@@ -26,16 +26,6 @@ use crate::node::compute::ComputeActor;
 /// Seed stream of the workers' augmentation draws.
 pub(super) const AUGMENT_STREAM: u64 = 0x5752_4b41;
 
-/// The model input a data set gives.
-pub(super) fn input_of(d: &Dataset) -> InputSpec {
-    InputSpec {
-        channels: d.channels,
-        height: d.height,
-        width: d.width,
-        classes: d.classes,
-    }
-}
-
 /// QUIC settings for a model of `params_len` parameters, with `[net]`'s timeouts.
 pub(super) fn transport(config: &Config, params_len: usize) -> TransportSettings {
     let mut t = TransportSettings::for_params(params_len);
@@ -125,7 +115,7 @@ pub fn worker_compute(
     let WorkerShard { data, sampler } = shard;
     let net = Network::with_kernels(
         config.model.name,
-        input_of(&data),
+        InputSpec::of(&data),
         device,
         seed,
         config.compute.cpu_kernels,
@@ -205,7 +195,7 @@ pub(super) fn served_model(
     let seed = config.run.seed;
     let net = Network::with_kernels(
         config.model.name,
-        input_of(&split.train),
+        InputSpec::of(&split.train),
         device,
         seed,
         config.compute.cpu_kernels,
