@@ -168,10 +168,12 @@ fn main() -> ExitCode {
     }
     // Every role allocates and frees megabyte tensors at a high rate (a training step ~5 000).
     lagom::compute::keep_freed_tensor_buffers();
+    let format = cli.log_format;
     if cli.command.is_some() && (cli.role.is_some() || cli.overrides != CliOverrides::default()) {
-        eprintln!(
-            "lagom: --role and configuration flags go after a command (`lagom sim --config \
-             FILE`), or without one (`lagom --role server --config FILE`), not before it"
+        complain(
+            format,
+            "--role and configuration flags go after a command (`lagom sim --config FILE`), or \
+             without one (`lagom --role server --config FILE`), not before it",
         );
         return ExitCode::from(EXIT_CONFIG);
     }
@@ -179,13 +181,14 @@ fn main() -> ExitCode {
         let result = match cli.role {
             Some(role) => with_config(&cli.overrides, |c| run_role(c, role)),
             None => {
-                eprintln!(
-                    "lagom: give a command (see --help) or --role server|worker|supervisor|local"
+                complain(
+                    format,
+                    "give a command (see --help) or --role server|worker|supervisor|local",
                 );
                 return ExitCode::from(EXIT_CONFIG);
             }
         };
-        return exit_code(result);
+        return exit_code(result, format);
     };
     let result = match command {
         Command::Sim(args) => with_config(&args.overrides, |c| run_sim(c, args.quiet)),
@@ -207,18 +210,27 @@ fn main() -> ExitCode {
             .context("cannot write the manual page")
             .map_err(Failure::Run),
     };
-    exit_code(result)
+    exit_code(result, format)
 }
 
-fn exit_code(result: Result<(), Failure>) -> ExitCode {
+/// Says why lagom stops: `lagom: MESSAGE` on standard error, or, with `--log-format json`, an
+/// error log line like every other line there.
+fn complain(format: LogFormat, message: &str) {
+    match format {
+        LogFormat::Text => eprintln!("lagom: {message}"),
+        LogFormat::Json => tracing::error!("{message}"),
+    }
+}
+
+fn exit_code(result: Result<(), Failure>, format: LogFormat) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Config(e)) => {
-            eprintln!("lagom: {e}");
+            complain(format, &e.to_string());
             ExitCode::from(EXIT_CONFIG)
         }
         Err(Failure::Run(e)) => {
-            eprintln!("lagom: {e:#}");
+            complain(format, &format!("{e:#}"));
             if e.is::<Refused>() {
                 ExitCode::from(EXIT_REFUSED)
             } else if e

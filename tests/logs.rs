@@ -76,3 +76,31 @@ fn text_logs_to_a_pipe_have_no_escapes_and_the_level_comes_from_the_environment(
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--log-level"), "{}", stderr(&out));
 }
+
+#[test]
+fn with_json_logs_a_fatal_error_is_a_json_line_too() {
+    let out = lagom(
+        &[
+            "--log-format",
+            "json",
+            "config",
+            "--config",
+            "does/not/exist.toml",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let log = stderr(&out);
+    let line = log.lines().find(|l| !l.trim().is_empty()).expect("a line");
+    let v: serde_json::Value = serde_json::from_str(line).expect("the error is a JSON line");
+    assert_eq!(v["level"], "ERROR", "{line}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("does/not/exist.toml"),
+        "{line}"
+    );
+    let text = lagom(&["config", "--config", "does/not/exist.toml"], &[]);
+    assert!(stderr(&text).starts_with("lagom: "), "{}", stderr(&text));
+}
