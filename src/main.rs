@@ -27,13 +27,13 @@ struct Cli {
         long,
         value_enum,
         global = true,
-        env = "LAGOM_LOG_FORMAT",
+        env = lagom::logging::LOG_FORMAT_ENV,
         default_value = "text"
     )]
     log_format: LogFormat,
     /// Log level (`error`, `warn`, `info`, `debug`, `trace`) or filter directives such as
     /// `info,lagom::net=debug`; without it, `RUST_LOG`, else `info`.
-    #[arg(long, global = true, env = "LAGOM_LOG_LEVEL", value_name = "LEVEL")]
+    #[arg(long, global = true, env = lagom::logging::LOG_LEVEL_ENV, value_name = "LEVEL")]
     log_level: Option<String>,
 }
 
@@ -290,12 +290,11 @@ fn run_eval(config: &Config, model: &std::path::Path) -> Result<()> {
     use lagom::model::{load_safetensors, InputSpec, Network};
     lagom::compute::set_cpu_threads(config.compute.threads);
     let device = config.compute.device.open()?;
-    let split = lagom::data::load(
+    let test = &lagom::data::load_test(
         config.data.name,
         config.data.dir.as_deref(),
         config.run.seed,
     )?;
-    let test = &split.test;
     let net = Network::with_kernels(
         config.model.name,
         InputSpec::of(test),

@@ -4,30 +4,21 @@
 //! evaluation logged once.
 
 mod cli_support;
-use cli_support::{lagom, stderr};
+use cli_support::{lagom, local_mlp_args, stderr};
 
 /// A short `--role local` run (2 workers, the `mlp` on the synthetic set, evaluations at 30 and
 /// 60 updates) with `extra` flags and `env`; its standard error.
 fn local_run(extra: &[&str], env: &[(&str, &str)]) -> String {
     let run = tempfile::tempdir().expect("run dir");
-    let dir = format!("run.dir={:?}", run.path().display().to_string());
-    let mut args = vec![
-        "--role",
-        "local",
-        "--set",
-        "data.name=\"synthetic\"",
-        "--set",
-        "model.name=\"mlp\"",
-        "--workers",
-        "2",
+    let mut flags = vec![
         "--set",
         "server.updates=60",
         "--set",
         "server.eval_every=30",
-        "--set",
-        &dir,
     ];
-    args.extend_from_slice(extra);
+    flags.extend_from_slice(extra);
+    let args = local_mlp_args(run.path(), &flags);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = lagom(&args, env);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     stderr(&out)

@@ -4,7 +4,7 @@
 //! the run reported.
 
 mod cli_support;
-use cli_support::{lagom, stderr, stdout, summary};
+use cli_support::{lagom, local_mlp_args, stderr, stdout, summary};
 
 use candle_core::Device;
 use lagom::model::{load_safetensors, to_safetensors, InputSpec, ModelName, Network};
@@ -132,23 +132,15 @@ fn a_damaged_or_foreign_file_is_refused_and_the_model_is_left_as_it_was() {
 #[test]
 fn a_cluster_run_writes_the_model_that_lagom_eval_scores_as_the_run_did() {
     let run = tempfile::tempdir().expect("run dir");
-    let dir = format!("run.dir={:?}", run.path().display().to_string());
+    let args = local_mlp_args(run.path(), &["--set", "server.updates=80"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // `lagom eval` needs the run's data and model.
     let data = [
         "--set",
         "data.name=\"synthetic\"",
         "--set",
         "model.name=\"mlp\"",
     ];
-    let mut args = vec![
-        "--role",
-        "local",
-        "--workers",
-        "2",
-        "--set",
-        "server.updates=80",
-    ];
-    args.extend_from_slice(&data);
-    args.extend_from_slice(&["--set", &dir]);
     let out = lagom(&args, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let reported = summary(run.path())["final_test_accuracy"]

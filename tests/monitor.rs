@@ -2,7 +2,7 @@
 //! the endpoint says agrees with what the run records (summary.json, metrics.jsonl).
 
 mod cli_support;
-use cli_support::{events, free_port, summary};
+use cli_support::{events, free_port, local_mlp_args, summary};
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -47,23 +47,15 @@ fn a_local_run_serves_metrics_that_agree_with_its_records() {
     let addr = format!("127.0.0.1:{}", free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_lagom"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "--role",
-            "local",
-            "--workers",
-            "2",
-            "--set",
-            "data.name=\"synthetic\"",
-        ])
-        .args([
-            "--set",
-            "model.name=\"mlp\"",
-            "--set",
-            "server.updates=1500",
-        ])
-        .args(["--set", "server.eval_every=200"])
-        .arg("--set")
-        .arg(format!("run.dir={:?}", run.path().display().to_string()))
+        .args(local_mlp_args(
+            run.path(),
+            &[
+                "--set",
+                "server.updates=1500",
+                "--set",
+                "server.eval_every=200",
+            ],
+        ))
         .arg("--set")
         .arg(format!("monitor.listen={addr:?}"))
         .stdout(Stdio::null())

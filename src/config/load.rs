@@ -427,4 +427,24 @@ mod tests {
             Ok(())
         });
     }
+
+    #[test]
+    fn the_log_variables_are_the_ones_kept_out_of_the_configuration() {
+        for var in [
+            crate::logging::LOG_FORMAT_ENV,
+            crate::logging::LOG_LEVEL_ENV,
+        ] {
+            let key = var
+                .strip_prefix(ENV_PREFIX)
+                .expect("a LAGOM_ variable")
+                .to_ascii_lowercase();
+            assert!(NOT_CONFIGURATION.contains(&key.as_str()), "{var}");
+        }
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(crate::logging::LOG_FORMAT_ENV, "json");
+            jail.set_env(crate::logging::LOG_LEVEL_ENV, "debug");
+            load(&CliOverrides::default()).expect("not read as configuration keys");
+            Ok(())
+        });
+    }
 }

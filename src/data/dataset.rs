@@ -172,6 +172,12 @@ pub fn load_train(
     train_part(name, &dir, hint, seed, select)
 }
 
+/// Loads only the test examples of `name`: what evaluating a saved model needs.
+pub fn load_test(name: DatasetName, dir: Option<&Path>, seed: u64) -> Result<Dataset, DataError> {
+    let (dir, hint) = locate_set(name, dir)?;
+    test_part(name, &dir, hint, seed)
+}
+
 /// The folder of `name` (configured or default) and how to get the data, checked to exist.
 fn locate_set(name: DatasetName, dir: Option<&Path>) -> Result<(PathBuf, &'static str), DataError> {
     let dir = dir

@@ -14,7 +14,7 @@ mod synthetic;
 
 pub use augment::Batch;
 pub use config::DataConfig;
-pub use dataset::{load, load_train, Dataset, DatasetName, Split};
+pub use dataset::{load, load_test, load_train, Dataset, DatasetName, Split};
 pub use error::DataError;
 pub use sampler::{Sampler, Sharding};
 pub use selection::Selection;

@@ -4,6 +4,7 @@
 //! `load_state_dict` takes it as it is.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -48,14 +49,14 @@ pub fn to_safetensors(net: &Network) -> Result<Vec<u8>> {
 /// is an error too; each error names the file and the tensor.
 pub fn load_safetensors(net: &Network, path: &Path) -> Result<()> {
     let shown = path.display();
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("cannot read the model file {shown}"))?
-        .len();
-    if size > MAX_MODEL_FILE_BYTES {
-        bail!("model file {shown} has {size} bytes, more than the {MAX_MODEL_FILE_BYTES} allowed");
+    // Read through a limit, so a file that grows meanwhile cannot take more than it allows.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_MODEL_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("cannot read the model file {shown}"))?;
+    if bytes.len() as u64 > MAX_MODEL_FILE_BYTES {
+        bail!("model file {shown} is larger than the {MAX_MODEL_FILE_BYTES} bytes allowed");
     }
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read the model file {shown}"))?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
         .with_context(|| format!("{shown} is not a safetensors file"))?;
     let saved_model = header

@@ -22,6 +22,25 @@ pub fn lagom(args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("lagom runs")
 }
 
+/// The arguments of a short `--role local` run into `run`: 2 workers training the `mlp` on the
+/// synthetic set, then `extra`.
+pub fn local_mlp_args(run: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args = strings(&[
+        "--role",
+        "local",
+        "--workers",
+        "2",
+        "--set",
+        "data.name=\"synthetic\"",
+        "--set",
+        "model.name=\"mlp\"",
+        "--set",
+    ]);
+    args.push(format!("run.dir={:?}", run.display().to_string()));
+    args.extend(strings(extra));
+    args
+}
+
 /// The process's standard error as text.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
