@@ -21,4 +21,4 @@ pub use heap::keep_freed_tensor_buffers;
 pub use memory::{resident_memory, ResidentMemory};
 pub use process_age::process_age;
 pub use step_bench::StepBench;
-pub use worker::{WorkerCompute, WorkerGradient};
+pub use worker::{augment_seed, WorkerCompute, WorkerGradient};

@@ -22,6 +22,14 @@ pub struct WorkerGradient {
     pub samples: u32,
 }
 
+/// Seed stream of the workers' augmentation draws.
+const AUGMENT_STREAM: u64 = 0x5752_4b41;
+
+/// The seed of worker `worker`'s augmentation stream in a run seeded with `seed`.
+pub fn augment_seed(seed: u64, worker: usize) -> u64 {
+    seed ^ AUGMENT_STREAM ^ (worker as u64).wrapping_mul(0x9e37_79b9)
+}
+
 /// A worker's model, shard and sampler (see the module docs).
 #[derive(Clone)]
 pub struct WorkerCompute {
@@ -44,9 +52,27 @@ impl WorkerCompute {
         augment_seed: Option<u64>,
         batch_size: usize,
     ) -> Self {
+        Self::sharing(
+            engine,
+            std::sync::Arc::new(train),
+            sampler,
+            augment_seed,
+            batch_size,
+        )
+    }
+
+    /// [`WorkerCompute::new`] over a training set shared with others (the simulator's workers
+    /// draw from one copy; `sampler` then yields indexes of `train` itself).
+    pub fn sharing(
+        engine: Engine,
+        train: std::sync::Arc<Dataset>,
+        sampler: Sampler,
+        augment_seed: Option<u64>,
+        batch_size: usize,
+    ) -> Self {
         WorkerCompute {
             engine,
-            train: std::sync::Arc::new(train),
+            train,
             sampler,
             augment: augment_seed.map(ChaCha8Rng::seed_from_u64),
             batch_size,

@@ -52,6 +52,10 @@ impl Config {
             seed: self.run.seed,
             nesterov: self.train.nesterov,
             policy: self.sim_policy(),
+            model: self.model.clone(),
+            data: self.data.clone(),
+            compute: self.compute.clone(),
+            train: self.train.clone(),
         }
     }
 

@@ -7,6 +7,7 @@ use super::details::{
     SimDetails, TrainDetails,
 };
 use super::event::*;
+use crate::server::{AppliedStats, AppliedWindow};
 
 /// Every shape's name, in the order of docs/outputs.md's table.
 pub const EVENT_SHAPES: &[&str] = &[
@@ -166,6 +167,7 @@ pub fn event_examples() -> Vec<(&'static str, RunEvent)> {
                 updates,
                 test_loss: Some(0.4),
                 test_accuracy: 0.88,
+                applied: applied_example(),
             })),
         ),
         (
@@ -189,12 +191,15 @@ pub fn event_examples() -> Vec<(&'static str, RunEvent)> {
             })),
         ),
         (
-            "`lagom sim`",
+            "`lagom sim` (`test_accuracy`, `train_loss`: `objective = \"model\"` only)",
             RunEvent::Eval(Eval::Sim(SimEval {
                 t_s,
                 updates,
-                loss: Some(0.1),
+                loss: Some(0.4),
+                test_accuracy: Some(0.88),
+                train_loss: Some(0.5),
                 lr: 0.1,
+                applied: applied_example(),
             })),
         ),
         (
@@ -202,7 +207,9 @@ pub fn event_examples() -> Vec<(&'static str, RunEvent)> {
             RunEvent::Eval(Eval::DecentralizedSim(DecentralizedSimEval {
                 t_s,
                 updates,
-                loss: Some(0.1),
+                loss: Some(0.4),
+                test_accuracy: Some(0.88),
+                train_loss: Some(0.5),
                 lr: 0.1,
                 consensus_distance: Some(0.01),
                 bytes_sent_per_node_iteration: 4000.0,
@@ -306,6 +313,7 @@ pub fn event_examples() -> Vec<(&'static str, RunEvent)> {
                 t_s,
                 updates,
                 loss: Some(0.1),
+                test_accuracy: Some(0.9),
             })),
         ),
         (
@@ -411,6 +419,15 @@ fn rendezvous_start() -> RendezvousStart {
     }
 }
 
+/// The `applied` window of the examples: 6 gradients from 3 workers.
+fn applied_example() -> AppliedStats {
+    let mut w = AppliedWindow::new(3);
+    for (worker, tau) in [(0, 0), (1, 2), (2, 5), (0, 1), (1, 3), (0, 0)] {
+        w.record(worker, tau);
+    }
+    w.take()
+}
+
 /// One example of every kind of summary details, named by the run kind that writes it.
 pub fn details_examples() -> Vec<(&'static str, RunDetails)> {
     vec![
@@ -418,7 +435,9 @@ pub fn details_examples() -> Vec<(&'static str, RunDetails)> {
             "`lagom sim`",
             RunDetails::Sim(SimDetails {
                 dim: 10,
-                objective: "quadratic".into(),
+                objective: "model".into(),
+                final_test_accuracy: Some(0.9),
+                final_train_loss: Some(0.3),
             }),
         ),
         (
@@ -432,6 +451,8 @@ pub fn details_examples() -> Vec<(&'static str, RunDetails)> {
                 iteration_s: 0.02,
                 objective: "quadratic".into(),
                 slow_steps: 0,
+                final_test_accuracy: None,
+                final_train_loss: None,
                 theta_mean: Some(0.5),
             }),
         ),

@@ -30,6 +30,13 @@ pub struct SimDetails {
     pub dim: usize,
     /// The objective's name.
     pub objective: String,
+    /// A model's final test accuracy (absent for analytic objectives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_test_accuracy: Option<f64>,
+    /// A model's mean mini-batch loss over the last evaluation window (absent for analytic
+    /// objectives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_train_loss: Option<f64>,
 }
 
 /// `lagom sim`, decentralized family.
@@ -52,6 +59,13 @@ pub struct DecentralizedSimDetails {
     pub objective: String,
     /// Steps of the outer (slow) optimizer.
     pub slow_steps: u64,
+    /// A model's final test accuracy at the node average (absent for analytic objectives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_test_accuracy: Option<f64>,
+    /// A model's mean mini-batch loss over the last evaluation window (absent for analytic
+    /// objectives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_train_loss: Option<f64>,
     /// PC-ASGD's mean θ (absent for other algorithms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub theta_mean: Option<f64>,
@@ -174,7 +188,8 @@ impl RunDetails {
             RunDetails::Rendezvous(d) => d.final_test_accuracy,
             RunDetails::Server(d) => d.final_test_accuracy,
             RunDetails::Train(d) => Some(d.final_test_accuracy),
-            RunDetails::DecentralizedSim(_) | RunDetails::Sim(_) => None,
+            RunDetails::DecentralizedSim(d) => d.final_test_accuracy,
+            RunDetails::Sim(d) => d.final_test_accuracy,
         }
     }
 }

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::server::AppliedStats;
+
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -275,6 +277,8 @@ pub struct ServerEval {
     pub test_loss: Option<f64>,
     /// Test accuracy in [0, 1].
     pub test_accuracy: f64,
+    /// The gradients applied between the previous evaluation's start and this one's.
+    pub applied: AppliedStats,
 }
 
 /// `eval` of the rendezvous.
@@ -321,10 +325,18 @@ pub struct SimEval {
     pub t_s: f64,
     /// Applied updates.
     pub updates: u64,
-    /// The objective at the server's parameters (`null` when not finite).
+    /// The objective at the server's parameters — a model's test loss (`null` when not finite).
     pub loss: Option<f64>,
+    /// A model's test accuracy at the server's parameters (`null` for analytic objectives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_accuracy: Option<f64>,
+    /// A model's mean mini-batch loss over the window's gradients (`null` for analytic ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_loss: Option<f64>,
     /// The learning rate now.
     pub lr: f64,
+    /// The gradients applied since the previous `eval`.
+    pub applied: AppliedStats,
 }
 
 /// `eval` of `lagom sim`, decentralized family.
@@ -335,8 +347,14 @@ pub struct DecentralizedSimEval {
     pub t_s: f64,
     /// Iterations.
     pub updates: u64,
-    /// The objective at the node average (`null` when not finite).
+    /// The objective at the node average — a model's test loss (`null` when not finite).
     pub loss: Option<f64>,
+    /// A model's test accuracy at the node average (`null` for analytic objectives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_accuracy: Option<f64>,
+    /// A model's mean mini-batch loss over the window's gradients (`null` for analytic ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_loss: Option<f64>,
     /// The learning rate now.
     pub lr: f64,
     /// Mean squared distance of the nodes from their average (`null` when not finite).
@@ -507,6 +525,9 @@ pub struct SimEnd {
     pub updates: u64,
     /// The last evaluated objective (`null` when not finite).
     pub loss: Option<f64>,
+    /// A model's test accuracy at the end (absent for analytic objectives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_accuracy: Option<f64>,
 }
 
 /// `end` of `lagom train`.

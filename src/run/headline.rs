@@ -25,10 +25,15 @@ impl Summary {
             Some(a) if a.is_finite() => format!("{:.2} %", 100.0 * a),
             _ => "n/a".to_string(),
         };
+        // A simulated model also has a test accuracy; an analytic objective only its loss.
+        let sim_acc = self
+            .details
+            .final_test_accuracy()
+            .map_or(String::new(), |_| format!(", test accuracy {acc}"));
         match &self.details {
             RunDetails::DecentralizedSim(d) => format!(
-                "{} ({} nodes): {} iterations in {:.1} virtual s ({:.2} ms each), final loss {loss}, \
-                 {:.0} bytes sent per node and iteration, consensus distance {}{diverged}",
+                "{} ({} nodes): {} iterations in {:.1} virtual s ({:.2} ms each), final loss {loss}\
+                 {sim_acc}, {:.0} bytes sent per node and iteration, consensus distance {}{diverged}",
                 self.algorithm,
                 self.workers,
                 self.updates,
@@ -38,8 +43,8 @@ impl Summary {
                 distance(d.consensus_distance),
             ),
             RunDetails::Sim(_) => format!(
-                "{} ({}, {} workers): {} updates in {:.1} virtual s, final loss {loss}, staleness \
-                 mean {:.2} max {}{diverged}",
+                "{} ({}, {} workers): {} updates in {:.1} virtual s, final loss {loss}{sim_acc}, \
+                 staleness mean {:.2} max {}{diverged}",
                 self.algorithm,
                 self.scheduler,
                 self.workers,
@@ -149,6 +154,8 @@ mod tests {
             iteration_s: 0.01,
             objective: "quadratic".into(),
             slow_steps: 0,
+            final_test_accuracy: None,
+            final_train_loss: None,
             theta_mean: None,
         });
         let line = summary("sim", "decentralized", sim).headline();

@@ -5,6 +5,7 @@ mod core;
 mod membership;
 mod snapshot;
 mod staleness;
+mod window;
 
 pub use self::core::{
     Action, Event, GradientIn, RejectReason, ServerCore, ServerCoreConfig, NEW_PROCESS,
@@ -12,3 +13,4 @@ pub use self::core::{
 pub use membership::WorkerRecord;
 pub use snapshot::CoreSnapshot;
 pub use staleness::{StalenessHistogram, StalenessSummary};
+pub use window::{AppliedStats, AppliedWindow};

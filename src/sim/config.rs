@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Which analytic objective the virtual workers compute gradients of.
+/// What the virtual workers compute gradients of: an analytic objective or a real model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum ObjectiveName {
@@ -11,14 +11,18 @@ pub enum ObjectiveName {
     Quadratic,
     /// Mean logistic loss on a generated, seeded data set, mini-batch gradients.
     Logistic,
+    /// `[model]` trained on `[data]` with `train.batch_size` mini-batches: real forward and
+    /// backward passes, evaluated on the test set.
+    Model,
 }
 
 impl ObjectiveName {
-    /// The configuration name (`quadratic`, `logistic`).
+    /// The configuration name (`quadratic`, `logistic`, `model`).
     pub fn as_str(self) -> &'static str {
         match self {
             ObjectiveName::Quadratic => "quadratic",
             ObjectiveName::Logistic => "logistic",
+            ObjectiveName::Model => "model",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `lagom sim` for the decentralized family: n virtual nodes run the real node cores on the
 //! [`InProcessCluster`](crate::decen::InProcessCluster) — the very node drivers and rendezvous core a
-//! networked run executes — each computing noisy gradients of the analytic objective.
+//! networked run executes — each computing noisy gradients of the analytic objective, or a real
+//! model's gradients on its own mini-batches.
 //!
 //! Virtual time: a node's step takes `step_time_s / speed × jitter`. An iteration in which nodes
 //! exchange messages or average is a barrier (everyone waits for the slowest, then the transfer:
@@ -10,14 +11,17 @@
 //! wait for nobody and nobody waits for them (their lateness is the configured delay). Local SGD's
 //! nodes run freely between averages.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use anyhow::{anyhow, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::driver::describe;
 use super::setup::SimSetup;
-use super::{build_objective, SimResult};
+use super::source::{Evaluation, LossWindow};
+use super::{build_source, SimResult};
 use crate::algo::AlgorithmName;
 use crate::decen::{build_nodes, delayed_nodes, InProcessCluster};
 use crate::heterogeneity::jitter_factor;
@@ -47,18 +51,22 @@ pub fn run(
 ) -> Result<SimResult> {
     let n = config.workers;
     let seed = config.seed;
-    let objective = build_objective(&config.sim, seed);
+    let source = RefCell::new(build_source(config)?);
+    let dim = source.borrow().dim();
     let speeds = config.heterogeneity.speeds(n, seed);
     let slow_nodes: Vec<usize> = (0..n).filter(|&i| speeds[i] < 1.0).collect();
     let jitter = config.heterogeneity.jitter_distribution();
     let het_seed = config.heterogeneity.seed.unwrap_or(seed);
     let alg = &config.algorithm;
-    let nodes = build_nodes::<f32>(alg, config.nesterov, n, &slow_nodes, &objective.initial())
-        .map_err(|e| anyhow!("algorithm: {e}"))?;
+    let nodes = build_nodes::<f32>(
+        alg,
+        config.nesterov,
+        n,
+        &slow_nodes,
+        &source.borrow().initial()?,
+    )
+    .map_err(|e| anyhow!("algorithm: {e}"))?;
     let mut cluster = InProcessCluster::new(nodes, seed ^ 0x05e9_d00d);
-    let mut noise: Vec<ChaCha8Rng> = (0..n)
-        .map(|i| ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(i as u64)))
-        .collect();
     let mut timing: Vec<ChaCha8Rng> = (0..n)
         .map(|i| {
             ChaCha8Rng::seed_from_u64(
@@ -85,7 +93,7 @@ pub fn run(
         workers: n,
         speeds: speeds.clone(),
         objective: config.sim.objective.as_str().into(),
-        dim: objective.dim(),
+        dim,
         seed,
     })))?;
 
@@ -96,6 +104,10 @@ pub fn run(
     let (mut averages, mut slow_steps) = (0u64, 0u64);
     let mut theta_sum = 0.0;
     let mut theta_count = 0u64;
+    let mut train_loss = LossWindow::default();
+    let mut last_train_loss = None;
+    let mut evaluated: Option<(u64, Evaluation)> = None;
+    let failure: RefCell<Option<anyhow::Error>> = RefCell::new(None);
     for k in 0..config.sim.updates {
         let lr = policy.lr(k);
         let mut compute = vec![0.0f64; n];
@@ -105,9 +117,25 @@ pub fn run(
         }
         let report = cluster.iterate(
             lr,
-            &mut |i, point, out| objective.gradient(point, &mut noise[i], out),
-            &mut |_, point| objective.loss(point),
+            &mut |i, point, out| match source.borrow_mut().gradient(i, point, 0.0, out) {
+                Ok(loss) => train_loss.add(loss),
+                Err(e) => {
+                    out.clear();
+                    out.resize(dim, 0.0);
+                    failure.borrow_mut().get_or_insert(e);
+                }
+            },
+            &mut |i, point| match source.borrow_mut().local_loss(i, point) {
+                Ok(loss) => loss,
+                Err(e) => {
+                    failure.borrow_mut().get_or_insert(e);
+                    f64::NAN
+                }
+            },
         );
+        if let Some(e) = failure.borrow_mut().take() {
+            return Err(e.context(format!("iteration {k} of the simulation")));
+        }
         let before = clocks.iter().copied().fold(0.0, f64::max);
         for i in 0..n {
             clocks[i] += compute[i];
@@ -158,13 +186,18 @@ pub fn run(
         let updates = k + 1;
         let due = policy.after_update(updates, after);
         if due.contains(&PolicyAction::Evaluate) || updates == config.sim.updates {
-            let loss = objective.loss(&cluster.mean_params());
+            let e = source.borrow_mut().evaluate(&cluster.mean_params())?;
+            evaluated = Some((updates, e));
+            let loss = e.loss;
+            last_train_loss = train_loss.take();
             let per = (window.iterations * n as u64).max(1) as f64;
             metrics.write(&RunEvent::Eval(Eval::DecentralizedSim(
                 DecentralizedSimEval {
                     t_s: after,
                     updates,
                     loss: finite(loss),
+                    test_accuracy: e.accuracy,
+                    train_loss: last_train_loss,
                     lr,
                     consensus_distance: finite(cluster.consensus_distance()),
                     bytes_sent_per_node_iteration: window.sent as f64 / per,
@@ -174,7 +207,7 @@ pub fn run(
             )))?;
             window = Window::default();
             if let Some(p) = progress.as_mut() {
-                p.update(updates, &format!("loss {loss:.4e}"));
+                p.update(updates, &describe(&e));
             }
             if policy.on_evaluated_loss(loss).is_some() {
                 break;
@@ -183,7 +216,11 @@ pub fn run(
     }
     let iterations = cluster.iteration();
     let final_params = cluster.mean_params();
-    let last_loss = objective.loss(&final_params);
+    let last = match evaluated {
+        Some((at, e)) if at == iterations => e,
+        _ => source.borrow_mut().evaluate(&final_params)?,
+    };
+    let last_loss = last.loss;
     policy.on_evaluated_loss(last_loss);
     let diverged = policy.diverged().is_some();
     if let Some(p) = &progress {
@@ -201,6 +238,7 @@ pub fn run(
         t_s: wall,
         updates: iterations,
         loss: finite(last_loss),
+        test_accuracy: last.accuracy,
     })))?;
     metrics.flush()?;
 
@@ -209,11 +247,13 @@ pub fn run(
         bytes_received_per_node_iteration: total_received as f64 / per_node_iteration,
         bytes_sent_per_node_iteration: total_sent as f64 / per_node_iteration,
         consensus_distance: finite(cluster.consensus_distance()),
-        dim: objective.dim(),
+        dim,
         exact_averages: averages,
         iteration_s: wall / iterations.max(1) as f64,
         objective: config.sim.objective.as_str().into(),
         slow_steps,
+        final_test_accuracy: last.accuracy,
+        final_train_loss: train_loss.take().or(last_train_loss),
         theta_mean: (theta_count > 0).then(|| theta_sum / theta_count as f64),
     });
     let per_worker = (0..n)

@@ -1,13 +1,15 @@
 //! The simulation loop: workers take the parameters the server core sends, finish after a
-//! modelled compute time, and hand back a noisy gradient computed on exactly those parameters.
+//! modelled compute time, and hand back a gradient (noisy analytic, or a real model's on the
+//! worker's next mini-batch) computed on exactly those parameters.
 
 use anyhow::Result;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::setup::SimSetup;
-use super::{build_objective, VirtualClock};
-use crate::algo::{self, vector::axpy, Real};
+use super::source::{Evaluation, LossWindow};
+use super::{build_source, VirtualClock};
+use crate::algo::{self, Real};
 use crate::heterogeneity::jitter_factor;
 use crate::run::event::{
     Diverged, End, Eval, LossDiverged, Rejected, SimEnd, SimEval, SimStart, Start,
@@ -16,7 +18,9 @@ use crate::run::{
     MetricsWriter, PerWorker, PolicyAction, Progress, RunDetails, RunEvent, RunPolicy, SimDetails,
     Summary,
 };
-use crate::server::{Action, Event, GradientIn, ServerCore, ServerCoreConfig, NEW_PROCESS};
+use crate::server::{
+    Action, AppliedWindow, Event, GradientIn, ServerCore, ServerCoreConfig, NEW_PROCESS,
+};
 
 /// What a simulation produced besides its files.
 #[derive(Debug, Clone)]
@@ -27,13 +31,13 @@ pub struct SimResult {
     pub params: Vec<f32>,
 }
 
-/// One virtual worker: the parameters it holds and its private random streams.
+/// One virtual worker: the parameters it holds and its private timing stream (its gradient
+/// stream lives in the source).
 struct VirtualWorker {
     held: Vec<f32>,
     index: u64,
     seq: u64,
     speed: f64,
-    noise_rng: ChaCha8Rng,
     time_rng: ChaCha8Rng,
 }
 
@@ -48,13 +52,13 @@ pub fn run(
     }
     let k = config.workers;
     let seed = config.seed;
-    let objective = build_objective(&config.sim, seed);
+    let mut source = build_source(config)?;
     let speeds = config.heterogeneity.speeds(k, seed);
     let jitter = config.heterogeneity.jitter_distribution();
     let het_seed = config.heterogeneity.seed.unwrap_or(seed);
     let scheduler = config.algorithm.scheduler();
 
-    let algorithm = algo::build::<f32>(&config.algorithm, k, objective.initial())
+    let algorithm = algo::build::<f32>(&config.algorithm, k, source.initial()?)
         .map_err(|e| anyhow::anyhow!(e))?;
     let mut core = ServerCore::new(
         ServerCoreConfig {
@@ -72,9 +76,6 @@ pub fn run(
             index: 0,
             seq: 0,
             speed: speeds[id],
-            noise_rng: ChaCha8Rng::seed_from_u64(
-                seed.wrapping_mul(1_000_003).wrapping_add(id as u64),
-            ),
             time_rng: ChaCha8Rng::seed_from_u64(
                 het_seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(id as u64 + 1)),
             ),
@@ -90,14 +91,18 @@ pub fn run(
         workers: k,
         speeds: speeds.clone(),
         objective: config.sim.objective.as_str().into(),
-        dim: objective.dim(),
+        dim: source.dim(),
         seed,
     })))?;
 
     let mut clock = VirtualClock::default();
     let mut progress = show_progress.then(|| Progress::new("sim", config.sim.updates));
     let mut policy = RunPolicy::new(config.policy.clone(), 0.0);
-    let mut grad = Vec::with_capacity(objective.dim());
+    let mut grad = Vec::with_capacity(source.dim());
+    let mut applied = AppliedWindow::new(k);
+    let mut train_loss = LossWindow::default();
+    let mut last_train_loss = None;
+    let mut evaluated: Option<(u64, Evaluation)> = None;
     let step_time = config.sim.step_time_s;
 
     let mut pending: Vec<Action<f32>> = Vec::new();
@@ -124,19 +129,31 @@ pub fn run(
                         step_time / w.speed * jitter_factor(jitter.as_ref(), &mut w.time_rng);
                     clock.schedule(worker, duration);
                 }
-                Action::Applied { t, lr, .. } => {
+                Action::Applied {
+                    worker,
+                    t,
+                    staleness,
+                    lr,
+                } => {
+                    applied.record(worker, staleness);
                     let updates = t + 1;
                     let due = policy.after_update(updates, clock.now());
                     if due.contains(&PolicyAction::Evaluate) {
-                        let loss = objective.loss(core.params());
+                        let e = source.evaluate(core.params())?;
+                        evaluated = Some((updates, e));
+                        let loss = e.loss;
+                        last_train_loss = train_loss.take();
                         metrics.write(&RunEvent::Eval(Eval::Sim(SimEval {
                             t_s: clock.now(),
                             updates,
                             loss: finite(loss),
+                            test_accuracy: e.accuracy,
+                            train_loss: last_train_loss,
                             lr,
+                            applied: applied.take(),
                         })))?;
                         if let Some(p) = progress.as_mut() {
-                            p.update(updates, &format!("loss {loss:.4e}"));
+                            p.update(updates, &describe(&e));
                         }
                         if policy.on_evaluated_loss(loss).is_some() {
                             stop = true;
@@ -168,10 +185,7 @@ pub fn run(
             );
         };
         let w = &mut workers[worker];
-        objective.gradient(&w.held, &mut w.noise_rng, &mut grad);
-        if wd != 0.0 {
-            axpy(&mut grad, wd, &w.held);
-        }
+        train_loss.add(source.gradient(worker, &w.held, wd, &mut grad)?);
         w.seq += 1;
         let incarnation = core.workers()[worker].incarnation;
         pending = core.handle(Event::Gradient(GradientIn {
@@ -184,7 +198,11 @@ pub fn run(
     }
     core.stop();
     let final_params = core.params().to_vec();
-    let last_loss = objective.loss(&final_params);
+    let last = match evaluated {
+        Some((at, e)) if at == core.updates() => e,
+        _ => source.evaluate(&final_params)?,
+    };
+    let last_loss = last.loss;
     policy.on_evaluated_loss(last_loss);
     let diverged = policy.diverged().is_some();
     if let Some(p) = &progress {
@@ -201,6 +219,7 @@ pub fn run(
         t_s: clock.now(),
         updates: core.updates(),
         loss: finite(last_loss),
+        test_accuracy: last.accuracy,
     })))?;
     metrics.flush()?;
 
@@ -224,8 +243,10 @@ pub fn run(
         seed,
         stopped_by: None,
         details: RunDetails::Sim(SimDetails {
-            dim: objective.dim(),
+            dim: source.dim(),
             objective: config.sim.objective.as_str().into(),
+            final_test_accuracy: last.accuracy,
+            final_train_loss: train_loss.take().or(last_train_loss),
         }),
     };
     Ok(SimResult {
@@ -236,4 +257,12 @@ pub fn run(
 
 fn finite(x: f64) -> Option<f64> {
     x.is_finite().then_some(x)
+}
+
+/// The progress bar's text for an evaluation.
+pub(super) fn describe(e: &Evaluation) -> String {
+    match e.accuracy {
+        Some(a) => format!("test acc {:.2} %, loss {:.4}", 100.0 * a, e.loss),
+        None => format!("loss {:.4e}", e.loss),
+    }
 }

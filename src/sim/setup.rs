@@ -2,8 +2,12 @@
 //! file), so the simulator depends on no configuration layer above it.
 
 use crate::algo::AlgorithmConfig;
+use crate::compute::ComputeConfig;
+use crate::data::DataConfig;
 use crate::heterogeneity::HeterogeneityConfig;
+use crate::model::ModelConfig;
 use crate::run::PolicyConfig;
+use crate::train::TrainConfig;
 
 use super::SimConfig;
 
@@ -24,4 +28,12 @@ pub struct SimSetup {
     pub nesterov: bool,
     /// When to evaluate and when the run has diverged.
     pub policy: PolicyConfig,
+    /// `[model]` (`sim.objective = "model"`).
+    pub model: ModelConfig,
+    /// `[data]` (`sim.objective = "model"`).
+    pub data: DataConfig,
+    /// `[compute]` (`sim.objective = "model"`).
+    pub compute: ComputeConfig,
+    /// `[train]`: the mini-batch and evaluation batch sizes (`sim.objective = "model"`).
+    pub train: TrainConfig,
 }

@@ -16,15 +16,12 @@ use anyhow::{anyhow, Context, Result};
 use candle_core::Device;
 
 use crate::compute::Engine;
-use crate::compute::WorkerCompute;
+use crate::compute::{augment_seed, WorkerCompute};
 use crate::config::{Config, ConfigError};
 use crate::data::{self, Dataset, Sampler, Selection, Split};
 use crate::model::{InputSpec, Network};
 use crate::net::{load_identity, NodeIdentity, TransportSettings};
 use crate::node::compute::ComputeActor;
-
-/// Seed stream of the workers' augmentation draws.
-pub(super) const AUGMENT_STREAM: u64 = 0x5752_4b41;
 
 /// QUIC settings for a model of `params_len` parameters, with `[net]`'s timeouts.
 pub(super) fn transport(config: &Config, params_len: usize) -> TransportSettings {
@@ -121,8 +118,7 @@ pub fn worker_compute(
         config.compute.cpu_kernels,
     )?;
     let (hash, len) = (net.layout().hash(), net.layout().len());
-    let augment = (config.data.augment && data.augmentable)
-        .then(|| seed ^ AUGMENT_STREAM ^ (worker as u64).wrapping_mul(0x9e37_79b9));
+    let augment = (config.data.augment && data.augmentable).then(|| augment_seed(seed, worker));
     let compute = WorkerCompute::new(
         Engine::new(net).with_activations(config.compute.activations),
         data,

@@ -16,7 +16,7 @@ use crate::run::{
     CheckpointWriter, MetricsWriter, ModelFacts, PerWorker, PolicyAction, PolicyConfig, Progress,
     RunDir, RunEvent, RunPolicy, Summary,
 };
-use crate::server::{Action, ServerCore};
+use crate::server::{Action, AppliedWindow, ServerCore};
 
 /// A connected worker: where its outgoing messages go.
 pub(super) struct Peer {
@@ -92,6 +92,8 @@ pub struct ServerActor {
     pub(super) applied_at_start: u64,
     /// Gradients applied since this process started, by (worker, incarnation).
     pub(super) applied_by_incarnation: BTreeMap<(usize, u64), u64>,
+    /// Gradients applied since the last evaluation started (its `eval` event's `applied`).
+    pub(super) applied: AppliedWindow,
     /// The signal that ended the run early, if one did.
     pub(super) stopped_by: Option<String>,
     /// How long a synchronous round has waited for each worker.
@@ -123,6 +125,7 @@ impl ServerActor {
             round_deadline: RoundDeadline::new(k, info.round_timeout),
             applied_at_start,
             applied_by_incarnation: BTreeMap::new(),
+            applied: AppliedWindow::new(k),
             stopped_by: None,
             core,
             metrics,
@@ -225,6 +228,7 @@ impl ServerActor {
                     ..
                 } => {
                     self.last_applied = t;
+                    self.applied.record(worker, staleness);
                     crate::monitor::gradient_applied(worker, staleness, t + 1, self.t_s());
                     if let Some(record) = self.core.workers().get(worker) {
                         *self

@@ -29,6 +29,7 @@ impl ServerActor {
             return; // the previous evaluation is still running: skip, never queue
         }
         self.eval_in_flight = Some(updates);
+        let applied = self.applied.take();
         let request = Evaluate {
             updates,
             params: self.core.params().to_vec(),
@@ -47,6 +48,7 @@ impl ServerActor {
                             updates,
                             test_loss: e.loss.is_finite().then_some(e.loss),
                             test_accuracy: e.accuracy,
+                            applied,
                         }));
                         act.write(event);
                         crate::monitor::evaluated(updates, e.accuracy, e.loss);

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The simulator's cost over the gradients themselves: seconds per update of `lagom sim` with a real
+# model (K virtual workers, the server's algorithm, the virtual clock) against seconds per step of
+# `lagom bench` (the same model, batch and threads: forward + backward only) and of `lagom train`
+# (the same, plus reading the mini-batch and the optimizer step). The simulator's per-update time is
+# the slope between two runs of different length, so start-up, data loading and the final
+# evaluation cancel out. Rounds alternate the three. Target: sim / bench ≤ 1.05.
+#
+#   benches/sim_overhead.sh                                  # cnn on Fashion-MNIST, batch 64, K=16, OrMo
+#   MODEL=resnet20 DATA=synthetic BATCH=32 benches/sim_overhead.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODEL=${MODEL:-cnn}
+DATA=${DATA:-fashion-mnist}
+BATCH=${BATCH:-64}
+WORKERS=${WORKERS:-16}
+ALGORITHM=${ALGORITHM:-ormo}
+SHORT=${SHORT:-100}
+LONG=${LONG:-400}
+ROUNDS=${ROUNDS:-3}
+THREADS=${THREADS:-2}
+cargo build --release --quiet
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); simd: $(grep -m1 -o -w -E 'avx512f|avx2|fma' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+export RAYON_NUM_THREADS=$THREADS CANDLE_NUM_THREADS=$THREADS
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+common=(--set "model.name=\"$MODEL\"" --set "data.name=\"$DATA\"" --set "train.batch_size=$BATCH"
+  --set "compute.threads=$THREADS")
+now() { date +%s.%N; }
+
+for round in $(seq 1 "$ROUNDS"); do
+  ./target/release/lagom bench "${common[@]}" --steps "$LONG" >"$tmp/bench-$round.txt" 2>&1
+  ./target/release/lagom train --quiet --run-dir "$tmp/train-$round" "${common[@]}" --lr 0.01 \
+    --set "train.max_steps=$LONG" --set train.eval_every=1000000 --set train.log_every=50 >/dev/null 2>&1
+  for n in "$SHORT" "$LONG"; do
+    start=$(now)
+    ./target/release/lagom sim --quiet --run-dir "$tmp/sim-$round-$n" "${common[@]}" \
+      --workers "$WORKERS" --algorithm "$ALGORITHM" --lr 0.01 --set 'sim.objective="model"' \
+      --set "sim.updates=$n" --set sim.eval_every=1000000 \
+      --set heterogeneity.slow_fraction=0.25 --set heterogeneity.slowdown=4 >/dev/null 2>&1
+    echo "$n $(now) $start" >>"$tmp/sim-$round.txt"
+  done
+done
+
+python3 - "$tmp" "$ROUNDS" "$MODEL" "$DATA" "$BATCH" "$WORKERS" "$ALGORITHM" <<'PY'
+import json, re, statistics, sys
+tmp, rounds, model, data, batch, workers, algorithm = sys.argv[1:8]
+rounds = int(rounds)
+def bench(r):
+    return float(re.search(r"median_step_s ([0-9.e-]+)", open(f"{tmp}/bench-{r}.txt").read()).group(1))
+def train(r):
+    pts = [(e["updates"], e["t_s"]) for e in map(json.loads, open(f"{tmp}/train-{r}/metrics.jsonl")) if e["event"] == "train"]
+    (u0, t0), (u1, t1) = [p for p in pts if p[0] >= 50][0], pts[-1]
+    return (t1 - t0) / (u1 - u0)
+def sim(r):
+    (n0, e0, s0), (n1, e1, s1) = [tuple(map(float, l.split())) for l in open(f"{tmp}/sim-{r}.txt")]
+    return ((e1 - s1) - (e0 - s0)) / (n1 - n0)
+b = [bench(r) for r in range(1, rounds + 1)]
+t = [train(r) for r in range(1, rounds + 1)]
+s = [sim(r) for r in range(1, rounds + 1)]
+mb, mt, ms = statistics.median(b), statistics.median(t), statistics.median(s)
+fmt = lambda xs: ", ".join(f"{x*1000:.2f}" for x in xs)
+print(f"{model} on {data}, batch {batch}; sim: {algorithm}, {workers} workers; median of {rounds} rounds")
+print(f"  lagom bench (forward+backward):   {mb*1000:.2f} ms/step   ({fmt(b)})")
+print(f"  lagom train (+ data, optimizer):  {mt*1000:.2f} ms/step   ({fmt(t)})")
+print(f"  lagom sim (per update, slope):    {ms*1000:.2f} ms/update ({fmt(s)})")
+print(f"  sim / bench = {ms/mb:.3f}   sim / train = {ms/mt:.3f}")
+PY
