@@ -22,4 +22,5 @@ pub mod run;
 pub mod server;
 pub mod sim;
 pub mod supervisor;
+pub mod sweep;
 pub mod train;

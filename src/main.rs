@@ -53,8 +53,11 @@ enum RoleName {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Simulate K workers against the parameter server, or K decentralized nodes, on an analytic
-    /// objective (virtual clock).
+    /// objective or a real model (virtual clock).
     Sim(RunArgs),
+    /// Run a grid of simulations (or trainings) from a grid file, resumably, and write
+    /// results.csv and table.md.
+    Sweep(SweepArgs),
     /// Train one model in this process (the single-node baseline of a cluster run).
     Train(RunArgs),
     /// Time training steps of the configured model, batch size, device and threads on random data.
@@ -80,6 +83,25 @@ struct EvalArgs {
     /// The model file (safetensors, as runs write it).
     #[arg(long, value_name = "FILE")]
     model: std::path::PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct SweepArgs {
+    /// The grid file (TOML: base, axes, variants, tune; see docs/experiments.md).
+    #[arg(long, value_name = "FILE")]
+    config: std::path::PathBuf,
+    /// The sweep directory (default: runs/sweep-<grid file name>).
+    #[arg(long, value_name = "DIR")]
+    out: Option<std::path::PathBuf>,
+    /// Runs at a time.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// CPU threads per run (default: the machine's CPUs divided by --jobs).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// No progress bar or progress log lines.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -192,6 +214,7 @@ fn main() -> ExitCode {
     };
     let result = match command {
         Command::Sim(args) => with_config(&args.overrides, |c| run_sim(c, args.quiet)),
+        Command::Sweep(args) => run_sweep(&args),
         Command::Train(args) => with_config(&args.overrides, |c| run_train(c, args.quiet)),
         Command::Bench(args) => with_config(&args.overrides, |c| run_bench(c, &args)),
         Command::Certs(args) => run_certs(&args).map_err(Failure::Run),
@@ -488,7 +511,55 @@ fn compare_bench_gradients(
     Ok(())
 }
 
+fn run_sweep(args: &SweepArgs) -> Result<(), Failure> {
+    use lagom::sweep::{self, Grid, RunnerOptions};
+    let bad_grid = |e: anyhow::Error| Failure::Config(ConfigError::Invalid(vec![format!("{e:#}")]));
+    let grid = Grid::load(&args.config).map_err(bad_grid)?;
+    let runs = sweep::identify(&grid).map_err(bad_grid)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        let stem = args
+            .config
+            .file_stem()
+            .map_or("grid".into(), |s| s.to_string_lossy());
+        std::path::Path::new("runs").join(format!("sweep-{stem}"))
+    });
+    let jobs = args.jobs.max(1);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let options = RunnerOptions {
+        exe: std::env::current_exe()
+            .context("cannot find the lagom executable")
+            .map_err(Failure::Run)?,
+        command: grid.command,
+        jobs,
+        threads: args.threads.unwrap_or((cpus / jobs).max(1)),
+        progress: !args.quiet,
+    };
+    let outcome = sweep::sweep(&grid, &runs, &out, &options).map_err(Failure::Run)?;
+    let r = &outcome.report;
+    println!(
+        "{} runs: {} done now, {} done before, {} failed — {}/{} and {}/{}",
+        outcome.results.len(),
+        r.completed,
+        r.skipped,
+        r.failed.len(),
+        out.display(),
+        sweep::RESULTS_FILE,
+        out.display(),
+        sweep::TABLE_FILE,
+    );
+    if r.failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Run(anyhow::anyhow!(
+            "{} run(s) failed (their lagom.log says why): {}",
+            r.failed.len(),
+            r.failed.join(", ")
+        )))
+    }
+}
+
 fn run_sim(config: &Config, quiet: bool) -> Result<()> {
+    lagom::compute::set_cpu_threads(config.compute.threads);
     let dir = prepare_run_dir(config)?;
     let mut metrics = dir.metrics()?;
     let started = std::time::Instant::now();

@@ -34,8 +34,12 @@ pub struct ParamLayout {
     hash: u64,
 }
 
-/// FNV-1a, 64 bits: a hash that is the same in every process and on every platform.
-fn fnv1a(bytes: &[u8], mut h: u64) -> u64 {
+/// FNV-1a's 64-bit offset basis: the `h` to start [`fnv1a`] from.
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a, 64 bits, continuing from `h`: a hash that is the same in every process and on every
+/// platform.
+pub fn fnv1a(bytes: &[u8], mut h: u64) -> u64 {
     for &b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
@@ -57,7 +61,7 @@ impl ParamLayout {
         let mut entries = Vec::new();
         let mut stats = Vec::new();
         let mut offset = 0;
-        let mut hash = 0xcbf2_9ce4_8422_2325u64;
+        let mut hash = FNV_OFFSET;
         for (name, var) in named {
             if is_running_stat(&name) {
                 stats.push((name, var));

@@ -16,7 +16,7 @@ pub use batch_norm::{BatchNorm2d, BnMomentum, DEFAULT_BN_MOMENTUM};
 pub use cnn::Cnn;
 pub use config::{BnEval, ModelConfig};
 pub use export::{load_safetensors, to_safetensors, MAX_MODEL_FILE_BYTES, MODEL_FILE};
-pub use layout::{is_running_stat, ParamLayout};
+pub use layout::{fnv1a, is_running_stat, ParamLayout, FNV_OFFSET};
 pub use mlp::Mlp;
 pub use network::{InputSpec, ModelName, Network, TrainStep, MLP_HIDDEN};
 pub use pool::max_pool2x2;

@@ -192,4 +192,14 @@ impl RunDetails {
             RunDetails::Sim(d) => d.final_test_accuracy,
         }
     }
+
+    /// The mean mini-batch loss of the run's last evaluation window, where the run reports one
+    /// (a simulated model).
+    pub fn final_train_loss(&self) -> Option<f64> {
+        match self {
+            RunDetails::DecentralizedSim(d) => d.final_train_loss,
+            RunDetails::Sim(d) => d.final_train_loss,
+            _ => None,
+        }
+    }
 }

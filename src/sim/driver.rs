@@ -193,7 +193,7 @@ pub fn run(
             incarnation,
             seq: w.seq,
             ite: w.index,
-            grad: grad.clone(),
+            grad: std::mem::take(&mut grad),
         }));
     }
     core.stop();

@@ -5,6 +5,7 @@
 mod cgroup;
 mod chaos;
 mod config;
+mod parent_death;
 mod restart;
 mod setup;
 mod shell;
@@ -12,6 +13,7 @@ mod shell;
 pub use cgroup::{cpu_max, CpuQuota};
 pub use chaos::{ChaosConfig, ChaosSchedule, Fault};
 pub use config::{SupervisedWorker, SupervisorConfig};
+pub use parent_death::exit_with_parent;
 pub use restart::{RestartDecision, RestartPolicy, RestartState};
 pub use setup::SupervisionSetup;
 pub use shell::{

@@ -299,17 +299,8 @@ fn start(
     let worker = slot.spec.worker;
     let mut command = Command::new(exe);
     command.args(&slot.args);
-    // A worker must not outlive its supervisor (killed, it cannot pass SIGTERM on): the kernel
-    // sends it SIGTERM when the supervisor goes.
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    // A worker must not outlive its supervisor (killed, it cannot pass SIGTERM on).
+    super::exit_with_parent(command.as_std_mut());
     match command.spawn() {
         Ok(mut child) => {
             let pid = child.id().unwrap_or(0);
