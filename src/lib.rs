@@ -18,6 +18,7 @@ pub mod monitor;
 pub mod net;
 pub mod node;
 pub mod proto;
+pub mod report;
 pub mod run;
 pub mod server;
 pub mod sim;

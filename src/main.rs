@@ -58,6 +58,8 @@ enum Command {
     /// Run a grid of simulations (or trainings) from a grid file, resumably, and write
     /// results.csv and table.md.
     Sweep(SweepArgs),
+    /// Draw charts (SVG and PNG) of finished runs, overlaid, and of sweeps.
+    Report(ReportArgs),
     /// Train one model in this process (the single-node baseline of a cluster run).
     Train(RunArgs),
     /// Time training steps of the configured model, batch size, device and threads on random data.
@@ -102,6 +104,16 @@ struct SweepArgs {
     /// No progress bar or progress log lines.
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// Run directories (overlaid in every chart) and sweep directories.
+    #[arg(required = true, value_name = "RUN_DIR|SWEEP_DIR")]
+    dirs: Vec<std::path::PathBuf>,
+    /// Where the charts go.
+    #[arg(long, value_name = "DIR", default_value = "report")]
+    out: std::path::PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -215,6 +227,7 @@ fn main() -> ExitCode {
     let result = match command {
         Command::Sim(args) => with_config(&args.overrides, |c| run_sim(c, args.quiet)),
         Command::Sweep(args) => run_sweep(&args),
+        Command::Report(args) => run_report(&args).map_err(Failure::Run),
         Command::Train(args) => with_config(&args.overrides, |c| run_train(c, args.quiet)),
         Command::Bench(args) => with_config(&args.overrides, |c| run_bench(c, &args)),
         Command::Certs(args) => run_certs(&args).map_err(Failure::Run),
@@ -556,6 +569,14 @@ fn run_sweep(args: &SweepArgs) -> Result<(), Failure> {
             r.failed.join(", ")
         )))
     }
+}
+
+fn run_report(args: &ReportArgs) -> Result<()> {
+    let files = lagom::report::report(&args.dirs, &args.out)?;
+    for f in &files {
+        println!("{}", f.display());
+    }
+    Ok(())
 }
 
 fn run_sim(config: &Config, quiet: bool) -> Result<()> {

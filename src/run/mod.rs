@@ -5,6 +5,7 @@ pub mod catalog;
 mod checkpoint_writer;
 pub mod details;
 mod dir;
+mod eval_point;
 pub mod event;
 pub mod generations;
 mod headline;
@@ -18,6 +19,7 @@ pub use details::{
     ServerDetails, SimDetails, TrainDetails,
 };
 pub use dir::{MetricsWriter, RunDir};
+pub use eval_point::{eval_points, EvalPoint};
 pub use event::RunEvent;
 pub use policy::{PolicyAction, PolicyConfig, RunPolicy};
 pub use progress::Progress;

@@ -1,7 +1,6 @@
 //! One row per run of a sweep — its axis values and what it achieved — read from the run's
 //! `summary.json` and `metrics.jsonl`, and written as `results.csv`.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -9,8 +8,7 @@ use anyhow::{Context, Result};
 use super::grid::Grid;
 use super::plan::IdentifiedRun;
 use super::runner::run_dir;
-use crate::run::event::Eval;
-use crate::run::{RunEvent, Summary};
+use crate::run::{eval_points, Summary};
 
 /// What one run achieved.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,17 +35,6 @@ pub struct RunResult {
     pub time_to_target_s: Option<f64>,
 }
 
-/// `(updates, t_s, test accuracy, loss)` of an `eval` line, for every run kind.
-fn eval_point(e: &Eval) -> (u64, f64, Option<f64>, Option<f64>) {
-    match e {
-        Eval::Server(s) => (s.updates, s.t_s, Some(s.test_accuracy), s.test_loss),
-        Eval::Rendezvous(r) => (r.updates, r.t_s, r.test_accuracy, r.test_loss),
-        Eval::Sim(s) => (s.updates, s.t_s, s.test_accuracy, s.loss),
-        Eval::DecentralizedSim(d) => (d.updates, d.t_s, d.test_accuracy, d.loss),
-        Eval::Train(t) => (t.updates, t.t_s, Some(t.test_accuracy), t.test_loss),
-    }
-}
-
 /// The first evaluation of `metrics` at or past the targets: `(updates, t_s)`.
 fn first_at_target(
     metrics: &Path,
@@ -57,21 +44,16 @@ fn first_at_target(
     if accuracy.is_none() && loss.is_none() {
         return Ok(None);
     }
-    let file = std::fs::File::open(metrics)
+    let text = std::fs::read_to_string(metrics)
         .with_context(|| format!("cannot read {}", metrics.display()))?;
-    for line in BufReader::new(file).lines() {
-        let line = line?;
-        let Ok(RunEvent::Eval(e)) = serde_json::from_str::<RunEvent>(&line) else {
-            continue;
-        };
-        let (updates, t_s, acc, l) = eval_point(&e);
-        let acc_ok = accuracy.is_none_or(|target| acc.is_some_and(|a| a >= target));
-        let loss_ok = loss.is_none_or(|target| l.is_some_and(|x| x <= target));
-        if acc_ok && loss_ok {
-            return Ok(Some((updates, t_s)));
-        }
-    }
-    Ok(None)
+    Ok(eval_points(&text)
+        .into_iter()
+        .find(|p| {
+            let acc_ok = accuracy.is_none_or(|t| p.test_accuracy.is_some_and(|a| a >= t));
+            let loss_ok = loss.is_none_or(|t| p.loss.is_some_and(|x| x <= t));
+            acc_ok && loss_ok
+        })
+        .map(|p| (p.updates, p.t_s)))
 }
 
 /// The result of `run` under the sweep directory `out`.
@@ -163,4 +145,69 @@ pub fn to_csv(grid: &Grid, results: &[RunResult]) -> String {
         out += &(row.iter().map(|f| field(f)).collect::<Vec<_>>().join(",") + "\n");
     }
     out
+}
+
+/// The fields of one CSV line as [`to_csv`] writes them (quoted fields unquoted).
+fn split_csv_line(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(std::mem::take(&mut field)),
+            (c, _) => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
+}
+
+/// Reads `results.csv` back: the rows [`to_csv`] wrote for `grid`; an error names the line that
+/// does not fit.
+pub fn from_csv(grid: &Grid, text: &str) -> Result<Vec<RunResult>> {
+    let axes = grid.axes.len();
+    let parse = |s: &str| -> Option<f64> { s.parse().ok() };
+    let count = |s: &str| -> Option<u64> { s.parse().ok() };
+    text.lines()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(i, line)| {
+            let f = split_csv_line(line);
+            if f.len() != axes + 9 {
+                anyhow::bail!(
+                    "{}: line {} has {} fields, the grid's results have {}",
+                    super::RESULTS_FILE,
+                    i + 1,
+                    f.len(),
+                    axes + 9
+                );
+            }
+            let labels = grid
+                .axes
+                .iter()
+                .zip(&f[1..=axes])
+                .map(|(a, v)| (a.name.clone(), v.clone()))
+                .collect();
+            let rest = &f[axes + 1..];
+            Ok(RunResult {
+                id: f[0].clone(),
+                labels,
+                status: rest[0].clone(),
+                final_test_accuracy: parse(&rest[1]),
+                final_train_loss: parse(&rest[2]),
+                final_loss: parse(&rest[3]),
+                updates: count(&rest[4]),
+                time_s: parse(&rest[5]),
+                updates_to_target: count(&rest[6]),
+                time_to_target_s: parse(&rest[7]),
+            })
+        })
+        .collect()
 }
