@@ -493,6 +493,40 @@ fn dpsgd_atc_over_the_complete_graph_is_allreduce_and_cta_is_not() {
 }
 
 #[test]
+fn weight_decay_is_the_gradient_of_the_decay_at_the_nodes_point_in_every_gossip_form() {
+    // Zero gradients, every node at x0, a doubly stochastic (or push-sum) mixing: the average
+    // stays put, so one step of the decay alone gives x1 = (1 − γ·wd)·x0 at every node — in
+    // CTA the step is taken on the self-weighted share, whose decay must still be wd·x, not
+    // wd·(self-weight)·x; in push-sum forms on the numerator, whose decay must be wd·(x/w)·w.
+    let (lr, wd) = (0.1, 0.5);
+    let want: Vec<f64> = X0.iter().map(|x| (1.0 - lr * wd) * x).collect();
+    let mut forms = vec![
+        dpsgd(TopologyName::Ring, DpsgdForm::Cta),
+        dpsgd(TopologyName::Ring, DpsgdForm::Atc),
+        gossip(AlgorithmName::Sgp, TopologyName::Exponential),
+        gossip(AlgorithmName::Osgp, TopologyName::Exponential),
+    ];
+    for cfg in &mut forms {
+        cfg.weight_decay = wd;
+        let mut e = engine(cfg, false, 6, &X0);
+        let zero = |_: usize, p: &[f64], out: &mut Vec<f64>| {
+            out.clear();
+            out.resize(p.len(), 0.0);
+        };
+        e.iterate(lr, &mut { zero }, &mut no_loss);
+        for (i, node) in e.nodes().iter().enumerate() {
+            assert!(
+                close(&node.params(), &want, 1e-12),
+                "{} {:?}: node {i} at {:?}, want {want:?}",
+                cfg.name,
+                cfg.gossip.form,
+                node.params()
+            );
+        }
+    }
+}
+
+#[test]
 fn dpsgd_disagreement_contracts_by_the_second_eigenvalue() {
     let n = 8;
     let lambda2 = 1.0 / 3.0 + 2.0 / 3.0 * (2.0 * std::f64::consts::PI / n as f64).cos();

@@ -128,6 +128,39 @@ fn synchronous_scheduler_gives_ssgdm_and_heavy_ball_with_lr_k_eta() {
     );
 }
 
+#[test]
+fn synchronous_ormo_stays_ssgdm_when_fewer_than_k_workers_take_part() {
+    // K = 4 slots, two of which leave before round 1: rounds of 2 gradients. Groups counted as
+    // ⌈ite/K⌉ would advance every other round; the rounds are the groups.
+    let (k, eta, beta) = (4, 0.05, 0.9);
+    let hs = [1.0, 0.3, 2.0];
+    let w0 = vec![1.0, -2.0, 0.5];
+    let sync = Some(Scheduler::Sync);
+    let mut ormo = Harness::with(AlgorithmName::Ormo, k, eta, beta, w0.clone(), sync);
+    let mut ssgdm = Harness::with(AlgorithmName::Ssgdm, k, eta, beta, w0.clone(), sync);
+    for h in [&mut ormo, &mut ssgdm] {
+        for worker in 0..k {
+            h.deliver(worker, quad(&hs));
+        }
+        for worker in [2, 3] {
+            let left = h.core.handle(lagom::server::Event::Leave { worker });
+            h.take(left);
+        }
+        for _round in 1..30 {
+            for worker in 0..2 {
+                h.deliver(worker, quad(&hs));
+            }
+        }
+    }
+    assert_eq!(ormo.core.updates(), 4 + 29 * 2);
+    assert!(
+        close(&ormo.w(), &ssgdm.w()),
+        "{:?} vs {:?}",
+        ormo.w(),
+        ssgdm.w()
+    );
+}
+
 /// One arrival of a pure-algorithm run: (worker, t, ite, gradient).
 type Arrival = (usize, u64, u64, Vec<f64>);
 

@@ -40,12 +40,29 @@ impl<T: Real> LocalSgd<T> {
     pub fn step(&mut self, params: &mut [T], grad: &[T], lr: f64) {
         debug_assert_eq!(params.len(), self.buffer.len());
         debug_assert_eq!(grad.len(), self.buffer.len());
+        self.scratch.copy_from_slice(grad);
+        if self.weight_decay != T::zero() {
+            axpy(&mut self.scratch, self.weight_decay, params);
+        }
+        self.descend(params, lr);
+    }
+
+    /// [`LocalSgd::step`] for a gradient taken at `point` rather than at `params` (a gossip node
+    /// steps a mixed or push-sum-scaled vector with the gradient of its de-biased point): the
+    /// weight-decay term is `weight_decay × point`, the gradient of the decay at that point.
+    pub fn step_decaying_at(&mut self, params: &mut [T], grad: &[T], point: &[T], lr: f64) {
+        debug_assert_eq!(point.len(), self.buffer.len());
+        self.scratch.copy_from_slice(grad);
+        if self.weight_decay != T::zero() {
+            axpy(&mut self.scratch, self.weight_decay, point);
+        }
+        self.descend(params, lr);
+    }
+
+    /// Momentum (heavy-ball or Nesterov) on the gradient in `scratch`, then the step.
+    fn descend(&mut self, params: &mut [T], lr: f64) {
         let lr = T::of(lr);
         let d = &mut self.scratch;
-        d.copy_from_slice(grad);
-        if self.weight_decay != T::zero() {
-            axpy(d, self.weight_decay, params);
-        }
         if self.momentum != T::zero() {
             axpby(&mut self.buffer, self.momentum, T::one(), d);
             if self.nesterov {

@@ -146,8 +146,17 @@ pub fn build<T: Real>(
         AlgorithmName::NaiveAsgdm => Box::new(NaiveAsgdm::new(w0, beta, wd)),
         AlgorithmName::ShiftedMomentum => Box::new(ShiftedMomentum::new(w0, workers, beta, wd)),
         AlgorithmName::Smega2 => Box::new(Smega2::new(w0, workers, beta, wd, config.smega2)),
-        AlgorithmName::Ormo => Box::new(OrMo::new(w0, workers, beta, wd, DelayRule::Constant)),
-        AlgorithmName::OrmoDa => Box::new(OrMo::new(w0, workers, beta, wd, config.ormo_da.rule())),
+        AlgorithmName::Ormo | AlgorithmName::OrmoDa => {
+            let rule = match config.name {
+                AlgorithmName::OrmoDa => config.ormo_da.rule(),
+                _ => DelayRule::Constant,
+            };
+            let ormo = OrMo::new(w0, workers, beta, wd, rule);
+            match config.scheduler() {
+                Scheduler::Sync => Box::new(ormo.synchronous()),
+                Scheduler::Async => Box::new(ormo),
+            }
+        }
         AlgorithmName::Dcasgd => Box::new(DcAsgd::new(w0, workers, beta, wd, config.dcasgd)),
         name => {
             return Err(format!(

@@ -22,6 +22,8 @@ pub struct OrMo<T> {
     beta: T,
     weight_decay: f64,
     rule: DelayRule,
+    /// Groups are the synchronous scheduler's rounds, not `⌈ite/K⌉` (see [`OrMo::synchronous`]).
+    rounds: bool,
 }
 
 impl<T: Real> OrMo<T> {
@@ -37,6 +39,19 @@ impl<T: Real> OrMo<T> {
             beta: T::of(beta),
             weight_decay,
             rule,
+            rounds: false,
+        }
+    }
+
+    /// The same OrMo under the synchronous scheduler: each round is a group. Every gradient of a
+    /// round is computed on the round's parameters and applied within it (`n = 0`), and the
+    /// group advances at each round's first gradient — so OrMo is SSGDm whatever the number of
+    /// workers present, where `⌈ite/K⌉` groups would stop advancing once per round as soon as
+    /// fewer than K workers take part.
+    pub fn synchronous(self) -> Self {
+        OrMo {
+            rounds: true,
+            ..self
         }
     }
 
@@ -59,11 +74,19 @@ impl<T: Real> ServerAlgorithm<T> for OrMo<T> {
     fn apply(&mut self, update: &Update<'_, T>) -> Result<Applied, AlgorithmError> {
         // (a) group advance, only when the waiting set is empty (always under async).
         let mut latest = self.latest_group;
-        let advance = update.round_start && group_of(update.t, self.workers) > latest;
+        let advance = if self.rounds {
+            update.round_start
+        } else {
+            update.round_start && group_of(update.t, self.workers) > latest
+        };
         if advance {
             latest += 1;
         }
-        let group = group_of(update.ite, self.workers);
+        let group = if self.rounds {
+            latest
+        } else {
+            group_of(update.ite, self.workers)
+        };
         let n = latest
             .checked_sub(group)
             .ok_or(AlgorithmError::GroupFromTheFuture {

@@ -171,7 +171,10 @@ impl<T: Real> DecentralizedNode<T> for GossipNode<T> {
     }
 
     fn step(&mut self, k: u64, grad: &[T], lr: f64) -> Vec<Outgoing<T>> {
-        self.opt.step(&mut self.x, grad, lr);
+        // The gradient was taken at z (the de-biased point), so is the weight decay's: stepping
+        // x — scaled by the self-weight before the step (CTA, OSGP) or by the push-sum weight —
+        // with `wd · x` would scale the decay by that weight.
+        self.opt.step_decaying_at(&mut self.x, grad, &self.z, lr);
         match self.spec.timing {
             MixTiming::AfterStep => self.push(k, 0, 0),
             _ => Vec::new(),

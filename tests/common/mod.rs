@@ -63,9 +63,10 @@ impl Harness {
             name,
             lr,
             momentum: beta,
+            scheduler,
             ..Default::default()
         };
-        let sched = scheduler.unwrap_or(cfg.scheduler());
+        let sched = cfg.scheduler();
         Harness::new(algo::build(&cfg, k, w0).unwrap(), k, sched, lr)
     }
 
