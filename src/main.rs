@@ -104,6 +104,14 @@ struct SweepArgs {
     /// No progress bar or progress log lines.
     #[arg(long)]
     quiet: bool,
+    /// A key for every run, over the base file and under the grid's axes, e.g.
+    /// `--set sim.updates=200` for a shorter rehearsal (repeatable; part of each run's identity).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Check every run's configuration and list the runs (identity, axis values, whether an
+    /// earlier invocation finished it); run nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Args, Debug)]
@@ -528,7 +536,7 @@ fn run_sweep(args: &SweepArgs) -> Result<(), Failure> {
     use lagom::sweep::{self, Grid, RunnerOptions};
     let bad_grid = |e: anyhow::Error| Failure::Config(ConfigError::Invalid(vec![format!("{e:#}")]));
     let grid = Grid::load(&args.config).map_err(bad_grid)?;
-    let runs = sweep::identify(&grid).map_err(bad_grid)?;
+    let runs = sweep::identify(&grid, &args.set).map_err(bad_grid)?;
     let out = args.out.clone().unwrap_or_else(|| {
         let stem = args
             .config
@@ -536,6 +544,25 @@ fn run_sweep(args: &SweepArgs) -> Result<(), Failure> {
             .map_or("grid".into(), |s| s.to_string_lossy());
         std::path::Path::new("runs").join(format!("sweep-{stem}"))
     });
+    if args.dry_run {
+        for run in &runs {
+            let point: Vec<String> = run
+                .planned
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let done = sweep::finished(&sweep::run_dir(&out, &run.id), run);
+            let state = if done { "done" } else { "to run" };
+            println!("{} {state:6} {}", run.id, point.join(" "));
+        }
+        println!(
+            "{} runs, configurations checked — {}",
+            runs.len(),
+            out.display()
+        );
+        return Ok(());
+    }
     let jobs = args.jobs.max(1);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let options = RunnerOptions {

@@ -228,3 +228,24 @@ fn time_per_iteration_shows_the_communication_each_algorithm_pays() {
         "OSGP hides its 3.2 ms upload behind the 10 ms step: {osgp}"
     );
 }
+
+#[test]
+fn a_time_budget_ends_a_decentralized_simulation_at_the_first_iteration_past_it() {
+    let mut c = from_file("sgp");
+    c.sim.updates = 1_000_000;
+    c.sim.time_budget_s = Some(0.5);
+    let (result, events) = run(&c);
+    let s = result.summary;
+    assert!(s.updates < 1_000_000, "the budget stopped it");
+    assert!(s.wall_s >= 0.5, "{}", s.wall_s);
+    // Each iteration of this run lasts at most a few steps of 0.01 virtual s.
+    assert!(s.wall_s < 0.6, "{}", s.wall_s);
+    let last_eval = events
+        .iter()
+        .rfind(|e| e["event"] == "eval")
+        .expect("an eval");
+    assert_eq!(
+        last_eval["updates"], s.updates,
+        "the last iteration is evaluated"
+    );
+}

@@ -179,9 +179,28 @@ impl LineChart {
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .label_font((FAMILY, 15))
-            .position(SeriesLabelPosition::UpperRight)
+            .position(legend_corner(series))
             .draw()?;
         Ok(())
+    }
+}
+
+/// Where the legend covers least: lower right when the lines end high (accuracy rising), upper
+/// right when they end low (losses falling).
+fn legend_corner(series: &[Series]) -> SeriesLabelPosition {
+    let ys = || series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
+    let (lo, hi) = ys().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), y| {
+        (l.min(y), h.max(y))
+    });
+    let ends: Vec<f64> = series
+        .iter()
+        .filter_map(|s| s.points.last().map(|p| p.1))
+        .collect();
+    let mean_end = ends.iter().sum::<f64>() / ends.len().max(1) as f64;
+    if mean_end > (lo + hi) / 2.0 {
+        SeriesLabelPosition::LowerRight
+    } else {
+        SeriesLabelPosition::UpperRight
     }
 }
 

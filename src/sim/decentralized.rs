@@ -185,7 +185,8 @@ pub fn run(
         }
         let updates = k + 1;
         let due = policy.after_update(updates, after);
-        if due.contains(&PolicyAction::Evaluate) || updates == config.sim.updates {
+        let out_of_time = config.sim.time_budget_s.is_some_and(|b| after >= b);
+        if due.contains(&PolicyAction::Evaluate) || updates == config.sim.updates || out_of_time {
             let e = source.borrow_mut().evaluate(&cluster.mean_params())?;
             evaluated = Some((updates, e));
             let loss = e.loss;
@@ -212,6 +213,9 @@ pub fn run(
             if policy.on_evaluated_loss(loss).is_some() {
                 break;
             }
+        }
+        if out_of_time {
+            break;
         }
     }
     let iterations = cluster.iteration();

@@ -83,6 +83,8 @@ struct GridFile {
     #[serde(default)]
     target_loss: Option<f64>,
     #[serde(default)]
+    set: Table,
+    #[serde(default)]
     axes: Table,
     #[serde(default)]
     variants: Table,
@@ -112,6 +114,8 @@ pub struct Grid {
     pub target_accuracy: Option<f64>,
     /// Time and updates to this loss (or lower) are reported.
     pub target_loss: Option<f64>,
+    /// `[set]`: keys every run sets (over the base, under `--set` and the axes).
+    pub set: Vec<(String, Value)>,
     /// Axes in file order: `[axes]`, then `[variants]`, then the tuned key.
     pub axes: Vec<Axis>,
     /// The tuned key, if any (also the last axis).
@@ -220,6 +224,8 @@ impl Grid {
                     .collect(),
             });
         }
+        let mut set = Vec::new();
+        flatten("", &file.set, &mut set);
         let base = match path.parent() {
             Some(dir) => dir.join(&file.base),
             None => file.base.clone(),
@@ -230,6 +236,7 @@ impl Grid {
             command: file.command,
             target_accuracy: file.target_accuracy,
             target_loss: file.target_loss,
+            set,
             axes,
             tune: file.tune,
         })

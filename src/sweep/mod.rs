@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 pub use grid::{label, Axis, Criterion, Grid, PlannedRun, RunCommand, Tune, SEED_KEY};
-pub use plan::{identify, identity_text, IdentifiedRun};
+pub use plan::{finished, identify, identity_text, IdentifiedRun};
 pub use results::{from_csv, read_result, to_csv, RunResult};
 pub use runner::{run_all, run_dir, RunnerOptions, RunnerReport};
 pub use table::{cells, table_md, CellStats};

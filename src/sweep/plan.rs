@@ -40,15 +40,22 @@ pub fn set_flags(run: &PlannedRun) -> Vec<String> {
         .collect()
 }
 
-/// Loads every run's configuration; the first bad one (an unknown key, a wrong type, a value out
-/// of range) is an error naming the run and the key, before anything runs.
-pub fn identify(grid: &Grid) -> Result<Vec<IdentifiedRun>> {
+/// Loads every run's configuration — the base file, the grid's `[set]`, then `extra` (`KEY=VALUE`
+/// settings for every run, e.g. a shorter budget), then the run's own settings; the first bad one (an unknown key, a
+/// wrong type, a value out of range) is an error naming the run and the key, before anything runs.
+pub fn identify(grid: &Grid, extra: &[String]) -> Result<Vec<IdentifiedRun>> {
     grid.runs()
         .into_iter()
         .map(|planned| {
             let cli = CliOverrides {
                 config: Some(grid.base.clone()),
-                set: set_flags(&planned),
+                set: grid
+                    .set
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .chain(extra.iter().cloned())
+                    .chain(set_flags(&planned))
+                    .collect(),
                 ..CliOverrides::default()
             };
             let (config, _) = config::load(&cli).map_err(|e| {

@@ -1,6 +1,7 @@
 //! `table.md` of a sweep: per cell (every axis but the seeds and the tuned key), mean ± standard
-//! deviation over seeds at the tuned key's best value; and, with `algorithm.name` among the axes,
-//! the table the papers print: one row per algorithm, one column per combination of the others.
+//! deviation over seeds at the tuned key's best value; and the table the papers print: one row per
+//! algorithm (the `algorithm.name` axis, else the first cell axis, e.g. a `method` variant group),
+//! one column per combination of the others.
 
 use std::collections::BTreeMap;
 
@@ -163,7 +164,11 @@ pub fn table_md(grid: &Grid, results: &[RunResult]) -> String {
         );
     }
     out += ".\n\n";
-    if let Some(row_axis) = cell_axes.iter().position(|a| a == "algorithm.name") {
+    if !cell_axes.is_empty() {
+        let row_axis = cell_axes
+            .iter()
+            .position(|a| a == "algorithm.name")
+            .unwrap_or(0);
         out += &paper_table(grid, &cell_axes, row_axis, &cells);
     }
     out += "## Every cell\n\n|";
@@ -198,6 +203,15 @@ pub fn table_md(grid: &Grid, results: &[RunResult]) -> String {
         );
     }
     out
+}
+
+/// How a row axis is named in headings: `algorithm` for `algorithm.name`, else the axis.
+fn row_name(axis: &str) -> &str {
+    if axis == "algorithm.name" {
+        "algorithm"
+    } else {
+        axis
+    }
 }
 
 /// Rows: algorithms; columns: the other cell axes' combinations; a cell: training loss / test
@@ -236,7 +250,8 @@ fn paper_table(
         .collect();
     let with_accuracy = cells.iter().any(|(_, s)| s.accuracy.is_some());
     let mut out = format!(
-        "## By algorithm\n\nColumns: {}. A cell: {}{}.\n\n| algorithm |",
+        "## By {}\n\nColumns: {}. A cell: {}{}.\n\n| {} |",
+        row_name(&cell_axes[row_axis]),
         if others.is_empty() {
             "—".to_string()
         } else {
@@ -251,7 +266,8 @@ fn paper_table(
             ", and the tuned value"
         } else {
             ""
-        }
+        },
+        row_name(&cell_axes[row_axis]),
     );
     for c in &columns {
         out += &format!(" {} |", if c.is_empty() { "result" } else { c });
