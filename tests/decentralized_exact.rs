@@ -914,11 +914,26 @@ fn pc_asgd_adaptive_theta_keeps_the_lower_loss_candidate() {
             .sum()
     };
     let mut seen = [false; 2];
-    for _ in 0..30 {
-        e.iterate(0.05, &mut |i, p, out| oracle.grad(i, p, out), &mut loss);
-        for node in e.nodes() {
+    for k in 0..30 {
+        // The losses each node asked for this iteration: its predicting candidate's, then its
+        // clipping candidate's.
+        let mut asked: Vec<Vec<f64>> = vec![Vec::new(); 4];
+        e.iterate(
+            0.05,
+            &mut |i, p, out| oracle.grad(i, p, out),
+            &mut |i, p| {
+                let l = loss(i, p);
+                asked[i].push(l);
+                l
+            },
+        );
+        for (i, node) in e.nodes().iter().enumerate() {
             let t = node.last_theta().unwrap();
-            assert!(t == 0.0 || t == 1.0);
+            let [p, c] = asked[i][..] else {
+                panic!("node {i} asked for {} losses at k={k}", asked[i].len());
+            };
+            let want = if p <= c { 1.0 } else { 0.0 };
+            assert_eq!(t, want, "node {i} k={k}: losses P {p} C {c}");
             seen[t as usize] = true;
         }
     }
