@@ -907,7 +907,7 @@ fn pc_asgd_adaptive_theta_keeps_the_lower_loss_candidate() {
     let mut oracle = Oracle::new(4, 3, 0.2);
     let h = oracle.h.clone();
     let cc = oracle.c.clone();
-    let mut loss = |i: usize, p: &[f64]| -> f64 {
+    let loss = |i: usize, p: &[f64]| -> f64 {
         p.iter()
             .enumerate()
             .map(|(j, x)| 0.5 * h[i][j] * (x - cc[i][j]).powi(2))
