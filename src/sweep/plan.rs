@@ -83,9 +83,10 @@ pub fn identify(grid: &Grid, extra: &[String]) -> Result<Vec<IdentifiedRun>> {
 }
 
 /// Whether `dir` holds a finished run of exactly `run`'s configuration: its summary exists and
-/// the configuration it recorded is the same.
+/// reads as a summary, and the configuration it recorded is the same.
 pub fn finished(dir: &Path, run: &IdentifiedRun) -> bool {
-    if !dir.join("summary.json").is_file() {
+    let summary = std::fs::read_to_string(dir.join("summary.json"));
+    if !summary.is_ok_and(|t| serde_json::from_str::<crate::run::Summary>(&t).is_ok()) {
         return false;
     }
     let Ok(text) = std::fs::read_to_string(dir.join("config.toml")) else {

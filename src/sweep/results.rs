@@ -74,8 +74,15 @@ pub fn read_result(out: &Path, grid: &Grid, run: &IdentifiedRun) -> Result<RunRe
     let Ok(text) = std::fs::read_to_string(dir.join("summary.json")) else {
         return Ok(result);
     };
-    let summary: Summary = serde_json::from_str(&text)
-        .with_context(|| format!("{}/summary.json is not a lagom summary", dir.display()))?;
+    let summary: Summary = match serde_json::from_str(&text) {
+        Ok(s) => s,
+        Err(e) => {
+            // One damaged run must not hide the others: its row says failed, and the next
+            // invocation runs it again (`plan::finished` refuses the same summary).
+            tracing::warn!("{}/summary.json is not a lagom summary: {e}", dir.display());
+            return Ok(result);
+        }
+    };
     result.status = if summary.diverged { "diverged" } else { "ok" }.into();
     result.final_test_accuracy = summary.details.final_test_accuracy();
     result.final_train_loss = summary.details.final_train_loss();
