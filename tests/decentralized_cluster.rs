@@ -165,9 +165,18 @@ fn pc_asgd_with_a_delayed_node_learns() {
             "algorithm.pc_asgd.delayed_nodes=[3]",
             "--set",
             "algorithm.pc_asgd.delay=2",
+            "--set",
+            "algorithm.pc_asgd.theta=\"adaptive\"",
         ],
     );
     let (_, sent) = check(&s, "pc-asgd", 400);
-    assert_between("pc-asgd bytes", sent, 8.0 * D, 8.0 * D + 2.0 * HEADER);
-    assert_eq!(number(&s, "theta_mean"), 0.5);
+    // Two models to the ring neighbours, plus the two losses averaged for θ_k.
+    assert_between(
+        "pc-asgd bytes",
+        sent,
+        8.0 * D + 8.0,
+        8.0 * D + 3.0 * HEADER + 8.0,
+    );
+    let theta = number(&s, "theta_mean");
+    assert!((0.0..=1.0).contains(&theta), "θ mean {theta}");
 }

@@ -257,7 +257,11 @@ fn over_an_asynchronous_network_every_algorithm_gives_the_in_process_results_bit
         c.slowmo.period = 4;
         assert_timing_does_not_matter(&c, 8, &format!("slowmo over {base:?}"));
     }
-    for theta in [Theta::Fixed(0.5), Theta::Named(ThetaRule::Adaptive)] {
+    for theta in [
+        Theta::Fixed(0.5),
+        Theta::Named(ThetaRule::Adaptive),
+        Theta::Named(ThetaRule::AdaptivePerNode),
+    ] {
         let mut c = config(PcAsgd);
         c.momentum = 0.0;
         c.pc_asgd.delay = 2;

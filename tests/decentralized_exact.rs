@@ -1,5 +1,10 @@
 //! The exact statements of spec §17.9–§17.17 for the decentralized family, on the real node
-//! cores driven by the in-process cluster (the node drivers), in f64 with deterministic gradient oracles.
+//! cores driven by the in-process cluster (the node drivers), in f64 with deterministic gradient
+//! oracles. PC-ASGD's (§17.17) are in pc_asgd_exact.rs.
+
+mod node_oracle;
+
+use node_oracle::*;
 
 use std::sync::Arc;
 
@@ -8,86 +13,6 @@ use lagom::decen::{
     build_nodes, BufferStrategy, DecentralizedNode, DpsgdForm, GossipNode, GossipSpec,
     InProcessCluster, MixTiming, SlowMoBase, Theta, Topology, TopologyName,
 };
-
-const TOL: f64 = 1e-9;
-
-fn close(a: &[f64], b: &[f64], tol: f64) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .all(|(x, y)| (x - y).abs() <= tol * (1.0 + x.abs() + y.abs()))
-}
-
-fn config(name: AlgorithmName, momentum: f64) -> AlgorithmConfig {
-    AlgorithmConfig {
-        name,
-        momentum,
-        ..AlgorithmConfig::default()
-    }
-}
-
-/// Per-node diagonal quadratics `f_i(x) = ½ Σ_j h_ij (x_j − c_ij)²` plus a deterministic
-/// "mini-batch" perturbation that depends on node and call count.
-struct Oracle {
-    h: Vec<Vec<f64>>,
-    c: Vec<Vec<f64>>,
-    noise: f64,
-    calls: Vec<u64>,
-}
-
-impl Oracle {
-    fn new(n: usize, d: usize, noise: f64) -> Self {
-        let h = (0..n)
-            .map(|i| {
-                (0..d)
-                    .map(|j| 0.5 + ((i * 3 + j * 5) % 7) as f64 * 0.25)
-                    .collect()
-            })
-            .collect();
-        let c = (0..n)
-            .map(|i| (0..d).map(|j| ((i + 2 * j) % 5) as f64 - 2.0).collect())
-            .collect();
-        Oracle {
-            h,
-            c,
-            noise,
-            calls: vec![0; n],
-        }
-    }
-
-    fn grad(&mut self, i: usize, x: &[f64], out: &mut Vec<f64>) {
-        let t = self.calls[i];
-        self.calls[i] += 1;
-        out.clear();
-        for (j, &xj) in x.iter().enumerate() {
-            let e = self.noise * (((t * 7 + i as u64 * 13 + j as u64 * 3) % 11) as f64 - 5.0) / 5.0;
-            out.push(self.h[i][j] * (xj - self.c[i][j]) + e);
-        }
-    }
-}
-
-fn engine(cfg: &AlgorithmConfig, nesterov: bool, n: usize, x0: &[f64]) -> InProcessCluster<f64> {
-    InProcessCluster::new(build_nodes(cfg, nesterov, n, &[], x0).expect("nodes"), 1)
-}
-
-fn no_loss(_: usize, _: &[f64]) -> f64 {
-    0.0
-}
-
-/// Runs `steps` iterations; returns every node's de-biased parameters after each.
-fn run(
-    e: &mut InProcessCluster<f64>,
-    oracle: &mut Oracle,
-    steps: usize,
-    lr: f64,
-) -> Vec<Vec<Vec<f64>>> {
-    (0..steps)
-        .map(|_| {
-            e.iterate(lr, &mut |i, p, out| oracle.grad(i, p, out), &mut no_loss);
-            e.nodes().iter().map(|node| node.params()).collect()
-        })
-        .collect()
-}
 
 /// Heavy-ball (or plain, μ = 0) SGD on the mean of the nodes' gradients: the AR-SGD reference.
 fn big_batch(
@@ -118,8 +43,6 @@ fn big_batch(
         })
         .collect()
 }
-
-const X0: [f64; 3] = [1.0, -2.0, 0.5];
 
 /// Runs `steps` iterations (lr 0.05) and asserts after each that the push-sum weights sum to n
 /// and the numerators to `total − γ Σ gradients`, counting messages in flight; returns whether
@@ -274,12 +197,6 @@ fn local_sgd_client_drift_fixed_point_on_quadratics_of_different_curvature() {
 }
 
 // §17.11 ------------------------------------------------------------------------------------
-
-fn gossip(name: AlgorithmName, topology: TopologyName) -> AlgorithmConfig {
-    let mut c = config(name, 0.0);
-    c.gossip.topology = topology;
-    c
-}
 
 fn push_sum_nodes(topology: Topology, timing: MixTiming, x0: &[Vec<f64>]) -> InProcessCluster<f64> {
     let t = Arc::new(topology);
@@ -457,12 +374,6 @@ fn osgp_conserves_mass_including_messages_in_flight() {
 }
 
 // §17.13 ------------------------------------------------------------------------------------
-
-fn dpsgd(topology: TopologyName, form: DpsgdForm) -> AlgorithmConfig {
-    let mut c = gossip(AlgorithmName::Dpsgd, topology);
-    c.gossip.form = form;
-    c
-}
 
 #[test]
 fn dpsgd_atc_over_the_complete_graph_is_allreduce_and_cta_is_not() {
@@ -838,132 +749,6 @@ fn double_averaging_every_step_is_ssgdm_with_equal_buffers_and_differs_for_longe
     let a = run(&mut da, &mut Oracle::new(3, 3, 0.3), 20, 0.05);
     let m = run(&mut maintained, &mut Oracle::new(3, 3, 0.3), 20, 0.05);
     assert!(!close(&a[19][0], &m[19][0], 1e-6));
-}
-
-// §17.17 ------------------------------------------------------------------------------------
-
-fn pc_asgd(delay: u64, delayed: Vec<usize>, lambda: f64, theta: Theta) -> AlgorithmConfig {
-    let mut c = config(AlgorithmName::PcAsgd, 0.0);
-    c.pc_asgd.delay = delay;
-    c.pc_asgd.delayed_nodes = delayed;
-    c.pc_asgd.lambda = lambda;
-    c.pc_asgd.theta = theta;
-    c.pc_asgd.topology = TopologyName::Ring;
-    c
-}
-
-#[test]
-fn pc_asgd_without_delay_is_consensus_sgd_for_every_theta() {
-    let mut reference = engine(&dpsgd(TopologyName::Ring, DpsgdForm::Cta), false, 5, &X0);
-    let want = run(&mut reference, &mut Oracle::new(5, 3, 0.3), 15, 0.05);
-    for theta in [0.0, 0.4, 1.0] {
-        let mut e = engine(
-            &pc_asgd(0, vec![1, 3], 0.5, Theta::Fixed(theta)),
-            false,
-            5,
-            &X0,
-        );
-        let got = run(&mut e, &mut Oracle::new(5, 3, 0.3), 15, 0.05);
-        for (nodes, w) in got.iter().zip(&want) {
-            assert!(
-                nodes.iter().zip(w).all(|(a, b)| close(a, b, TOL)),
-                "θ = {theta}"
-            );
-        }
-    }
-}
-
-#[test]
-fn pc_asgd_with_one_node_is_sgd_on_delay_compensated_stale_gradients() {
-    let (tau, lambda, gamma) = (2usize, 0.3, 0.1);
-    let mut e = engine(
-        &pc_asgd(tau as u64, vec![0], lambda, Theta::Fixed(1.0)),
-        false,
-        1,
-        &X0,
-    );
-    let got = run(&mut e, &mut Oracle::new(1, 3, 0.0), 20, gamma);
-    let mut oracle = Oracle::new(1, 3, 0.0);
-    let mut history = vec![X0.to_vec()];
-    for k in 0..20 {
-        let x = history[k].clone();
-        let stale = history[k.saturating_sub(tau)].clone();
-        let mut g = Vec::new();
-        oracle.grad(0, &stale, &mut g);
-        let next: Vec<f64> = (0..3)
-            .map(|j| x[j] - gamma * (g[j] + lambda * g[j] * g[j] * (x[j] - stale[j])))
-            .collect();
-        assert!(close(&got[k][0], &next, TOL), "k={k}");
-        history.push(next);
-    }
-}
-
-#[test]
-fn pc_asgd_adaptive_theta_keeps_the_lower_loss_candidate() {
-    let mut c = pc_asgd(2, vec![0, 2], 0.1, Theta::Fixed(0.0));
-    c.pc_asgd.theta = serde_json::from_str("\"adaptive\"").unwrap();
-    let nodes = build_nodes(&c, false, 4, &[], &X0).unwrap();
-    let mut e = InProcessCluster::new(nodes, 1);
-    let mut oracle = Oracle::new(4, 3, 0.2);
-    let h = oracle.h.clone();
-    let cc = oracle.c.clone();
-    let loss = |i: usize, p: &[f64]| -> f64 {
-        p.iter()
-            .enumerate()
-            .map(|(j, x)| 0.5 * h[i][j] * (x - cc[i][j]).powi(2))
-            .sum()
-    };
-    let mut seen = [false; 2];
-    for k in 0..30 {
-        // The losses each node asked for this iteration: its predicting candidate's, then its
-        // clipping candidate's.
-        let mut asked: Vec<Vec<f64>> = vec![Vec::new(); 4];
-        e.iterate(
-            0.05,
-            &mut |i, p, out| oracle.grad(i, p, out),
-            &mut |i, p| {
-                let l = loss(i, p);
-                asked[i].push(l);
-                l
-            },
-        );
-        for (i, node) in e.nodes().iter().enumerate() {
-            let t = node.last_theta().unwrap();
-            let [p, c] = asked[i][..] else {
-                panic!("node {i} asked for {} losses at k={k}", asked[i].len());
-            };
-            let want = if p <= c { 1.0 } else { 0.0 };
-            assert_eq!(t, want, "node {i} k={k}: losses P {p} C {c}");
-            seen[t as usize] = true;
-        }
-    }
-    assert!(
-        seen[0] && seen[1],
-        "both candidates should win sometimes: {seen:?}"
-    );
-}
-
-#[test]
-fn pc_asgd_effective_mixing_stays_doubly_stochastic() {
-    for topology in [
-        TopologyName::Ring,
-        TopologyName::Bipartite,
-        TopologyName::Complete,
-    ] {
-        let t = Topology::new(topology, 6).unwrap();
-        let delayed = vec![true, false, false, true, false, true];
-        for k in 0..t.period() {
-            let w = t.mixing(k);
-            let c = lagom::decen::clipped_mixing(&t, &delayed, 3, k);
-            for theta in [0.0, 0.25, 0.5, 1.0] {
-                let e = w.combine(theta, &c, 1.0 - theta);
-                assert!(
-                    e.is_doubly_stochastic(1e-12) && e.is_symmetric(1e-15),
-                    "{topology:?} k={k} θ={theta}"
-                );
-            }
-        }
-    }
 }
 
 #[test]

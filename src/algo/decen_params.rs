@@ -204,8 +204,7 @@ impl Default for BmufParams {
 pub enum Theta {
     /// A fixed θ ∈ [0, 1].
     Fixed(f64),
-    /// `"adaptive"`: the practical variant, θ ∈ {0, 1} per node and iteration, keeping the
-    /// candidate with the lower local mini-batch loss.
+    /// A named rule of the practical variant, θ ∈ {0, 1} per iteration (see [`ThetaRule`]).
     Named(ThetaRule),
 }
 
@@ -213,8 +212,12 @@ pub enum Theta {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ThetaRule {
-    /// The practical variant's per-iteration choice.
+    /// `"adaptive"`: one θ_k for the network, 1 when the nodes' mean local mini-batch loss at
+    /// the predicting candidates is at most that at the clipping candidates (the paper's θ_k).
     Adaptive,
+    /// `"adaptive-per-node"`: each node keeps its own lower-loss candidate (no reduction; the
+    /// effective mixing is then only row-stochastic).
+    AdaptivePerNode,
 }
 
 /// `[algorithm.pc_asgd]` (spec §16; the reconstruction is UNCONFIRMED, see the README).
@@ -227,7 +230,7 @@ pub struct PcAsgdParams {
     pub delayed_nodes: Vec<usize>,
     /// The delay-compensation scale λ of the predicting step.
     pub lambda: f64,
-    /// The tradeoff θ: a number in [0, 1] or `"adaptive"`.
+    /// The tradeoff θ: a number in [0, 1], `"adaptive"` or `"adaptive-per-node"`.
     pub theta: Theta,
     /// The mixing graph (symmetric: ring, bipartite or complete).
     pub topology: TopologyName,
@@ -311,7 +314,7 @@ pub fn validate_decentralized_params(config: &AlgorithmConfig) -> Vec<(&'static 
         check(
             (0.0..=1.0).contains(&t),
             "algorithm.pc_asgd.theta",
-            format!("must be in [0, 1] or \"adaptive\", got {t}"),
+            format!("must be in [0, 1], \"adaptive\" or \"adaptive-per-node\", got {t}"),
         );
     }
     if config.name == AlgorithmName::PcAsgd {

@@ -13,7 +13,10 @@
 use crate::algo::Real;
 
 use super::mailbox::{DriverCounts, Mailbox, ReceiveError};
-use super::node::{DecentralizedNode, GossipMessage, Outgoing, ReduceKind, Reduction};
+use super::node::{
+    DecentralizedNode, GossipMessage, Outgoing, ReduceKind, Reduction, LOSS_NOT_COMPUTED,
+    LOSS_POINTS,
+};
 
 /// What the shell must do for the driver.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,6 +110,8 @@ enum Phase {
     Peers(Option<f64>),
     /// Waits for the losses at the loss points.
     Losses,
+    /// Waits for the mean over the nodes of the losses at their loss points.
+    LossMean,
     /// Waits for every message sent so far before an exact average, until the deadline.
     Flush(Reduction, Option<f64>),
     /// Waits for the exact average.
@@ -234,9 +239,12 @@ impl<T: Real> NodeDriver<T> {
         Ok(())
     }
 
-    /// Input: the losses asked for by `ComputeLosses` of `iteration`.
+    /// Input: the losses asked for by `ComputeLosses` of `iteration`, one per point.
     pub fn on_losses(&mut self, iteration: u64, losses: Vec<f64>) -> Result<(), InputError> {
         self.expecting("losses", iteration, self.phase == Phase::Losses)?;
+        if self.node.reduces_losses() {
+            self.sized("losses", losses.len(), LOSS_POINTS)?;
+        }
         self.losses = Some(losses);
         Ok(())
     }
@@ -250,6 +258,7 @@ impl<T: Real> NodeDriver<T> {
     ) -> Result<(), InputError> {
         let waited = match self.phase {
             Phase::GradientMean => kind == ReduceKind::Gradients,
+            Phase::LossMean => kind == ReduceKind::Losses,
             Phase::Average(r) => kind == r.kind(),
             _ => false,
         };
@@ -303,7 +312,11 @@ impl<T: Real> NodeDriver<T> {
                         None => Phase::Peers(deadline.or(Some(now + self.peer_wait_s))),
                     })
                 }
-                Phase::Losses => self.losses.take().map(|l| self.end(&l, &mut out)),
+                Phase::Losses => self.losses.take().map(|l| self.losses_ready(l, &mut out)),
+                Phase::LossMean => self.reduced.take().map(|mean| {
+                    let mean: Vec<f64> = mean.iter().map(|&v| Real::to_f64(v)).collect();
+                    self.end(&mean, &mut out)
+                }),
                 Phase::Flush(r, deadline) => {
                     match self.wait_for_peers(true, deadline, now, &mut out) {
                         Some(()) => Some(self.request_average(r, &mut out)),
@@ -430,6 +443,30 @@ impl<T: Real> NodeDriver<T> {
             points,
         });
         Phase::Losses
+    }
+
+    /// Ends with the node's own losses, or sends them to be averaged over the nodes first (a
+    /// loss that is not finite goes as [`LOSS_NOT_COMPUTED`], any other at most that).
+    fn losses_ready(&mut self, losses: Vec<f64>, out: &mut Vec<DriverAction<T>>) -> Phase {
+        if !self.node.reduces_losses() {
+            return self.end(&losses, out);
+        }
+        let values = losses
+            .iter()
+            .map(|&l| {
+                T::of(if l.is_finite() {
+                    l.min(LOSS_NOT_COMPUTED)
+                } else {
+                    LOSS_NOT_COMPUTED
+                })
+            })
+            .collect();
+        out.push(DriverAction::Reduce {
+            iteration: self.k,
+            kind: ReduceKind::Losses,
+            values,
+        });
+        Phase::LossMean
     }
 
     fn end(&mut self, losses: &[f64], out: &mut Vec<DriverAction<T>>) -> Phase {

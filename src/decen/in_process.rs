@@ -30,6 +30,8 @@ pub struct IterationReport {
     pub bytes_received: Vec<u64>,
     /// True when the gradients were replaced by their exact mean (AR-SGD).
     pub reduced_gradients: bool,
+    /// True when the nodes averaged their losses at their loss points (PC-ASGD's global θ).
+    pub reduced_losses: bool,
     /// True when the nodes averaged their parameters exactly at the end of the iteration.
     pub averaged: bool,
     /// True when that average fed a SlowMo slow step.
@@ -174,6 +176,7 @@ impl<T: Real> InProcessCluster<T> {
                 report.bytes_sent[i] += bytes;
                 report.bytes_received[i] += bytes;
                 report.reduced_gradients |= kind == ReduceKind::Gradients;
+                report.reduced_losses |= kind == ReduceKind::Losses;
                 match self.rendezvous.on_reduce(i, iteration, kind, values) {
                     Ok(actions) => self.hand_over(actions) > 0,
                     Err(_) => true,

@@ -33,7 +33,10 @@ pub use mailbox::{
     look_ahead, DriverCounts, ReceiveError, LOOK_AHEAD_SLACK, MAX_AHEAD, MAX_WAITING,
 };
 pub use mean::{consensus_distance, node_mean};
-pub use node::{DecentralizedNode, GossipMessage, Incoming, Outgoing, ReduceKind, Reduction};
+pub use node::{
+    DecentralizedNode, GossipMessage, Incoming, Outgoing, ReduceKind, Reduction, LOSS_NOT_COMPUTED,
+    LOSS_POINTS,
+};
 pub use pc_asgd::{clipped_mixing, PcAsgdNode, PcAsgdSpec};
 pub use rendezvous::{
     PeerEntry, RendezvousAction, RendezvousCore, RendezvousError, MAX_LEAD, MAX_PENDING,

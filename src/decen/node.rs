@@ -11,6 +11,8 @@
 //! 5. messages due this iteration are absorbed;
 //! 6. [`loss_points`](DecentralizedNode::loss_points) names the points whose local mini-batch loss
 //!    `end` needs (PC-ASGD's adaptive θ; usually none), and the caller computes them;
+//!    — averaged over the nodes first when [`reduces_losses`](DecentralizedNode::reduces_losses)
+//!    (a condition that is one for the whole network, like PC-ASGD's θ_k);
 //! 7. [`end`](DecentralizedNode::end) finishes the iteration with those losses and may ask for an
 //!    exact average, which the caller computes over all nodes and hands to
 //!    [`apply_reduction`](DecentralizedNode::apply_reduction).
@@ -75,7 +77,16 @@ pub enum ReduceKind {
     Params,
     /// Parameters and momentum buffers (double averaging, `buffers = "sync"`).
     ParamsAndBuffers,
+    /// The local mini-batch losses at a node's [`LOSS_POINTS`] loss points (PC-ASGD's global θ).
+    Losses,
 }
+
+/// How many loss points a node that reduces its losses names (PC-ASGD: predicting, clipping).
+pub const LOSS_POINTS: usize = 2;
+
+/// What a node sends for a loss that could not be computed (or is not finite): larger than any
+/// real loss, and still finite so that the rendezvous accepts it and a mean stays finite in f32.
+pub const LOSS_NOT_COMPUTED: f64 = 1e30;
 
 impl ReduceKind {
     /// Values in one node's part for a model of `dim` parameters.
@@ -83,6 +94,7 @@ impl ReduceKind {
         match self {
             ReduceKind::ParamsAndBuffers => 2 * dim,
             ReduceKind::Gradients | ReduceKind::Params => dim,
+            ReduceKind::Losses => LOSS_POINTS,
         }
     }
 }
@@ -120,8 +132,15 @@ pub trait DecentralizedNode<T>: Send {
     fn loss_points(&mut self, _k: u64, _lr: f64) -> Vec<Vec<T>> {
         Vec::new()
     }
+    /// True when the losses at the [`LOSS_POINTS`] loss points must be averaged over the nodes
+    /// before [`end`](Self::end) sees them (a decision taken once for the whole network).
+    fn reduces_losses(&self) -> bool {
+        false
+    }
     /// Ends iteration `k` with the losses at [`loss_points`](Self::loss_points), in its order (a
-    /// loss that could not be computed is `+∞`). Returns the exact average it needs now, if any.
+    /// loss that could not be computed is `+∞`; averaged over the nodes, each at most
+    /// [`LOSS_NOT_COMPUTED`], when [`reduces_losses`](Self::reduces_losses)). Returns the exact
+    /// average it needs now, if any.
     fn end(&mut self, k: u64, lr: f64, losses: &[f64]) -> Option<Reduction>;
     /// Applies the exact averages requested by `end` (`buffers` present iff requested).
     fn apply_reduction(

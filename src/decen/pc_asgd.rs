@@ -8,8 +8,12 @@
 //!   delayed end and gives its weight back to both ends' self-loops, so `W̃` stays symmetric and
 //!   doubly stochastic;
 //!
-//! as `x^{k+1} = θ x^P + (1 − θ) x^C`, with θ fixed or chosen per node and iteration by the
-//! practical variant (the candidate with the lower local mini-batch loss).
+//! as `x^{k+1} = θ_k x^P + (1 − θ_k) x^C`, with θ fixed or chosen by the practical variant:
+//! `"adaptive"` keeps the predicting candidates of iteration k everywhere when the nodes' mean
+//! local mini-batch loss there is at most that at the clipping candidates (one θ_k for the whole
+//! network, a reduction of two numbers per iteration, so the effective mixing
+//! `θ_k W + (1 − θ_k) W̃` stays doubly stochastic); `"adaptive-per-node"` lets each node keep its
+//! own lower-loss candidate (no reduction, but the effective mixing is then only row-stochastic).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,7 +21,12 @@ use std::sync::Arc;
 use crate::algo::Real;
 
 use super::node::{DecentralizedNode, GossipMessage, Incoming, Outgoing, Reduction};
-use super::{Mixing, Theta, Topology};
+use super::{Mixing, Theta, ThetaRule, Topology};
+
+/// A (mean) loss at least this large is taken as one that could not be computed: the predicting
+/// candidate is not kept. The mean over n nodes of a loss sent as
+/// [`LOSS_NOT_COMPUTED`](super::node::LOSS_NOT_COMPUTED) (10³⁰) is far above it for any n.
+pub const LOSS_TOO_LARGE: f64 = 1e20;
 
 /// The clipped mixing matrix `W̃` of iteration `k`: `W(k)` without the edges that touch a node of
 /// `delayed`, their weight moved to the diagonal at both ends. With no delay (`delay == 0`) it is
@@ -40,6 +49,14 @@ pub fn clipped_mixing(topology: &Topology, delayed: &[bool], delay: u64, k: u64)
         }
     }
     m
+}
+
+/// The lateness of a delayed node's messages for a delay of `delay` iterations: its parameters
+/// of iteration k (sent when k begins) are mixed at the end of iteration k + τ, as `x_j^{k−τ}`
+/// is at iteration k; a lateness of τ alone would mix them at the end of k + τ − 1 (the
+/// receiver's point k + τ comes right after its step of k + τ − 1).
+fn delayed_lateness(delay: u64) -> u64 {
+    delay + 1
 }
 
 /// What a [`PcAsgdNode`] needs to know about the whole run.
@@ -155,7 +172,7 @@ impl<T: Real> DecentralizedNode<T> for PcAsgdNode<T> {
             self.x.clone()
         };
         let lateness = if self.is_delayed() {
-            self.spec.delay
+            delayed_lateness(self.spec.delay)
         } else {
             0
         };
@@ -182,6 +199,10 @@ impl<T: Real> DecentralizedNode<T> for PcAsgdNode<T> {
 
     fn reduces_gradients(&self) -> bool {
         false
+    }
+
+    fn reduces_losses(&self) -> bool {
+        self.spec.theta == Theta::Named(ThetaRule::Adaptive)
     }
 
     fn step(&mut self, _k: u64, grad: &[T], _lr: f64) -> Vec<Outgoing<T>> {
@@ -222,8 +243,8 @@ impl<T: Real> DecentralizedNode<T> for PcAsgdNode<T> {
         };
         let theta = match (&self.spec.theta, losses) {
             (Theta::Fixed(t), _) => *t,
-            (Theta::Named(_), [p, c]) if p <= c => 1.0,
-            // A loss that could not be computed (or is NaN) never picks the predicting step.
+            // A loss that could not be computed (∞, NaN, or in a mean) never picks predicting.
+            (Theta::Named(_), [p, c]) if *p < LOSS_TOO_LARGE && p <= c => 1.0,
             (Theta::Named(_), _) => 0.0,
         };
         self.theta = Some(theta);
@@ -243,7 +264,7 @@ impl<T: Real> DecentralizedNode<T> for PcAsgdNode<T> {
             .map(|from| Incoming {
                 from,
                 lateness: if self.spec.delay > 0 && self.spec.delayed[from] {
-                    self.spec.delay
+                    delayed_lateness(self.spec.delay)
                 } else {
                     0
                 },

@@ -45,7 +45,8 @@ pub fn rendezvous_events(data: &[u8]) {
                     ReduceKind::Gradients,
                     ReduceKind::Params,
                     ReduceKind::ParamsAndBuffers,
-                ][input.below(3)];
+                    ReduceKind::Losses,
+                ][input.below(4)];
                 let len = kind.len(DIM) + usize::from(input.u8() % 16 == 0);
                 let values = input.values(len);
                 core.on_reduce(worker, it, kind, values).unwrap_or_default()

@@ -3,13 +3,15 @@
 //! networked run executes — each computing noisy gradients of the analytic objective, or a real
 //! model's gradients on its own mini-batches.
 //!
-//! Virtual time: a node's step takes `step_time_s / speed × jitter`. An iteration in which nodes
+//! Virtual time: a node's step takes `step_time_s / speed × jitter`, and each loss it computes
+//! (PC-ASGD's adaptive θ: two per iteration) a [`FORWARD_SHARE`] of that. An iteration in which nodes
 //! exchange messages or average is a barrier (everyone waits for the slowest, then the transfer:
 //! latency plus its bytes over `sim.bandwidth_gbps`); an exact average goes through the rendezvous,
 //! whose link carries all n vectors each way. OSGP's messages travel behind the next step's
 //! compute, so only the part of the transfer longer than a step shows; PC-ASGD's delayed nodes
-//! wait for nobody and nobody waits for them (their lateness is the configured delay). Local SGD's
-//! nodes run freely between averages.
+//! wait for nobody and nobody waits for them (their lateness is the configured delay), except
+//! that the global adaptive θ averages two losses through the rendezvous every iteration, a
+//! barrier for all nodes. Local SGD's nodes run freely between averages.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -23,7 +25,7 @@ use super::setup::SimSetup;
 use super::source::{Evaluation, LossWindow};
 use super::{build_source, SimResult};
 use crate::algo::AlgorithmName;
-use crate::decen::{build_nodes, delayed_nodes, InProcessCluster};
+use crate::decen::{build_nodes, delayed_nodes, InProcessCluster, LOSS_POINTS};
 use crate::heterogeneity::jitter_factor;
 use crate::run::event::{
     DecentralizedSimEval, Diverged, End, Eval, LossDiverged, SimEnd, SimStart, Start,
@@ -33,6 +35,10 @@ use crate::run::{
     RunEvent, RunPolicy, Summary,
 };
 use crate::server::StalenessHistogram;
+
+/// The time of a forward pass (a loss PC-ASGD's adaptive θ asks for) as a share of a step's
+/// forward and backward pass.
+pub const FORWARD_SHARE: f64 = 1.0 / 3.0;
 
 /// Bytes and time of the iterations since the last report.
 #[derive(Default)]
@@ -115,6 +121,7 @@ pub fn run(
             compute[i] =
                 config.sim.step_time_s / speeds[i] * jitter_factor(jitter.as_ref(), &mut timing[i]);
         }
+        let mut losses_computed = vec![0u32; n];
         let report = cluster.iterate(
             lr,
             &mut |i, point, out| match source.borrow_mut().gradient(i, point, 0.0, out) {
@@ -126,7 +133,10 @@ pub fn run(
                 }
             },
             &mut |i, point| match source.borrow_mut().local_loss(i, point) {
-                Ok(loss) => loss,
+                Ok(loss) => {
+                    losses_computed[i] += 1;
+                    loss
+                }
                 Err(e) => {
                     failure.borrow_mut().get_or_insert(e);
                     f64::NAN
@@ -135,6 +145,9 @@ pub fn run(
         );
         if let Some(e) = failure.borrow_mut().take() {
             return Err(e.context(format!("iteration {k} of the simulation")));
+        }
+        for i in 0..n {
+            compute[i] *= 1.0 + FORWARD_SHARE * f64::from(losses_computed[i]);
         }
         let before = clocks.iter().copied().fold(0.0, f64::max);
         for i in 0..n {
@@ -152,11 +165,17 @@ pub fn run(
             let upload = latency + most(&report.bytes_sent) / bytes_per_second;
             let transfer = latency
                 + most(&report.bytes_sent).max(most(&report.bytes_received)) / bytes_per_second;
-            // PC-ASGD's delayed nodes hold nobody up: their messages are modelled as late.
+            // PC-ASGD's delayed nodes hold nobody up: their messages are modelled as late; but
+            // averaging the losses for one θ_k is a barrier that waits for every node.
             let slowest = (0..n)
-                .filter(|&i| !delayed[i])
+                .filter(|&i| !delayed[i] || report.reduced_losses)
                 .map(|i| clocks[i])
                 .fold(0.0, f64::max);
+            let loss_mean = if report.reduced_losses {
+                2.0 * latency + 2.0 * n as f64 * (LOSS_POINTS * 4) as f64 / bytes_per_second
+            } else {
+                0.0
+            };
             let step = compute.iter().copied().fold(f64::INFINITY, f64::min);
             // OSGP sends while the next step computes; what arrives is absorbed when it lands.
             let shown = if overlap {
@@ -164,7 +183,9 @@ pub fn run(
             } else {
                 transfer
             };
-            clocks.iter_mut().for_each(|c| *c = slowest + shown);
+            clocks
+                .iter_mut()
+                .for_each(|c| *c = slowest + shown + loss_mean);
         }
         let after = clocks.iter().copied().fold(0.0, f64::max);
         let sent: u64 = report.bytes_sent.iter().sum();
