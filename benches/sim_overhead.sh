@@ -47,6 +47,10 @@ import json, re, statistics, sys
 tmp, rounds, model, data, batch, workers, algorithm = sys.argv[1:8]
 rounds = int(rounds)
 def bench(r):
+    # The mean step after the first 10 (warm-up): the sim's slope is a mean too.
+    steps = [float(x) for x in re.findall(r"^step \d+: ([0-9.e-]+) s", open(f"{tmp}/bench-{r}.txt").read(), re.M)]
+    return statistics.mean(steps[10:])
+def bench_median(r):
     return float(re.search(r"median_step_s ([0-9.e-]+)", open(f"{tmp}/bench-{r}.txt").read()).group(1))
 def train(r):
     pts = [(e["updates"], e["t_s"]) for e in map(json.loads, open(f"{tmp}/train-{r}/metrics.jsonl")) if e["event"] == "train"]
@@ -56,12 +60,14 @@ def sim(r):
     (n0, e0, s0), (n1, e1, s1) = [tuple(map(float, l.split())) for l in open(f"{tmp}/sim-{r}.txt")]
     return ((e1 - s1) - (e0 - s0)) / (n1 - n0)
 b = [bench(r) for r in range(1, rounds + 1)]
+bm = [bench_median(r) for r in range(1, rounds + 1)]
 t = [train(r) for r in range(1, rounds + 1)]
 s = [sim(r) for r in range(1, rounds + 1)]
 mb, mt, ms = statistics.median(b), statistics.median(t), statistics.median(s)
 fmt = lambda xs: ", ".join(f"{x*1000:.2f}" for x in xs)
 print(f"{model} on {data}, batch {batch}; sim: {algorithm}, {workers} workers; median of {rounds} rounds")
-print(f"  lagom bench (forward+backward):   {mb*1000:.2f} ms/step   ({fmt(b)})")
+print(f"  lagom bench (forward+backward):   {mb*1000:.2f} ms/step   ({fmt(b)}; mean after 10 steps)")
+print(f"  lagom bench, median step:         {statistics.median(bm)*1000:.2f} ms/step   ({fmt(bm)})")
 print(f"  lagom train (+ data, optimizer):  {mt*1000:.2f} ms/step   ({fmt(t)})")
 print(f"  lagom sim (per update, slope):    {ms*1000:.2f} ms/update ({fmt(s)})")
 print(f"  sim / bench = {ms/mb:.3f}   sim / train = {ms/mt:.3f}")
