@@ -219,6 +219,9 @@ fn a_hostile_worker_is_refused_everywhere_and_the_honest_ones_finish() {
         per_worker[2]["gradients"], 0,
         "the hostile slot did nothing: {s}"
     );
+    // Worker 0's refusals of the future gossip reach the run's record.
+    let refused = s["messages_refused"].as_u64().expect("messages_refused");
+    assert!(refused >= 1, "refused gossip counted: {s}");
     let ev = events(&cluster.run.path().join("metrics.jsonl"));
     let rejected: Vec<_> = ev.iter().filter(|e| e["event"] == "rejected").collect();
     assert!(

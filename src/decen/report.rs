@@ -32,6 +32,10 @@ pub struct NodeStats {
     pub absorbed_late: u64,
     /// PC-ASGD's mean θ (`None` for the other algorithms).
     pub theta: Option<f64>,
+    /// Messages from peers it refused (not a neighbour's at that iteration, outside its window,
+    /// duplicated, malformed); absent from older workers' reports (0).
+    #[serde(default)]
+    pub refused: u64,
 }
 
 /// The nodes' reports of one iteration, combined.
@@ -63,6 +67,8 @@ pub struct RoundReport<T> {
     pub absorbed_late: u64,
     /// PC-ASGD's mean θ, if reported.
     pub theta: Option<f64>,
+    /// Peer messages the nodes refused since the previous report.
+    pub refused: u64,
 }
 
 /// Totals over the whole run, for the summary.
@@ -82,6 +88,8 @@ pub struct RunTotals {
     pub given_up: u64,
     /// Messages absorbed late.
     pub absorbed_late: u64,
+    /// Peer messages the nodes refused.
+    pub refused: u64,
 }
 
 /// Combines the reports of iteration `iteration` (in slot order) into the run's record, adding
@@ -102,6 +110,7 @@ pub fn combine_reports<T: Real>(
     let compute: f64 = stats.iter().map(|s| s.compute_s).sum();
     let given_up = saturating_sum(stats.iter().map(|s| s.given_up));
     let absorbed_late = saturating_sum(stats.iter().map(|s| s.absorbed_late));
+    let refused = saturating_sum(stats.iter().map(|s| s.refused));
     let thetas: Vec<f64> = stats.iter().filter_map(|s| s.theta).collect();
     totals.node_iterations = totals.node_iterations.saturating_add(iterations);
     totals.bytes_sent = totals.bytes_sent.saturating_add(sent);
@@ -109,6 +118,7 @@ pub fn combine_reports<T: Real>(
     totals.wall_s += wall;
     totals.given_up = totals.given_up.saturating_add(given_up);
     totals.absorbed_late = totals.absorbed_late.saturating_add(absorbed_late);
+    totals.refused = totals.refused.saturating_add(refused);
     let per = iterations.max(1) as f64;
     RoundReport {
         iteration,
@@ -123,6 +133,7 @@ pub fn combine_reports<T: Real>(
         weight_sum: stats.iter().map(|s| s.weight).sum(),
         given_up,
         absorbed_late,
+        refused,
         theta: (!thetas.is_empty()).then(|| thetas.iter().sum::<f64>() / thetas.len() as f64),
     }
 }

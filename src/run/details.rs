@@ -172,6 +172,8 @@ pub struct RendezvousDetails {
     pub messages_absorbed_late: u64,
     /// Messages given up after the deadline.
     pub messages_given_up: u64,
+    /// Peer messages the nodes refused.
+    pub messages_refused: u64,
     /// The model's name.
     pub model: String,
     /// Its parameter count.

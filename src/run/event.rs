@@ -313,6 +313,8 @@ pub struct RendezvousEval {
     pub given_up: u64,
     /// Messages absorbed after their iteration.
     pub absorbed_late: u64,
+    /// Peer messages the nodes refused over the window.
+    pub refused: u64,
     /// PC-ASGD's mean θ (`null` for other algorithms).
     pub theta_mean: Option<f64>,
 }

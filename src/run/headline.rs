@@ -123,6 +123,7 @@ mod tests {
             final_test_accuracy: Some(0.863),
             iteration_s: 0.015,
             messages_absorbed_late: 0,
+            messages_refused: 0,
             messages_given_up: 0,
             model: "cnn".into(),
             params: 100,

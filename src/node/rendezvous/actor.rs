@@ -221,6 +221,7 @@ impl RendezvousActor {
             weight_sum: r.weight_sum,
             given_up: r.given_up,
             absorbed_late: r.absorbed_late,
+            refused: r.refused,
             theta_mean: r.theta,
         }));
         self.write(event);
@@ -298,6 +299,7 @@ impl RendezvousActor {
             iteration_s: totals.wall_s / per,
             messages_absorbed_late: totals.absorbed_late,
             messages_given_up: totals.given_up,
+            messages_refused: totals.refused,
             model: facts.model.clone(),
             params: facts.params,
             theta_mean: last.as_ref().and_then(|r| r.theta),

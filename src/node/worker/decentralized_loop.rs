@@ -57,6 +57,7 @@ struct Window {
     wait_s: f64,
     theta: f64,
     thetas: u64,
+    refused: u64,
     started: Option<Instant>,
 }
 
@@ -206,6 +207,7 @@ pub async fn run_loop(
                 };
                 let from = message.from;
                 if let Err(e) = driver.receive(lateness, message) {
+                    window.refused += 1;
                     refused.warn(&format!("message from peer {from} refused: {e}"));
                 }
             }
@@ -321,6 +323,7 @@ async fn finish_iteration(
         given_up: counts.given_up,
         absorbed_late: counts.absorbed_late,
         theta: (w.thetas > 0).then(|| w.theta / w.thetas as f64),
+        refused: w.refused,
     };
     send(
         conn,
