@@ -3,8 +3,9 @@
 //! heartbeat timeout and continued, then two others are killed at once; the supervisor restarts
 //! them and they rejoin. For each family — push-sum (SGP), symmetric gossip (D-PSGD), exact
 //! averages (SlowMo over Local SGD) and PC-ASGD — the run completes, every reported value is
-//! finite, the rendezvous saw the members leave and come back, and the test accuracy is within
-//! 3 points of the same run (same seed) undisturbed.
+//! finite, the rendezvous saw the members leave and come back, a returning worker started from a
+//! live peer's state, and the test accuracy is within 3 points of the same run (same seed)
+//! undisturbed.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -52,9 +53,11 @@ fn signal(pid: i32, sig: i32) {
 }
 
 /// Runs `algorithm` with `extra` flags; with `faults`, pauses slot 1 beyond the heartbeat
-/// timeout, then kills slots 2 and 3 at once. Returns the summary and the metrics.
-fn run(dir: &Path, algorithm: &str, extra: &[&str], faults: bool) -> serde_json::Value {
+/// timeout, then kills slots 2 and 3 at once. Returns the summary and the run's log.
+fn run(dir: &Path, algorithm: &str, extra: &[&str], faults: bool) -> (serde_json::Value, String) {
     let mut args = strings(&[
+        "--log-level",
+        "info",
         "--role",
         "local",
         "--run-dir",
@@ -91,8 +94,9 @@ fn run(dir: &Path, algorithm: &str, extra: &[&str], faults: bool) -> serde_json:
         signal(before[&3], libc::SIGKILL);
     }
     let out = wait_for(child, Duration::from_secs(240), algorithm);
-    assert!(out.status.success(), "{algorithm}: {}", stderr(&out));
-    summary(dir)
+    let log = stderr(&out);
+    assert!(out.status.success(), "{algorithm}: {log}");
+    (summary(dir), log)
 }
 
 /// The calm and the disturbed run of `algorithm`; checks what both must show.
@@ -101,9 +105,9 @@ fn compare(algorithm: &str, extra: &[&str]) {
         return;
     }
     let calm_dir = tempfile::tempdir().expect("tempdir");
-    let calm = run(calm_dir.path(), algorithm, extra, false);
+    let (calm, _) = run(calm_dir.path(), algorithm, extra, false);
     let hit_dir = tempfile::tempdir().expect("tempdir");
-    let hit = run(hit_dir.path(), algorithm, extra, true);
+    let (hit, log) = run(hit_dir.path(), algorithm, extra, true);
     let acc = |s: &serde_json::Value| s["final_test_accuracy"].as_f64().expect("accuracy");
     let (calm_acc, hit_acc) = (acc(&calm), acc(&hit));
     let ev = events(&hit_dir.path().join("metrics.jsonl"));
@@ -128,6 +132,14 @@ fn compare(algorithm: &str, extra: &[&str]) {
     assert!(
         count("join") >= 4 + 3,
         "{algorithm}: the paused and the two killed workers came back"
+    );
+    // A returning worker starts from a live peer's state, not from the last reported mean.
+    let states = log.matches("its state after iteration").count();
+    eprintln!("{algorithm}: {states} state(s) from a live peer for the rejoining workers");
+    let fallbacks = log.matches("starts from the last combined model").count();
+    assert!(
+        log.contains("rejoins from worker") && states >= 1 && fallbacks == 0,
+        "{algorithm}: {states} states from live peers, {fallbacks} waits for one timed out"
     );
     for e in ev.iter().filter(|e| e["event"] == "eval") {
         for key in ["test_accuracy", "consensus_distance", "weight_sum"] {

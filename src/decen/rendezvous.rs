@@ -90,6 +90,15 @@ pub enum RendezvousAction<T> {
     },
     /// Every present worker has reported iteration `iteration`: evaluate and record.
     Report(RoundReport<T>),
+    /// Ask `worker` (a live peer) for its state after its current iteration, for `joiner`,
+    /// which rejoined; if none comes within `net.round_timeout_s`, call
+    /// [`RendezvousCore::state_timed_out`].
+    RequestState {
+        /// The live peer asked.
+        worker: usize,
+        /// The slot that waits for the state.
+        joiner: usize,
+    },
 }
 
 impl<T> RendezvousAction<T> {
@@ -98,7 +107,8 @@ impl<T> RendezvousAction<T> {
         match self {
             RendezvousAction::Start { worker, .. }
             | RendezvousAction::Members { worker, .. }
-            | RendezvousAction::Reduced { worker, .. } => Some(*worker),
+            | RendezvousAction::Reduced { worker, .. }
+            | RendezvousAction::RequestState { worker, .. } => Some(*worker),
             RendezvousAction::Report(_) => None,
         }
     }
@@ -180,6 +190,8 @@ pub struct RendezvousCore<T> {
     reports: BTreeMap<u64, Vec<Option<NodeReport<T>>>>,
     completed: Vec<u64>,
     totals: RunTotals,
+    /// Rejoined slots waiting for a live peer's state: joiner → the peer asked.
+    awaiting_state: BTreeMap<usize, usize>,
 }
 
 impl<T: Real> RendezvousCore<T> {
@@ -196,6 +208,7 @@ impl<T: Real> RendezvousCore<T> {
             reports: BTreeMap::new(),
             completed: vec![0; n],
             totals: RunTotals::default(),
+            awaiting_state: BTreeMap::new(),
         }
     }
 
@@ -211,18 +224,23 @@ impl<T: Real> RendezvousCore<T> {
 
     /// The present members a pending average or report waits for (in slot order).
     pub fn waiting_for(&self) -> Vec<usize> {
-        let runs = |w: usize, it: u64| matches!(&self.members[w], Some(m) if m.from <= it);
         self.present()
             .filter(|&w| {
                 self.reductions
                     .iter()
-                    .any(|((it, _), s)| runs(w, *it) && s[w].is_none())
+                    .any(|((it, _), s)| self.runs(w, *it) && s[w].is_none())
                     || self
                         .reports
                         .iter()
-                        .any(|(it, s)| runs(w, *it) && s[w].is_none())
+                        .any(|(it, s)| self.runs(w, *it) && s[w].is_none())
             })
             .collect()
+    }
+
+    /// True when slot `w` is a member that runs iteration `it` (a rejoined slot still waiting
+    /// for a live peer's state runs nothing yet: averages and reports do not wait for it).
+    fn runs(&self, w: usize, it: u64) -> bool {
+        matches!(&self.members[w], Some(m) if m.from <= it) && !self.awaiting_state.contains_key(&w)
     }
 
     /// How many iterations of averages and reports are pending.
@@ -240,15 +258,19 @@ impl<T: Real> RendezvousCore<T> {
         &self.params
     }
 
-    /// Every slot's address and incarnation (`None`: absent).
+    /// Every slot's address and incarnation (`None`: absent, or rejoined and not started yet —
+    /// a message sent to it then would be lost, so its peers keep counting it absent).
     fn peers(&self) -> Vec<Option<PeerEntry>> {
         self.members
             .iter()
-            .map(|m| {
-                m.as_ref().map(|m| PeerEntry {
-                    addr: m.addr.clone(),
-                    incarnation: m.incarnation,
-                })
+            .enumerate()
+            .map(|(w, m)| {
+                m.as_ref()
+                    .filter(|_| !self.awaiting_state.contains_key(&w))
+                    .map(|m| PeerEntry {
+                        addr: m.addr.clone(),
+                        incarnation: m.incarnation,
+                    })
             })
             .collect()
     }
@@ -282,9 +304,10 @@ impl<T: Real> RendezvousCore<T> {
 
     /// A new process of worker `worker` joined, taking peers at `addr`; returns the incarnation
     /// issued to it (larger than any before in the slot) and what to do. Before the run starts it
-    /// waits for the others; after, it starts at the furthest iteration reached from the latest
-    /// combined parameters, and the others learn its address. A slot outside the run is ignored
-    /// (incarnation 0, nothing to do).
+    /// waits for the others; after, the live peer furthest ahead is asked for its state (the
+    /// joiner starts from it, see [`Self::on_state`]) — or, with no other member, it starts at
+    /// the furthest iteration reached from the latest combined parameters — and the others learn
+    /// its address. A slot outside the run is ignored (incarnation 0, nothing to do).
     pub fn join(&mut self, worker: usize, addr: String) -> (u64, Vec<RendezvousAction<T>>) {
         let Some(issued) = self.issued.get_mut(worker) else {
             return (0, Vec::new());
@@ -308,9 +331,95 @@ impl<T: Real> RendezvousCore<T> {
                 self.present().map(|w| self.start(w, from)).collect(),
             );
         }
-        let mut out = vec![self.start(worker, from)];
+        let donor = self
+            .present()
+            .filter(|&w| w != worker && !self.awaiting_state.contains_key(&w))
+            .max_by_key(|&w| (self.completed[w], std::cmp::Reverse(w)));
+        let mut out = match donor {
+            Some(donor) => {
+                self.awaiting_state.insert(worker, donor);
+                vec![RendezvousAction::RequestState {
+                    worker: donor,
+                    joiner: worker,
+                }]
+            }
+            None => vec![self.start(worker, from)],
+        };
+        // Until it starts, the others count it absent (its old self included), and what waited
+        // for its old self no longer waits.
         out.extend(self.broadcast_members(Some(worker)));
+        out.extend(self.complete());
         (incarnation, out)
+    }
+
+    /// Live peer `worker`'s state after `iteration` iterations, asked for by
+    /// [`RendezvousAction::RequestState`]: every slot waiting for it starts there from `params`
+    /// (what it no longer runs stops waiting for it). An unasked or late state changes nothing.
+    pub fn on_state(
+        &mut self,
+        worker: usize,
+        iteration: u64,
+        params: Vec<T>,
+    ) -> Result<Vec<RendezvousAction<T>>, RendezvousError> {
+        self.check(worker, "a state", iteration, &params, self.dim)?;
+        // The peer completed `iteration` iterations: as good as its progress.
+        self.progress = self.progress.max(iteration);
+        self.completed[worker] = self.completed[worker].max(iteration);
+        let joiners: Vec<usize> = self
+            .awaiting_state
+            .iter()
+            .filter(|(_, &donor)| donor == worker)
+            .map(|(&j, _)| j)
+            .collect();
+        let mut out = Vec::new();
+        for joiner in joiners {
+            self.awaiting_state.remove(&joiner);
+            out.extend(
+                self.start_joiner(joiner, iteration, Some(params.clone()))
+                    .unwrap_or_default(),
+            );
+        }
+        out.extend(self.complete());
+        Ok(out)
+    }
+
+    /// The state asked for `joiner` did not come in time: it starts at the furthest iteration
+    /// reached from the latest combined parameters.
+    pub fn state_timed_out(&mut self, joiner: usize) -> Vec<RendezvousAction<T>> {
+        if self.awaiting_state.remove(&joiner).is_none() {
+            return Vec::new();
+        }
+        let mut out = self
+            .start_joiner(joiner, self.progress, None)
+            .unwrap_or_default();
+        out.extend(self.complete());
+        out
+    }
+
+    /// Starts member `joiner` at `iteration` (at least where it joined) from `params` (else the
+    /// latest combined parameters), and tells the others it is present.
+    fn start_joiner(
+        &mut self,
+        joiner: usize,
+        iteration: u64,
+        params: Option<Vec<T>>,
+    ) -> Option<Vec<RendezvousAction<T>>> {
+        let member = self.members.get_mut(joiner)?.as_mut()?;
+        member.from = member.from.max(iteration);
+        let from = member.from;
+        self.completed[joiner] = self.completed[joiner].max(from);
+        let mut start = self.start(joiner, from);
+        if let (Some(p), RendezvousAction::Start { params, .. }) = (params, &mut start) {
+            *params = p;
+        }
+        let mut out = vec![start];
+        out.extend(self.broadcast_members(Some(joiner)));
+        Some(out)
+    }
+
+    /// Rejoined slots still waiting for a live peer's state.
+    pub fn awaiting_state(&self) -> usize {
+        self.awaiting_state.len()
     }
 
     /// Worker `worker`'s incarnation `incarnation` left: it is no longer waited for.
@@ -319,7 +428,17 @@ impl<T: Real> RendezvousCore<T> {
             Some(Some(m)) if m.incarnation == incarnation => self.members[worker] = None,
             _ => return Vec::new(),
         }
+        self.awaiting_state.remove(&worker);
+        let orphans: Vec<usize> = self
+            .awaiting_state
+            .iter()
+            .filter(|(_, &donor)| donor == worker)
+            .map(|(&j, _)| j)
+            .collect();
         let mut out = self.broadcast_members(None);
+        for joiner in orphans {
+            out.extend(self.state_timed_out(joiner));
+        }
         out.extend(self.complete());
         out
     }
@@ -434,11 +553,9 @@ impl<T: Real> RendezvousCore<T> {
 
     /// True when every present worker that runs `iteration` has a value in `slots`.
     fn all_in<V>(&self, iteration: u64, slots: &[Option<V>]) -> bool {
-        let waiting = self
-            .members
-            .iter()
+        let waiting = (0..self.members.len())
             .zip(slots)
-            .any(|(m, s)| matches!(m, Some(m) if m.from <= iteration) && s.is_none());
+            .any(|(w, s)| self.runs(w, iteration) && s.is_none());
         !waiting && slots.iter().any(Option::is_some)
     }
 
@@ -502,6 +619,7 @@ mod tests {
                     RendezvousAction::Start { .. } => "start",
                     RendezvousAction::Members { .. } => "members",
                     RendezvousAction::Reduced { .. } => "reduced",
+                    RendezvousAction::RequestState { .. } => "state-request",
                     RendezvousAction::Report(_) => return None,
                 };
                 a.worker().map(|w| (w, kind))
@@ -524,15 +642,41 @@ mod tests {
             incarnation, 2,
             "a new process of the slot gets a new incarnation"
         );
+        // The live peer furthest ahead (worker 0, at 7) is asked for its state.
+        assert_eq!(
+            out[0],
+            RendezvousAction::RequestState {
+                worker: 0,
+                joiner: 1
+            }
+        );
+        assert_eq!(sends(&out[1..]), vec![(0, "members"), (2, "members")]);
+        // Until it starts, the others see the slot absent (its old process is gone).
+        assert!(
+            matches!(&out[1], RendezvousAction::Members { peers, .. } if peers[1].is_none()),
+            "{out:?}"
+        );
+        let out = rv.on_state(0, 8, vec![3.0; 4]).unwrap();
         match &out[0] {
             RendezvousAction::Start {
                 worker: 1,
-                iteration,
+                iteration: 8,
+                params,
                 ..
-            } => assert_eq!(*iteration, 7),
+            } => assert_eq!(params, &vec![3.0; 4], "the peer's state, not the mean"),
             other => panic!("{other:?}"),
         }
+        // Once started, the others learn its new address.
         assert_eq!(sends(&out[1..]), vec![(0, "members"), (2, "members")]);
+        assert!(
+            matches!(&out[1], RendezvousAction::Members { peers, .. } if peers[1].as_ref().is_some_and(|p| p.addr == "b:2")),
+            "{out:?}"
+        );
+        assert_eq!(rv.awaiting_state(), 0);
+        assert!(
+            rv.on_state(0, 9, vec![3.0; 4]).unwrap().is_empty(),
+            "unasked"
+        );
         // An old incarnation leaving does not remove the new one.
         assert!(rv.leave(1, 1).is_empty());
     }
@@ -668,6 +812,11 @@ mod tests {
         // A rejoining process starts at the front, and may not name what came before.
         rv.leave(1, 1);
         let (_, out) = rv.join(1, "b2".into());
+        assert!(matches!(
+            out[0],
+            RendezvousAction::RequestState { worker: 0, .. }
+        ));
+        let out = rv.state_timed_out(1);
         assert!(
             matches!(out[0], RendezvousAction::Start { iteration, .. } if iteration == 6 + MAX_LEAD)
         );
@@ -706,5 +855,106 @@ mod tests {
             .on_reduce(1, 0, ReduceKind::Params, vec![3.0; 3])
             .expect("a part");
         assert_eq!(sends(&out), vec![(0, "reduced"), (1, "reduced")]);
+    }
+
+    #[test]
+    fn a_rejoiner_waits_for_a_live_peers_state_and_falls_back_to_the_mean_when_it_cannot_come() {
+        let mut rv = RendezvousCore::<f32>::new(3, vec![0.5; 2], 0);
+        for w in 0..3 {
+            rv.join(w, format!("h:{w}"));
+        }
+        for it in 1..=4 {
+            for w in 0..3 {
+                rv.on_progress(w, it).unwrap();
+            }
+        }
+        rv.on_progress(2, 5).unwrap();
+        // Worker 0's process dies with an average of iteration 5 waiting for it; a new process
+        // of slot 0 joins before the old one is noticed gone.
+        rv.on_reduce(1, 5, ReduceKind::Params, vec![1.0; 2])
+            .unwrap();
+        rv.on_reduce(2, 5, ReduceKind::Params, vec![1.0; 2])
+            .unwrap();
+        assert_eq!(rv.waiting_for(), vec![0]);
+        let (_, out) = rv.join(0, "h:0b".into());
+        assert_eq!(
+            out[0],
+            RendezvousAction::RequestState {
+                worker: 2,
+                joiner: 0
+            },
+            "the peer furthest ahead is asked"
+        );
+        assert!(
+            out.iter().any(|a| matches!(
+                a,
+                RendezvousAction::Reduced {
+                    iteration: 5,
+                    contributors: 2,
+                    ..
+                }
+            )),
+            "what waited for the old process completes: {out:?}"
+        );
+        assert_eq!(rv.awaiting_state(), 1);
+        // Averages and reports do not wait for a joiner that has not started.
+        rv.on_report(1, 6, NodeStats::default(), vec![1.0; 2])
+            .unwrap();
+        let out = rv
+            .on_report(2, 6, NodeStats::default(), vec![1.0; 2])
+            .unwrap();
+        assert!(
+            out.iter().any(
+                |a| matches!(a, RendezvousAction::Report(r) if r.iteration == 6 && r.nodes == 2)
+            ),
+            "{out:?}"
+        );
+        assert!(rv.waiting_for().is_empty());
+        let out = rv.on_state(2, 7, vec![2.0, 4.0]).unwrap();
+        assert!(
+            matches!(&out[0], RendezvousAction::Start { worker: 0, iteration: 7, params, .. } if params == &vec![2.0, 4.0]),
+            "{out:?}"
+        );
+        // Once started at 7, an average of iteration 7 waits for it.
+        rv.on_reduce(1, 7, ReduceKind::Params, vec![1.0; 2])
+            .unwrap();
+        rv.on_reduce(2, 7, ReduceKind::Params, vec![1.0; 2])
+            .unwrap();
+        assert_eq!(rv.waiting_for(), vec![0]);
+        rv.on_reduce(0, 7, ReduceKind::Params, vec![1.0; 2])
+            .unwrap();
+        // The peer asked leaves before answering: the joiner starts from the mean at the front.
+        rv.leave(1, 1);
+        let (_, out) = rv.join(1, "h:1b".into());
+        assert!(matches!(
+            out[0],
+            RendezvousAction::RequestState {
+                worker: 0,
+                joiner: 1
+            }
+        ));
+        let out = rv.leave(0, 2);
+        assert!(
+            out.iter().any(|a| matches!(a, RendezvousAction::Start { worker: 1, iteration: 7, params, .. } if params == rv.params())),
+            "{out:?}"
+        );
+        assert_eq!(rv.awaiting_state(), 0);
+        // A state that is malformed or outside the sender's window is refused.
+        let (_, out) = rv.join(0, "h:0c".into());
+        assert!(matches!(
+            out[0],
+            RendezvousAction::RequestState {
+                worker: 1,
+                joiner: 0
+            }
+        ));
+        assert!(rv.on_state(1, 7, vec![1.0; 3]).is_err());
+        assert!(rv.on_state(1, 7 + MAX_LEAD + 1, vec![1.0; 2]).is_err());
+        assert!(rv.on_state(1, 7, vec![f32::NAN; 2]).is_err());
+        assert_eq!(
+            rv.awaiting_state(),
+            1,
+            "worker 0 still waits for worker 1's state"
+        );
     }
 }

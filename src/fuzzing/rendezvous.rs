@@ -8,10 +8,10 @@ const NODES: usize = 3;
 /// Parameters of the fuzzed model.
 const DIM: usize = 2;
 
-/// `RendezvousCore` over arbitrary joins, leaves, progress, averages' parts and reports (any
-/// slot, iteration, kind, length, values, counters): it never panics, stores at most
-/// `MAX_PENDING` pending iterations of each kind, its progress never decreases, and an average
-/// never counts more contributors than slots.
+/// `RendezvousCore` over arbitrary joins, leaves, progress, averages' parts, reports, states and
+/// state timeouts (any slot, iteration, kind, length, values, counters): it never panics, stores
+/// at most `MAX_PENDING` pending iterations of each kind and a state wait per slot, its progress
+/// never decreases, and an average never counts more contributors than slots.
 pub fn rendezvous_events(data: &[u8]) {
     let mut input = Input::new(data);
     let mut core = RendezvousCore::new(NODES, vec![0.0f32; DIM], u64::from(input.u8()));
@@ -20,7 +20,7 @@ pub fn rendezvous_events(data: &[u8]) {
         let before = core.progress();
         let worker = input.below(NODES + 1);
         let it = input.iteration(core.progress());
-        let actions = match input.u8() % 6 {
+        let actions = match input.u8() % 8 {
             0 => {
                 if worker < NODES {
                     let (inc, actions) = core.join(worker, format!("h:{worker}"));
@@ -51,6 +51,12 @@ pub fn rendezvous_events(data: &[u8]) {
                 let values = input.values(len);
                 core.on_reduce(worker, it, kind, values).unwrap_or_default()
             }
+            6 => {
+                let len = if input.u8() % 16 == 0 { 1 } else { DIM };
+                let params = input.values(len);
+                core.on_state(worker, it, params).unwrap_or_default()
+            }
+            7 => core.state_timed_out(worker),
             _ => {
                 let stats = NodeStats {
                     iterations: input.u64(),
@@ -65,6 +71,7 @@ pub fn rendezvous_events(data: &[u8]) {
             }
         };
         assert!(core.progress() >= before, "progress went back");
+        assert!(core.awaiting_state() <= NODES, "state waits");
         assert!(
             core.pending() <= 2 * MAX_PENDING,
             "{} pending",

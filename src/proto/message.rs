@@ -204,6 +204,19 @@ pub enum Message {
         /// Why.
         reason: String,
     },
+    /// The rendezvous asks a decentralized worker for its state after its current iteration
+    /// (a rejoining peer starts from it).
+    StateRequest {},
+    /// A decentralized worker's answer to `StateRequest`.
+    State {
+        /// The sender's slot.
+        worker: u32,
+        /// Iterations it has completed.
+        iteration: u64,
+        /// Its de-biased parameters.
+        #[serde(with = "super::f32_bytes")]
+        params: Vec<f32>,
+    },
 }
 
 impl Message {
@@ -212,7 +225,8 @@ impl Message {
         match self {
             Message::Params { params, .. }
             | Message::Start { params, .. }
-            | Message::Report { params, .. } => Some(params),
+            | Message::Report { params, .. }
+            | Message::State { params, .. } => Some(params),
             Message::Gradient { grad, .. } => Some(grad),
             Message::Gossip { x, .. } => Some(x),
             Message::Reduce { values, .. } | Message::Reduced { values, .. } => Some(values),
@@ -225,7 +239,8 @@ impl Message {
         match self {
             Message::Params { params, .. }
             | Message::Start { params, .. }
-            | Message::Report { params, .. } => Some(params),
+            | Message::Report { params, .. }
+            | Message::State { params, .. } => Some(params),
             Message::Gradient { grad, .. } => Some(grad),
             Message::Gossip { x, .. } => Some(x),
             Message::Reduce { values, .. } | Message::Reduced { values, .. } => Some(values),
@@ -251,6 +266,8 @@ impl Message {
             Message::Progress { .. } => "progress",
             Message::Report { .. } => "report",
             Message::Stop { .. } => "stop",
+            Message::StateRequest { .. } => "state-request",
+            Message::State { .. } => "state",
         }
     }
 }

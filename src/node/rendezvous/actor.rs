@@ -155,6 +155,20 @@ impl RendezvousActor {
                     },
                 ),
                 RendezvousAction::Members { worker, peers } => (worker, Message::Members { peers }),
+                RendezvousAction::RequestState { worker, joiner } => {
+                    tracing::info!("worker {joiner} rejoins from worker {worker}'s state");
+                    ctx.run_later(self.setup.round_timeout, move |act, ctx| {
+                        let actions = act.core.state_timed_out(joiner);
+                        if !actions.is_empty() {
+                            tracing::warn!(
+                                "worker {joiner}: no state from worker {worker} within \
+                                 net.round_timeout_s; it starts from the last combined model"
+                            );
+                        }
+                        act.carry_out(actions, ctx);
+                    });
+                    (worker, Message::StateRequest {})
+                }
                 RendezvousAction::Reduced {
                     worker,
                     iteration,

@@ -89,6 +89,12 @@ impl Handler<FromWorker> for RendezvousActor {
                 ..
             } => self.core.on_report(worker, iteration, stats, params),
             Message::Progress { iteration, .. } => self.core.on_progress(worker, iteration),
+            Message::State {
+                iteration, params, ..
+            } => {
+                tracing::info!("worker {worker}: its state after iteration {iteration} received");
+                self.core.on_state(worker, iteration, params)
+            }
             other => {
                 tracing::warn!("worker {worker}: unexpected {}; ignored", other.kind());
                 Ok(Vec::new())

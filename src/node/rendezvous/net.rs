@@ -96,7 +96,8 @@ async fn read_worker(
             let claimed = match &message {
                 Message::Reduce { worker, .. }
                 | Message::Report { worker, .. }
-                | Message::Progress { worker, .. } => *worker as usize,
+                | Message::Progress { worker, .. }
+                | Message::State { worker, .. } => *worker as usize,
                 other => {
                     tracing::debug!("worker {worker}: unexpected {}; ignored", other.kind());
                     return Flow::Ignored;

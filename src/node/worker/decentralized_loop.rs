@@ -7,13 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::Addr;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use quinn::Connection;
 use tokio::sync::mpsc;
 
+use super::decentralized_report::{finish_iteration, send_state, Window};
 use super::peer_links::PeerLinks;
 use super::peer_listener::Inbound;
-use crate::decen::{DriverAction, GossipMessage, NodeDriver, NodeStats};
+use crate::decen::{DriverAction, GossipMessage, NodeDriver};
 use crate::net::send;
 use crate::node::compute::{ComputeActor, ComputeGradient, ComputeLoss, ComputedGradient};
 use crate::node::warn_limit::WarnLimit;
@@ -46,19 +47,6 @@ pub struct LoopSpec {
     pub iterations: u64,
     /// The report cadence (`eval_every`) and learning-rate schedule.
     pub policy: PolicyConfig,
-}
-
-/// The counters of the current reporting window.
-#[derive(Default)]
-struct Window {
-    iterations: u64,
-    loss: f64,
-    compute_s: f64,
-    wait_s: f64,
-    theta: f64,
-    thetas: u64,
-    refused: u64,
-    started: Option<Instant>,
 }
 
 /// Sends a driver's gossip to its peers; one whose peer's queue is full goes back to the node.
@@ -112,6 +100,9 @@ pub async fn run_loop(
     // An absent peer is given up on every iteration: warn about it now and then, not each time.
     let mut gave_up = WarnLimit::default();
     let mut refused = WarnLimit::default();
+    // The rendezvous asked for this node's state (for a rejoining peer): sent when an iteration
+    // ends, when the node's parameters are whole.
+    let mut state_asked = false;
     if driver.iteration() < spec.iterations {
         driver.start(policy.lr(driver.iteration()));
     }
@@ -189,6 +180,9 @@ pub async fn run_loop(
             let due = policy.after_update(c, clock.elapsed().as_secs_f64());
             let report = due.contains(&PolicyAction::Evaluate) || c == spec.iterations;
             finish_iteration(spec, driver, conn, inputs, &mut window, c, report).await?;
+            if std::mem::take(&mut state_asked) {
+                send_state(spec, driver, conn).await;
+            }
             if c < spec.iterations {
                 driver.start(policy.lr(c));
             }
@@ -212,7 +206,7 @@ pub async fn run_loop(
                 }
             }
             msg = inputs.server.recv() => {
-                stopped = on_server(msg, driver, links, &inputs.received)?;
+                stopped = on_server(msg, driver, links, &inputs.received, &mut state_asked)?;
             }
             result = computed.recv() => {
                 let took = computing.take().map_or(0.0, |t| t.elapsed().as_secs_f64());
@@ -244,16 +238,26 @@ pub async fn run_loop(
         return Ok(done);
     }
     // Wait for the rendezvous' Stop (it comes after the last report is evaluated).
-    while !on_server(inputs.server.recv().await, driver, links, &inputs.received)? {}
-    Ok(done)
+    loop {
+        let msg = inputs.server.recv().await;
+        let stopped = on_server(msg, driver, links, &inputs.received, &mut state_asked)?;
+        if std::mem::take(&mut state_asked) {
+            send_state(spec, driver, conn).await;
+        }
+        if stopped {
+            return Ok(done);
+        }
+    }
 }
 
-/// Handles one message from the rendezvous; returns true when the run stopped.
+/// Handles one message from the rendezvous; returns true when the run stopped. A request for
+/// this node's state sets `state_asked`.
 fn on_server(
     msg: Option<Result<(Message, usize)>>,
     driver: &mut NodeDriver<f32>,
     links: &PeerLinks,
     received: &AtomicU64,
+    state_asked: &mut bool,
 ) -> Result<bool> {
     let (message, bytes) = match msg {
         None => bail!("the server connection ended"),
@@ -281,60 +285,8 @@ fn on_server(
             return Ok(true);
         }
         Message::Heartbeat { .. } => {}
+        Message::StateRequest {} => *state_asked = true,
         other => tracing::warn!("unexpected {} from the server; ignored", other.kind()),
     }
     Ok(false)
-}
-
-/// Tells the rendezvous how far this node got, and reports when `report` says one is due.
-async fn finish_iteration(
-    spec: &LoopSpec,
-    driver: &NodeDriver<f32>,
-    conn: &Connection,
-    inputs: &Inputs,
-    window: &mut Window,
-    completed: u64,
-    report: bool,
-) -> Result<()> {
-    // Progress is monitoring only: a lost server shows on the next read.
-    let _ = send(
-        conn,
-        Message::Progress {
-            worker: spec.worker as u32,
-            iteration: completed,
-        },
-    )
-    .await;
-    if !report {
-        return Ok(());
-    }
-    let w = std::mem::take(window);
-    let n = w.iterations.max(1) as f64;
-    let counts = driver.counts();
-    let stats = NodeStats {
-        iterations: w.iterations,
-        loss: w.loss / n,
-        weight: f64::from(driver.node().weight()),
-        bytes_sent: inputs.sent.swap(0, Ordering::Relaxed),
-        bytes_received: inputs.received.swap(0, Ordering::Relaxed),
-        wall_s: w.started.map_or(0.0, |s| s.elapsed().as_secs_f64()),
-        compute_s: w.compute_s,
-        wait_s: w.wait_s,
-        given_up: counts.given_up,
-        absorbed_late: counts.absorbed_late,
-        theta: (w.thetas > 0).then(|| w.theta / w.thetas as f64),
-        refused: w.refused,
-    };
-    send(
-        conn,
-        Message::Report {
-            worker: spec.worker as u32,
-            iteration: completed,
-            stats,
-            params: driver.node().params(),
-        },
-    )
-    .await
-    .context("cannot send the report")?;
-    Ok(())
 }

@@ -4,6 +4,7 @@
 
 mod decentralized;
 mod decentralized_loop;
+mod decentralized_report;
 mod parameter_server;
 mod peer_links;
 mod peer_listener;
