@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::checkpoint::DecenCheckpoints;
+use super::net::Link;
 use crate::compute::EvalOutput;
 use crate::decen::{RendezvousAction, RendezvousCore, RoundReport};
 use crate::node::eval::{EvalActor, Evaluate};
@@ -41,16 +42,6 @@ pub struct RendezvousSetup {
     pub policy: PolicyConfig,
     /// `net.round_timeout_s`.
     pub round_timeout: std::time::Duration,
-}
-
-/// A connected worker's outgoing queue.
-pub(super) struct Link {
-    /// A number unique to its connection.
-    pub(super) connection: u64,
-    /// The worker's incarnation.
-    pub(super) incarnation: u64,
-    /// Its outgoing queue.
-    pub(super) tx: mpsc::UnboundedSender<Message>,
 }
 
 /// The actor (see the module docs).
@@ -156,18 +147,7 @@ impl RendezvousActor {
                 ),
                 RendezvousAction::Members { worker, peers } => (worker, Message::Members { peers }),
                 RendezvousAction::RequestState { worker, joiner } => {
-                    tracing::info!("worker {joiner} rejoins from worker {worker}'s state");
-                    ctx.run_later(self.setup.round_timeout, move |act, ctx| {
-                        let actions = act.core.state_timed_out(joiner);
-                        if !actions.is_empty() {
-                            tracing::warn!(
-                                "worker {joiner}: no state from worker {worker} within \
-                                 net.round_timeout_s; it starts from the last combined model"
-                            );
-                        }
-                        act.carry_out(actions, ctx);
-                    });
-                    (worker, Message::StateRequest {})
+                    self.ask_for_state(worker, joiner, ctx)
                 }
                 RendezvousAction::Reduced {
                     worker,

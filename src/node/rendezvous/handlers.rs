@@ -4,7 +4,8 @@
 use actix::{ActorContext, Context, Handler, Message as ActixMessage};
 use tokio::sync::mpsc;
 
-use super::actor::{Link, RendezvousActor};
+use super::actor::RendezvousActor;
+use super::net::Link;
 use crate::decen::RendezvousError;
 use crate::node::shutdown::Shutdown;
 use crate::proto::Message;

@@ -5,6 +5,7 @@ mod actor;
 mod checkpoint;
 mod handlers;
 mod net;
+mod rejoin;
 mod round;
 
 pub use actor::{RendezvousActor, RendezvousSetup};

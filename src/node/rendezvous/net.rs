@@ -121,3 +121,13 @@ async fn read_worker(
     })
     .await;
 }
+
+/// A connected worker's outgoing queue.
+pub(super) struct Link {
+    /// A number unique to its connection.
+    pub(super) connection: u64,
+    /// The worker's incarnation.
+    pub(super) incarnation: u64,
+    /// Its outgoing queue.
+    pub(super) tx: mpsc::UnboundedSender<Message>,
+}
