@@ -365,12 +365,7 @@ impl<T: Real> RendezvousCore<T> {
         // The peer completed `iteration` iterations: as good as its progress.
         self.progress = self.progress.max(iteration);
         self.completed[worker] = self.completed[worker].max(iteration);
-        let joiners: Vec<usize> = self
-            .awaiting_state
-            .iter()
-            .filter(|(_, &donor)| donor == worker)
-            .map(|(&j, _)| j)
-            .collect();
+        let joiners = self.waiting_on(worker);
         let mut out = Vec::new();
         for joiner in joiners {
             self.awaiting_state.remove(&joiner);
@@ -417,6 +412,15 @@ impl<T: Real> RendezvousCore<T> {
         Some(out)
     }
 
+    /// The rejoined slots waiting for `donor`'s state.
+    fn waiting_on(&self, donor: usize) -> Vec<usize> {
+        self.awaiting_state
+            .iter()
+            .filter(|(_, &d)| d == donor)
+            .map(|(&joiner, _)| joiner)
+            .collect()
+    }
+
     /// Rejoined slots still waiting for a live peer's state.
     pub fn awaiting_state(&self) -> usize {
         self.awaiting_state.len()
@@ -429,12 +433,7 @@ impl<T: Real> RendezvousCore<T> {
             _ => return Vec::new(),
         }
         self.awaiting_state.remove(&worker);
-        let orphans: Vec<usize> = self
-            .awaiting_state
-            .iter()
-            .filter(|(_, &donor)| donor == worker)
-            .map(|(&j, _)| j)
-            .collect();
+        let orphans = self.waiting_on(worker);
         let mut out = self.broadcast_members(None);
         for joiner in orphans {
             out.extend(self.state_timed_out(joiner));
