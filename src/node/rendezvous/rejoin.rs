@@ -1,5 +1,6 @@
-//! A returning worker's start from a live peer's state: the peer is asked, and if its state has not come within `net.round_timeout_s` the returning worker starts from the
-//! last combined model instead.
+//! A returning worker's start from a live peer's state: the peer is asked, and if its state has
+//! not come within `net.round_timeout_s` the returning worker starts from the last combined model
+//! instead.
 
 use actix::{AsyncContext, Context};
 
@@ -16,7 +17,12 @@ impl RendezvousActor {
         ctx: &mut Context<Self>,
     ) -> (usize, Message) {
         tracing::info!("worker {joiner} rejoins from worker {donor}'s state");
+        // The wait belongs to this process of the slot: a later one has a wait of its own.
+        let incarnation = self.links[joiner].as_ref().map(|l| l.incarnation);
         ctx.run_later(self.setup.round_timeout, move |act, ctx| {
+            if act.links[joiner].as_ref().map(|l| l.incarnation) != incarnation {
+                return;
+            }
             let actions = act.core.state_timed_out(joiner);
             if !actions.is_empty() {
                 tracing::warn!(
