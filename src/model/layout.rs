@@ -7,6 +7,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use candle_nn::VarMap;
+
+use super::tensor_copy::{copy_values, set_var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -143,13 +145,7 @@ impl ParamLayout {
             );
         }
         for e in &self.entries {
-            let t = Tensor::from_slice(
-                &flat[e.offset..e.offset + e.len],
-                e.shape.as_slice(),
-                e.var.device(),
-            )?;
-            e.var
-                .set(&t)
+            set_var(&e.var, &flat[e.offset..e.offset + e.len])
                 .with_context(|| format!("cannot set {}", e.name))?;
         }
         Ok(())
@@ -175,8 +171,8 @@ impl ParamLayout {
         }
         for e in &self.entries {
             if let Some(g) = grads.get(e.var.as_tensor()) {
-                let g = g.flatten_all()?.to_vec1::<f32>()?;
-                flat[e.offset..e.offset + e.len].copy_from_slice(&g);
+                copy_values(g, &mut flat[e.offset..e.offset + e.len])
+                    .with_context(|| format!("cannot read the gradient of {}", e.name))?;
             }
         }
         Ok(())

@@ -10,6 +10,7 @@ mod mlp;
 mod network;
 mod pool;
 mod resnet;
+mod tensor_copy;
 
 pub use activation_memory::ActivationMemory;
 pub use batch_norm::{BatchNorm2d, BnMomentum, DEFAULT_BN_MOMENTUM};
@@ -21,3 +22,4 @@ pub use mlp::Mlp;
 pub use network::{InputSpec, ModelName, Network, TrainStep, MLP_HIDDEN};
 pub use pool::max_pool2x2;
 pub use resnet::ResNet20;
+pub use tensor_copy::{copy_values, set_var};
