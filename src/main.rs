@@ -619,5 +619,19 @@ fn run_sim(config: &Config, quiet: bool) -> Result<()> {
         dir.path().display(),
         started.elapsed().as_secs_f64(),
     );
+    // A model's gradients are the cost a user compares the simulator against (an analytic
+    // objective's cost nothing, so its share would say nothing).
+    let host = result.host;
+    let model = config.sim.objective == lagom::sim::ObjectiveName::Model;
+    if let Some(overhead) = host.overhead().filter(|_| model) {
+        println!(
+            "host time: {:.3} s in the loop, {:.3} s computing gradients and losses, {:.3} s \
+             evaluating; the simulator's own share {:.2} % over the computing",
+            host.total_s,
+            host.compute_s,
+            host.evaluate_s,
+            100.0 * overhead
+        );
+    }
     Ok(())
 }

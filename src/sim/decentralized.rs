@@ -21,8 +21,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::driver::describe;
+use super::host_time::TimedSource;
 use super::setup::SimSetup;
-use super::source::{Evaluation, LossWindow};
+use super::source::{Evaluation, GradientSource, LossWindow};
 use super::{build_source, SimResult};
 use crate::algo::AlgorithmName;
 use crate::decen::{build_nodes, delayed_nodes, InProcessCluster, LOSS_POINTS};
@@ -57,7 +58,7 @@ pub fn run(
 ) -> Result<SimResult> {
     let n = config.workers;
     let seed = config.seed;
-    let source = RefCell::new(build_source(config)?);
+    let source = RefCell::new(TimedSource::new(build_source(config)?));
     let dim = source.borrow().dim();
     let speeds = config.heterogeneity.speeds(n, seed);
     let slow_nodes: Vec<usize> = (0..n).filter(|&i| speeds[i] < 1.0).collect();
@@ -306,9 +307,11 @@ pub fn run(
         stopped_by: None,
         details,
     };
+    let host = source.borrow().host_time();
     Ok(SimResult {
         summary,
         params: final_params,
+        host,
     })
 }
 

@@ -6,8 +6,9 @@ use anyhow::Result;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::host_time::{HostTime, TimedSource};
 use super::setup::SimSetup;
-use super::source::{Evaluation, LossWindow};
+use super::source::{Evaluation, GradientSource, LossWindow};
 use super::{build_source, VirtualClock};
 use crate::algo::{self, Real};
 use crate::heterogeneity::jitter_factor;
@@ -29,6 +30,8 @@ pub struct SimResult {
     pub summary: Summary,
     /// The final server parameters.
     pub params: Vec<f32>,
+    /// Where the host's time went (not part of any output: it differs between runs).
+    pub host: HostTime,
 }
 
 /// One virtual worker: the parameters it holds and its private timing stream (its gradient
@@ -52,7 +55,7 @@ pub fn run(
     }
     let k = config.workers;
     let seed = config.seed;
-    let mut source = build_source(config)?;
+    let mut source = TimedSource::new(build_source(config)?);
     let speeds = config.heterogeneity.speeds(k, seed);
     let jitter = config.heterogeneity.jitter_distribution();
     let het_seed = config.heterogeneity.seed.unwrap_or(seed);
@@ -252,6 +255,7 @@ pub fn run(
     Ok(SimResult {
         summary,
         params: final_params,
+        host: source.host_time(),
     })
 }
 
