@@ -275,7 +275,14 @@ fn main() -> Result<()> {
                     }
                     if now >= next_report {
                         let sent = counts.sent.load(Ordering::Relaxed);
-                        let rss = rss_kb(pid).unwrap_or(0);
+                        // No resident memory: the server is gone (its exit says why, below).
+                        let Some(rss) = rss_kb(pid) else {
+                            println!(
+                                "the server is gone after {:.1} s",
+                                now.duration_since(started).as_secs_f64()
+                            );
+                            break;
+                        };
                         let t = now.duration_since(started).as_secs_f64();
                         println!(
                             "t {t:7.1} s  gradients/s {:8.1}  server RSS {:7.1} MB  kills {}",

@@ -141,6 +141,16 @@ fn compare(algorithm: &str, extra: &[&str]) {
         log.contains("rejoins from worker") && states >= 1 && fallbacks == 0,
         "{algorithm}: {states} states from live peers, {fallbacks} waits for one timed out"
     );
+    // SlowMo's outer point and slow momentum come with the state; no other family has any.
+    let shared = log.matches("takes a live peer's shared state").count();
+    if algorithm == "slowmo" {
+        assert!(
+            shared >= 1,
+            "{algorithm}: no rejoining worker took SlowMo's state"
+        );
+    } else {
+        assert_eq!(shared, 0, "{algorithm}: a shared state where there is none");
+    }
     for e in ev.iter().filter(|e| e["event"] == "eval") {
         for key in ["test_accuracy", "consensus_distance", "weight_sum"] {
             if let Some(v) = e.get(key).filter(|v| !v.is_null()) {

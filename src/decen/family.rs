@@ -102,6 +102,24 @@ pub fn delayed_nodes(config: &AlgorithmConfig, n: usize, slow_nodes: &[usize]) -
     (0..n).map(|i| chosen.contains(&i)).collect()
 }
 
+/// Length of the state every node of `config`'s algorithm holds alike, for a model of `dim`
+/// parameters (what [`DecentralizedNode::shared_state`] returns): SlowMo, Lookahead and BMUF
+/// keep their outer point and slow momentum (`2 × dim`), the others nothing.
+pub fn shared_state_len(config: &AlgorithmConfig, dim: usize) -> usize {
+    if resolve(config).1.is_some() {
+        2 * dim
+    } else {
+        0
+    }
+}
+
+/// Values in the largest tensor a decentralized worker and its rendezvous exchange for a model of
+/// `dim` parameters: an exact average of parameters and buffers (`2 × dim`), or a peer's state
+/// with its shared part.
+pub fn rendezvous_message_len(config: &AlgorithmConfig, dim: usize) -> usize {
+    (2 * dim).max(dim + shared_state_len(config, dim))
+}
+
 /// The node cores of a run of `n` nodes, all starting from `x0`; `slow_nodes` are the nodes the
 /// heterogeneity model slows down (PC-ASGD's delayed nodes unless configured).
 pub fn build_nodes<T: Real>(
@@ -213,4 +231,34 @@ pub fn validate_for_nodes(config: &AlgorithmConfig, n: usize) -> Vec<(&'static s
         ));
     }
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shared_state_length_is_what_each_node_hands_over() {
+        let dim = 5;
+        for name in AlgorithmName::DECENTRALIZED {
+            let mut config = AlgorithmConfig {
+                name,
+                ..AlgorithmConfig::default()
+            };
+            // A graph every family accepts (D-PSGD and PC-ASGD need a symmetric one).
+            config.gossip.topology = crate::algo::TopologyName::Ring;
+            let nodes = build_nodes::<f32>(&config, false, 4, &[], &[1.0; 5]).unwrap();
+            let len = shared_state_len(&config, dim);
+            assert_eq!(nodes[0].shared_state().len(), len, "{name:?}");
+            assert!(rendezvous_message_len(&config, dim) >= dim + len);
+            assert!(rendezvous_message_len(&config, dim) >= 2 * dim);
+            // A fresh node takes another's shared state; a wrong length is refused.
+            let mut fresh = build_nodes::<f32>(&config, false, 4, &[], &[0.0; 5]).unwrap();
+            assert!(fresh[1]
+                .adopt_shared_state(&nodes[0].shared_state())
+                .is_ok());
+            assert_eq!(fresh[1].shared_state(), nodes[0].shared_state());
+            assert!(fresh[1].adopt_shared_state(&[0.0; 3]).is_err(), "{name:?}");
+        }
+    }
 }

@@ -149,6 +149,23 @@ impl<T: Real> GossipNode<T> {
 }
 
 impl<T: Real> DecentralizedNode<T> for GossipNode<T> {
+    fn shared_state(&self) -> Vec<T> {
+        self.slow
+            .as_ref()
+            .map_or_else(Vec::new, SlowMo::shared_state)
+    }
+
+    fn adopt_shared_state(&mut self, state: &[T]) -> Result<(), String> {
+        match &mut self.slow {
+            Some(slow) => slow.adopt(state),
+            None if state.is_empty() => Ok(()),
+            None => Err(format!(
+                "a shared state of {} values for a node without SlowMo",
+                state.len()
+            )),
+        }
+    }
+
     fn begin(&mut self, k: u64) -> Vec<Outgoing<T>> {
         if !self.spec.push_sum && self.spec.timing != MixTiming::Never {
             // Doubly stochastic mixing returns the weight to 1 (up to rounding, not tracked).

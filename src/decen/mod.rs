@@ -26,7 +26,10 @@ pub use crate::algo::{
     PcAsgdParams, SlowMoBase, SlowMoParams, Theta, ThetaRule, TopologyName,
 };
 pub use driver::{DriverAction, InputError, NodeDriver};
-pub use family::{build_node, build_nodes, delayed_nodes, topology, validate_for_nodes};
+pub use family::{
+    build_node, build_nodes, delayed_nodes, rendezvous_message_len, shared_state_len, topology,
+    validate_for_nodes,
+};
 pub use gossip_node::{GossipNode, GossipSpec, MixTiming};
 pub use in_process::{GradientOracle, InProcessCluster, IterationReport};
 pub use mailbox::{

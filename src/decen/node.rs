@@ -169,6 +169,23 @@ pub trait DecentralizedNode<T>: Send {
     fn last_theta(&self) -> Option<f64> {
         None
     }
+    /// The part of the node's state that every node holds alike (SlowMo's outer point and slow
+    /// momentum), for a rejoining peer to start with; empty where there is none.
+    fn shared_state(&self) -> Vec<T> {
+        Vec::new()
+    }
+    /// Takes a live peer's [`shared_state`](Self::shared_state) (a node built fresh, before its
+    /// first iteration); a state of the wrong length is an error.
+    fn adopt_shared_state(&mut self, state: &[T]) -> Result<(), String> {
+        if state.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "a shared state of {} values for a node that keeps none",
+                state.len()
+            ))
+        }
+    }
 }
 
 impl Reduction {

@@ -67,6 +67,9 @@ pub enum RendezvousAction<T> {
         peers: Vec<Option<PeerEntry>>,
         /// The parameters to start from.
         params: Vec<T>,
+        /// The live peer's shared state (see [`RendezvousCore::with_shared_state`]); empty when
+        /// the worker starts from the initial or the combined parameters.
+        shared: Vec<T>,
     },
     /// Tell `worker` who is present now.
     Members {
@@ -192,6 +195,8 @@ pub struct RendezvousCore<T> {
     totals: RunTotals,
     /// Rejoined slots waiting for a live peer's state: joiner → the peer asked.
     awaiting_state: BTreeMap<usize, usize>,
+    /// Length of the shared part of a peer's state (0: parameters only).
+    shared_len: usize,
 }
 
 impl<T: Real> RendezvousCore<T> {
@@ -209,7 +214,16 @@ impl<T: Real> RendezvousCore<T> {
             completed: vec![0; n],
             totals: RunTotals::default(),
             awaiting_state: BTreeMap::new(),
+            shared_len: 0,
         }
+    }
+
+    /// A peer's state carries, besides its parameters, `len` values of state every node holds
+    /// alike (SlowMo's anchor and slow momentum: `2 × dim`); a state without exactly these is
+    /// refused, and a joiner started from a peer's state is handed them.
+    pub fn with_shared_state(mut self, len: usize) -> Self {
+        self.shared_len = len;
+        self
     }
 
     /// Iterations each slot completed (as reported).
@@ -299,6 +313,7 @@ impl<T: Real> RendezvousCore<T> {
             iteration,
             peers: self.peers(),
             params: self.params.clone(),
+            shared: Vec::new(),
         }
     }
 
@@ -354,14 +369,23 @@ impl<T: Real> RendezvousCore<T> {
 
     /// Live peer `worker`'s state after `iteration` iterations, asked for by
     /// [`RendezvousAction::RequestState`]: every slot waiting for it starts there from `params`
-    /// (what it no longer runs stops waiting for it). An unasked or late state changes nothing.
+    /// and `shared` (what it no longer runs stops waiting for it). An unasked or late state
+    /// changes nothing.
     pub fn on_state(
         &mut self,
         worker: usize,
         iteration: u64,
         params: Vec<T>,
+        shared: Vec<T>,
     ) -> Result<Vec<RendezvousAction<T>>, RendezvousError> {
         self.check(worker, "a state", iteration, &params, self.dim)?;
+        self.check(
+            worker,
+            "a state's shared part",
+            iteration,
+            &shared,
+            self.shared_len,
+        )?;
         // The peer completed `iteration` iterations: as good as its progress.
         self.progress = self.progress.max(iteration);
         self.completed[worker] = self.completed[worker].max(iteration);
@@ -370,7 +394,7 @@ impl<T: Real> RendezvousCore<T> {
         for joiner in joiners {
             self.awaiting_state.remove(&joiner);
             out.extend(
-                self.start_joiner(joiner, iteration, Some(params.clone()))
+                self.start_joiner(joiner, iteration, Some((params.clone(), shared.clone())))
                     .unwrap_or_default(),
             );
         }
@@ -391,21 +415,23 @@ impl<T: Real> RendezvousCore<T> {
         out
     }
 
-    /// Starts member `joiner` at `iteration` (at least where it joined) from `params` (else the
-    /// latest combined parameters), and tells the others it is present.
+    /// Starts member `joiner` at `iteration` (at least where it joined) from a peer's parameters
+    /// and shared state (else the latest combined parameters), and tells the others it is present.
     fn start_joiner(
         &mut self,
         joiner: usize,
         iteration: u64,
-        params: Option<Vec<T>>,
+        state: Option<(Vec<T>, Vec<T>)>,
     ) -> Option<Vec<RendezvousAction<T>>> {
         let member = self.members.get_mut(joiner)?.as_mut()?;
         member.from = member.from.max(iteration);
         let from = member.from;
         self.completed[joiner] = self.completed[joiner].max(from);
         let mut start = self.start(joiner, from);
-        if let (Some(p), RendezvousAction::Start { params, .. }) = (params, &mut start) {
+        if let (Some((p, s)), RendezvousAction::Start { params, shared, .. }) = (state, &mut start)
+        {
             *params = p;
+            *shared = s;
         }
         let mut out = vec![start];
         out.extend(self.broadcast_members(Some(joiner)));
@@ -655,7 +681,7 @@ mod tests {
             matches!(&out[1], RendezvousAction::Members { peers, .. } if peers[1].is_none()),
             "{out:?}"
         );
-        let out = rv.on_state(0, 8, vec![3.0; 4]).unwrap();
+        let out = rv.on_state(0, 8, vec![3.0; 4], vec![]).unwrap();
         match &out[0] {
             RendezvousAction::Start {
                 worker: 1,
@@ -673,7 +699,7 @@ mod tests {
         );
         assert_eq!(rv.awaiting_state(), 0);
         assert!(
-            rv.on_state(0, 9, vec![3.0; 4]).unwrap().is_empty(),
+            rv.on_state(0, 9, vec![3.0; 4], vec![]).unwrap().is_empty(),
             "unasked"
         );
         // An old incarnation leaving does not remove the new one.
@@ -909,7 +935,7 @@ mod tests {
             "{out:?}"
         );
         assert!(rv.waiting_for().is_empty());
-        let out = rv.on_state(2, 7, vec![2.0, 4.0]).unwrap();
+        let out = rv.on_state(2, 7, vec![2.0, 4.0], vec![]).unwrap();
         assert!(
             matches!(&out[0], RendezvousAction::Start { worker: 0, iteration: 7, params, .. } if params == &vec![2.0, 4.0]),
             "{out:?}"
@@ -947,13 +973,59 @@ mod tests {
                 joiner: 0
             }
         ));
-        assert!(rv.on_state(1, 7, vec![1.0; 3]).is_err());
-        assert!(rv.on_state(1, 7 + MAX_LEAD + 1, vec![1.0; 2]).is_err());
-        assert!(rv.on_state(1, 7, vec![f32::NAN; 2]).is_err());
+        assert!(rv.on_state(1, 7, vec![1.0; 3], vec![]).is_err());
+        assert!(rv
+            .on_state(1, 7 + MAX_LEAD + 1, vec![1.0; 2], vec![])
+            .is_err());
+        assert!(rv.on_state(1, 7, vec![f32::NAN; 2], vec![]).is_err());
         assert_eq!(
             rv.awaiting_state(),
             1,
             "worker 0 still waits for worker 1's state"
+        );
+    }
+
+    #[test]
+    fn a_joiner_gets_the_peers_shared_state_exactly_and_a_bad_one_is_refused() {
+        // SlowMo: the anchor and the slow momentum (2 × dim) travel with the parameters.
+        let mut rv = RendezvousCore::<f32>::new(2, vec![0.0; 2], 0).with_shared_state(4);
+        for w in 0..2 {
+            rv.join(w, format!("h:{w}"));
+        }
+        for w in 0..2 {
+            rv.on_progress(w, 5).unwrap();
+        }
+        rv.leave(1, 1);
+        let (_, out) = rv.join(1, "h:1b".into());
+        assert!(matches!(
+            out[0],
+            RendezvousAction::RequestState {
+                worker: 0,
+                joiner: 1
+            }
+        ));
+        // Wrong length, or a non-finite value, in the shared part: refused, still waiting.
+        assert!(rv.on_state(0, 6, vec![1.0; 2], vec![1.0; 3]).is_err());
+        assert!(rv.on_state(0, 6, vec![1.0; 2], vec![]).is_err());
+        assert!(rv
+            .on_state(0, 6, vec![1.0; 2], vec![1.0, f32::INFINITY, 0.0, 0.0])
+            .is_err());
+        assert_eq!(rv.awaiting_state(), 1);
+        let out = rv
+            .on_state(0, 6, vec![1.0, 2.0], vec![3.0, 4.0, 5.0, 6.0])
+            .unwrap();
+        assert!(
+            matches!(&out[0], RendezvousAction::Start { worker: 1, iteration: 6, params, shared, .. }
+                if params == &vec![1.0, 2.0] && shared == &vec![3.0, 4.0, 5.0, 6.0]),
+            "{out:?}"
+        );
+        // A start from the combined parameters (no live peer) has no shared state.
+        rv.leave(0, 1);
+        rv.leave(1, 2);
+        let (_, out) = rv.join(0, "h:0b".into());
+        assert!(
+            matches!(&out[0], RendezvousAction::Start { worker: 0, shared, .. } if shared.is_empty()),
+            "{out:?}"
         );
     }
 }

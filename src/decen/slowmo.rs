@@ -69,6 +69,31 @@ impl<T: Real> SlowMo<T> {
     pub fn slow_buffer(&self) -> &[T] {
         &self.u
     }
+
+    /// The state every node holds alike after a slow step: the outer point then the slow
+    /// momentum (`2 × dim` values).
+    pub fn shared_state(&self) -> Vec<T> {
+        let mut s = Vec::with_capacity(2 * self.x0.len());
+        s.extend_from_slice(&self.x0);
+        s.extend_from_slice(&self.u);
+        s
+    }
+
+    /// Takes another node's [`shared_state`](Self::shared_state); a state of another length is
+    /// an error and changes nothing.
+    pub fn adopt(&mut self, state: &[T]) -> Result<(), String> {
+        let dim = self.x0.len();
+        if state.len() != 2 * dim {
+            return Err(format!(
+                "SlowMo's shared state has {} values, expected {} (outer point and slow momentum)",
+                state.len(),
+                2 * dim
+            ));
+        }
+        self.x0.copy_from_slice(&state[..dim]);
+        self.u.copy_from_slice(&state[dim..]);
+        Ok(())
+    }
 }
 
 /// Applies a buffer strategy to a momentum buffer at an exact average (`mean` is the averaged
@@ -99,5 +124,24 @@ mod tests {
         // u = 0.5·4 + (0.8 − 0.7)/0.1 = 3; x0 = 0.8 − 0.05·3 = 0.65.
         let x = s.step(&[0.7], 0.1).to_vec();
         assert!((x[0] - 0.65).abs() < 1e-12 && (s.slow_buffer()[0] - 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_node_that_adopts_anothers_state_takes_the_same_slow_steps() {
+        let mut a = SlowMo::<f64>::new(vec![1.0, -1.0], 0.7, 0.5, 2, BufferStrategy::Maintain);
+        a.step(&[0.6, -0.4], 0.1);
+        a.step(&[0.5, -0.2], 0.1);
+        // b started later from elsewhere, with a zero slow buffer.
+        let mut b = SlowMo::<f64>::new(vec![9.0, 9.0], 0.7, 0.5, 2, BufferStrategy::Maintain);
+        assert!(b.adopt(&[1.0; 3]).is_err());
+        assert_eq!(
+            b.outer_point(),
+            &[9.0, 9.0],
+            "a refused state changes nothing"
+        );
+        b.adopt(&a.shared_state()).unwrap();
+        assert_eq!(b.shared_state(), a.shared_state());
+        assert_eq!(b.step(&[0.3, 0.1], 0.1), a.step(&[0.3, 0.1], 0.1));
+        assert_eq!(b.slow_buffer(), a.slow_buffer());
     }
 }

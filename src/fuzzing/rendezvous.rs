@@ -7,14 +7,18 @@ use crate::decen::{NodeStats, ReduceKind, RendezvousAction, RendezvousCore, MAX_
 const NODES: usize = 3;
 /// Parameters of the fuzzed model.
 const DIM: usize = 2;
+/// Shared state a peer's state carries (SlowMo's: outer point and slow momentum).
+const SHARED: usize = 2 * DIM;
 
 /// `RendezvousCore` over arbitrary joins, leaves, progress, averages' parts, reports, states and
 /// state timeouts (any slot, iteration, kind, length, values, counters): it never panics, stores
 /// at most `MAX_PENDING` pending iterations of each kind and a state wait per slot, its progress
-/// never decreases, and an average never counts more contributors than slots.
+/// never decreases, an average never counts more contributors than slots, and a start hands a
+/// shared state of the configured length or none.
 pub fn rendezvous_events(data: &[u8]) {
     let mut input = Input::new(data);
-    let mut core = RendezvousCore::new(NODES, vec![0.0f32; DIM], u64::from(input.u8()));
+    let mut core = RendezvousCore::new(NODES, vec![0.0f32; DIM], u64::from(input.u8()))
+        .with_shared_state(SHARED);
     let mut incarnations = [0u64; NODES + 1];
     while !input.is_empty() {
         let before = core.progress();
@@ -54,7 +58,10 @@ pub fn rendezvous_events(data: &[u8]) {
             6 => {
                 let len = if input.u8() % 16 == 0 { 1 } else { DIM };
                 let params = input.values(len);
-                core.on_state(worker, it, params).unwrap_or_default()
+                let shared_len = if input.u8() % 16 == 0 { 1 } else { SHARED };
+                let shared = input.values(shared_len);
+                core.on_state(worker, it, params, shared)
+                    .unwrap_or_default()
             }
             7 => core.state_timed_out(worker),
             _ => {
@@ -78,8 +85,14 @@ pub fn rendezvous_events(data: &[u8]) {
             core.pending()
         );
         for a in &actions {
-            if let RendezvousAction::Reduced { contributors, .. } = a {
-                assert!(*contributors <= NODES, "{contributors} contributors");
+            match a {
+                RendezvousAction::Reduced { contributors, .. } => {
+                    assert!(*contributors <= NODES, "{contributors} contributors");
+                }
+                RendezvousAction::Start { shared, .. } => {
+                    assert!(shared.is_empty() || shared.len() == SHARED, "{shared:?}");
+                }
+                _ => {}
             }
         }
     }

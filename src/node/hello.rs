@@ -22,6 +22,8 @@ pub struct PeerRequirements {
     pub layout_hash: u64,
     /// The model's parameter count.
     pub params_len: usize,
+    /// The most values one tensor in a worker's message may hold (the frame limit follows).
+    pub message_len: usize,
     /// How long a new connection has to say `Hello`.
     pub hello_timeout: Duration,
     /// A joined worker silent this long (no heartbeat, no message) is dropped.

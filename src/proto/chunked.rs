@@ -130,6 +130,13 @@ mod tests {
                         }),
                         None,
                     ],
+                    shared: vec![0.5; 3],
+                    params: params.clone(),
+                },
+                Message::State {
+                    worker: 1,
+                    iteration: 9,
+                    shared: params.iter().map(|v| v * 2.0).collect(),
                     params: params.clone(),
                 },
             ];

@@ -7,7 +7,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use super::Message;
 
 /// The protocol this build speaks.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// Largest control frame (every message without a tensor).
 pub const CONTROL_FRAME_LIMIT: usize = 64 * 1024;

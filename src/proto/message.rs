@@ -81,7 +81,11 @@ pub enum Message {
         iteration: u64,
         /// Every slot's address and incarnation, `None` for a slot not present.
         peers: Vec<Option<PeerEntry>>,
-        /// The parameters to start from (the initial ones, or the last reported average).
+        /// A live peer's shared state to take (SlowMo's outer point and slow momentum); empty
+        /// when starting from the initial or the combined parameters.
+        #[serde(with = "super::f32_bytes")]
+        shared: Vec<f32>,
+        /// The parameters to start from (the initial ones, a live peer's, or the last combined).
         #[serde(with = "super::f32_bytes")]
         params: Vec<f32>,
     },
@@ -213,6 +217,9 @@ pub enum Message {
         worker: u32,
         /// Iterations it has completed.
         iteration: u64,
+        /// The state every node holds alike (SlowMo's outer point and slow momentum; else empty).
+        #[serde(with = "super::f32_bytes")]
+        shared: Vec<f32>,
         /// Its de-biased parameters.
         #[serde(with = "super::f32_bytes")]
         params: Vec<f32>,

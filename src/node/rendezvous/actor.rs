@@ -137,11 +137,13 @@ impl RendezvousActor {
                     iteration,
                     peers,
                     params,
+                    shared,
                 } => (
                     worker,
                     Message::Start {
                         iteration,
                         peers,
+                        shared,
                         params,
                     },
                 ),

@@ -91,10 +91,13 @@ impl Handler<FromWorker> for RendezvousActor {
             } => self.core.on_report(worker, iteration, stats, params),
             Message::Progress { iteration, .. } => self.core.on_progress(worker, iteration),
             Message::State {
-                iteration, params, ..
+                iteration,
+                params,
+                shared,
+                ..
             } => {
                 tracing::info!("worker {worker}: its state after iteration {iteration} received");
-                self.core.on_state(worker, iteration, params)
+                self.core.on_state(worker, iteration, params, shared)
             }
             other => {
                 tracing::warn!("worker {worker}: unexpected {}; ignored", other.kind());

@@ -88,8 +88,7 @@ async fn read_worker(
     worker: usize,
     req: &PeerRequirements,
 ) {
-    // Parameters and buffers together are the largest message.
-    let limit = frame_limit(2 * req.params_len);
+    let limit = frame_limit(req.message_len);
     read_until_gone(conn, worker, limit, req.heartbeat_timeout, |message| {
         let actor = actor.clone();
         async move {

@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 
 use crate::config::Config;
 use crate::data::Split;
-use crate::decen::RendezvousCore;
+use crate::decen::{rendezvous_message_len, shared_state_len, RendezvousCore};
 use crate::net::{server_endpoint, NodeIdentity};
 use crate::node::hello::PeerRequirements;
 use crate::node::rendezvous::{
@@ -78,17 +78,19 @@ pub(super) fn start_rendezvous_node(
         round_timeout: Duration::from_secs_f64(config.net.round_timeout_s),
     };
     let (tx, done) = oneshot::channel();
-    let core = RendezvousCore::new(k, params, iteration);
+    let core = RendezvousCore::new(k, params, iteration)
+        .with_shared_state(shared_state_len(&config.algorithm, params_len));
+    let message_len = rendezvous_message_len(&config.algorithm, params_len);
     let actor = RendezvousActor::new(core, setup, metrics, evaluator, tx).start();
     let requirements = PeerRequirements {
         workers: k,
         layout_hash,
         params_len,
+        message_len,
         hello_timeout: Duration::from_secs_f64(config.net.hello_timeout_s),
         heartbeat_timeout: Duration::from_secs_f64(config.net.heartbeat_timeout_s),
     };
-    // Parameters and buffers together are the largest frame.
-    let endpoint = server_endpoint(bind, identity, &transport(config, 2 * params_len))?;
+    let endpoint = server_endpoint(bind, identity, &transport(config, message_len))?;
     let addr = endpoint.local_addr()?;
     let stop = actor.clone().recipient();
     actix::spawn(rendezvous_accept_loop(

@@ -118,6 +118,7 @@ pub fn start_server(
             workers: k,
             layout_hash,
             params_len,
+            message_len: params_len,
             hello_timeout: Duration::from_secs_f64(config.net.hello_timeout_s),
             heartbeat_timeout: Duration::from_secs_f64(config.net.heartbeat_timeout_s),
         },

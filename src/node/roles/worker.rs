@@ -9,6 +9,7 @@ use candle_core::Device;
 
 use crate::compute::describe;
 use crate::config::Config;
+use crate::decen::rendezvous_message_len;
 use crate::heterogeneity::SlowdownMechanism;
 use crate::net::NodeIdentity;
 use crate::node::compute::ComputeActor;
@@ -67,7 +68,10 @@ pub(super) fn decen_worker_spec(
         layout_hash,
         params_len,
         device: describe(device),
-        transport: transport(config, 2 * params_len),
+        transport: transport(
+            config,
+            rendezvous_message_len(&config.algorithm, params_len),
+        ),
         hello_timeout: Duration::from_secs_f64(config.net.hello_timeout_s),
         heartbeat: Duration::from_secs_f64(config.net.heartbeat_s),
         peer_wait: Duration::from_secs_f64(config.net.peer_wait_s),

@@ -83,7 +83,7 @@ async fn read_gradients(
     incarnation: u64,
     req: &PeerRequirements,
 ) {
-    let limit = frame_limit(req.params_len);
+    let limit = frame_limit(req.message_len);
     read_until_gone(conn, worker, limit, req.heartbeat_timeout, |message| {
         let server = server.clone();
         async move {

@@ -19,7 +19,7 @@ use super::peer_links::{Dialler, PeerDirectory, PeerLinks};
 use super::peer_listener::{peer_accept_loop, PeerCheck, INBOX_CAPACITY};
 use super::spawn_heartbeats;
 use crate::algo::AlgorithmConfig;
-use crate::decen::{build_node, delayed_nodes, topology, NodeDriver};
+use crate::decen::{build_node, delayed_nodes, rendezvous_message_len, topology, NodeDriver};
 use crate::net::{
     closed_by_refusal, connect, handshake_refusal, peer_endpoint, recv_sized, NodeIdentity,
     TransportSettings,
@@ -152,7 +152,7 @@ pub async fn run_decen_worker(
     let heartbeat = spawn_heartbeats(conn.clone(), spec.heartbeat);
     let (server_tx, server_rx) = mpsc::unbounded_channel();
     let read_conn = conn.clone();
-    let limit = frame_limit(2 * spec.params_len);
+    let limit = frame_limit(rendezvous_message_len(&spec.algorithm, spec.params_len));
     let reader = actix::spawn(async move {
         loop {
             let msg = recv_sized(&read_conn, limit).await;
@@ -199,7 +199,7 @@ async fn train(
     links: &mut PeerLinks,
     inputs: &mut Inputs,
 ) -> Result<WorkerExit> {
-    let (k0, peers, params) = loop {
+    let (k0, peers, params, shared) = loop {
         let (message, _) = match inputs.server.recv().await {
             None => bail!("the server connection ended before the run started"),
             Some(result) => result?,
@@ -208,8 +208,9 @@ async fn train(
             Message::Start {
                 iteration,
                 peers,
+                shared,
                 params,
-            } => break (iteration, peers, params),
+            } => break (iteration, peers, params, shared),
             Message::Stop { .. } => return Ok(WorkerExit::Stopped { gradients: 0 }),
             Message::Members { peers } => links.directory().set(&peers),
             Message::Heartbeat { .. } => {}
@@ -230,7 +231,7 @@ async fn train(
         spec.workers,
         &spec.slow_nodes,
     ));
-    let node = build_node(
+    let mut node = build_node(
         &spec.algorithm,
         spec.nesterov,
         spec.worker,
@@ -239,6 +240,15 @@ async fn train(
         params,
     )
     .map_err(|e| anyhow!(e))?;
+    if !shared.is_empty() {
+        node.adopt_shared_state(&shared)
+            .map_err(|e| anyhow!("Start from the rendezvous: {e}"))?;
+        tracing::info!(
+            "worker {} takes a live peer's shared state ({} values)",
+            spec.worker,
+            shared.len()
+        );
+    }
     let mut driver = NodeDriver::new(
         spec.worker,
         spec.workers,

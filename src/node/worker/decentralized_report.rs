@@ -32,6 +32,7 @@ pub(super) async fn send_state(spec: &LoopSpec, driver: &NodeDriver<f32>, conn: 
     let message = Message::State {
         worker: spec.worker as u32,
         iteration: driver.iteration(),
+        shared: driver.node().shared_state(),
         params: driver.node().params(),
     };
     tracing::info!(
