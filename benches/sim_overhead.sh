@@ -63,6 +63,9 @@ def train(r):
 def own_share(r):
     line = re.search(r"own share ([0-9.]+) %", open(f"{tmp}/sim-{r}-{sys.argv[8]}.out").read())
     return float(line.group(1)) / 100
+def core_share(r):
+    line = re.search(r"parameters it sends: ([0-9.]+) %", open(f"{tmp}/sim-{r}-{sys.argv[8]}.out").read())
+    return float(line.group(1)) / 100 if line else float("nan")
 def sim(r):
     (n0, e0, s0), (n1, e1, s1) = [tuple(map(float, l.split())) for l in open(f"{tmp}/sim-{r}.txt")]
     return ((e1 - s1) - (e0 - s0)) / (n1 - n0)
@@ -83,5 +86,8 @@ ratios = [x / y for x, y in zip(s, b)]
 print(f"  per-round sim / bench:            {', '.join(f'{r:.3f}' for r in ratios)}")
 own = [own_share(r) for r in range(1, rounds + 1)]
 print(f"  simulator's own share, in process: {statistics.median(own)*100:.2f} %   ({', '.join(f'{x*100:.2f}' for x in own)}; {sys.argv[8]} updates)")
+core = [core_share(r) for r in range(1, rounds + 1)]
+print(f"    of it the server core:          {statistics.median(core)*100:.2f} %   (its algorithm's update and the parameters it sends)")
+print(f"    the rest (clock, scheduling):   {(statistics.median(own) - statistics.median(core))*100:.2f} %")
 print(f"  sim / bench = {ms/mb:.3f} (median of per-round ratios {statistics.median(ratios):.3f})   sim / train = {ms/mt:.3f}")
 PY

@@ -624,9 +624,16 @@ fn run_sim(config: &Config, quiet: bool) -> Result<()> {
     let host = result.host;
     let model = config.sim.objective == lagom::sim::ObjectiveName::Model;
     if let Some(overhead) = host.overhead().filter(|_| model) {
+        let core = host.core_share().map_or(String::new(), |c| {
+            format!(
+                " (of it the server core, its algorithm's update and the parameters it sends: \
+                 {:.2} %)",
+                100.0 * c
+            )
+        });
         println!(
             "host time: {:.3} s in the loop, {:.3} s computing gradients and losses, {:.3} s \
-             evaluating; the simulator's own share {:.2} % over the computing",
+             evaluating; the simulator's own share {:.2} % over the computing{core}",
             host.total_s,
             host.compute_s,
             host.evaluate_s,

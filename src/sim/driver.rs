@@ -2,6 +2,8 @@
 //! modelled compute time, and hand back a gradient (noisy analytic, or a real model's on the
 //! worker's next mini-batch) computed on exactly those parameters.
 
+use std::time::{Duration, Instant};
+
 use anyhow::Result;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -109,12 +111,16 @@ pub fn run(
     let step_time = config.sim.step_time_s;
 
     let mut pending: Vec<Action<f32>> = Vec::new();
+    // Host time inside the server core, for the `host time:` line (never in an output file).
+    let mut core_time = Duration::ZERO;
+    let started = Instant::now();
     for id in 0..k {
         pending.extend(core.handle(Event::Join {
             worker: id,
             incarnation: NEW_PROCESS,
         }));
     }
+    core_time += started.elapsed();
     loop {
         // Carry out the core's actions in order.
         let mut stop = false;
@@ -191,6 +197,7 @@ pub fn run(
         train_loss.add(source.gradient(worker, &w.held, wd, &mut grad)?);
         w.seq += 1;
         let incarnation = core.workers()[worker].incarnation;
+        let started = Instant::now();
         pending = core.handle(Event::Gradient(GradientIn {
             worker,
             incarnation,
@@ -198,6 +205,7 @@ pub fn run(
             ite: w.index,
             grad: std::mem::take(&mut grad),
         }));
+        core_time += started.elapsed();
     }
     core.stop();
     let final_params = core.params().to_vec();
@@ -255,7 +263,10 @@ pub fn run(
     Ok(SimResult {
         summary,
         params: final_params,
-        host: source.host_time(),
+        host: HostTime {
+            core_s: Some(core_time.as_secs_f64()),
+            ..source.host_time()
+        },
     })
 }
 

@@ -18,6 +18,9 @@ pub struct HostTime {
     pub compute_s: f64,
     /// Inside the source's `evaluate`.
     pub evaluate_s: f64,
+    /// Inside the parameter server's core (its algorithm's update, the parameters each worker
+    /// is sent); `None` for the decentralized family, whose cores step inside each iteration.
+    pub core_s: Option<f64>,
 }
 
 impl HostTime {
@@ -26,6 +29,13 @@ impl HostTime {
     pub fn overhead(&self) -> Option<f64> {
         (self.compute_s > 0.0)
             .then(|| (self.total_s - self.compute_s - self.evaluate_s) / self.compute_s)
+    }
+
+    /// The server core's time as a share of the compute time, where it was measured.
+    pub fn core_share(&self) -> Option<f64> {
+        self.core_s
+            .filter(|_| self.compute_s > 0.0)
+            .map(|c| c / self.compute_s)
     }
 }
 
@@ -54,6 +64,7 @@ impl TimedSource {
             total_s: self.started.elapsed().as_secs_f64(),
             compute_s: self.compute.as_secs_f64(),
             evaluate_s: self.evaluate.as_secs_f64(),
+            core_s: None,
         }
     }
 }
@@ -121,5 +132,11 @@ mod tests {
         assert!(t.compute_s + t.evaluate_s <= t.total_s, "{t:?}");
         assert!(t.overhead().is_some_and(|o| o >= 0.0), "{t:?}");
         assert_eq!(HostTime::default().overhead(), None);
+        let with_core = HostTime {
+            core_s: Some(t.compute_s / 4.0),
+            ..t
+        };
+        assert!((with_core.core_share().unwrap() - 0.25).abs() < 1e-12);
+        assert_eq!(t.core_share(), None);
     }
 }
