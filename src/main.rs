@@ -621,24 +621,10 @@ fn run_sim(config: &Config, quiet: bool) -> Result<()> {
     );
     // A model's gradients are the cost a user compares the simulator against (an analytic
     // objective's cost nothing, so its share would say nothing).
-    let host = result.host;
-    let model = config.sim.objective == lagom::sim::ObjectiveName::Model;
-    if let Some(overhead) = host.overhead().filter(|_| model) {
-        let core = host.core_share().map_or(String::new(), |c| {
-            format!(
-                " (of it the server core, its algorithm's update and the parameters it sends: \
-                 {:.2} %)",
-                100.0 * c
-            )
-        });
-        println!(
-            "host time: {:.3} s in the loop, {:.3} s computing gradients and losses, {:.3} s \
-             evaluating; the simulator's own share {:.2} % over the computing{core}",
-            host.total_s,
-            host.compute_s,
-            host.evaluate_s,
-            100.0 * overhead
-        );
+    if config.sim.objective == lagom::sim::ObjectiveName::Model {
+        if let Some(line) = result.host.line() {
+            println!("{line}");
+        }
     }
     Ok(())
 }

@@ -14,8 +14,8 @@ use super::conv::{conv2d_forward, conv2d_input_grad, conv2d_weight_grad};
 use super::relu_pool::{bias_relu_pool_backward, bias_relu_pool_forward};
 use super::ConvShape;
 
-/// The f32 values of a CPU storage seen through a contiguous layout.
-fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+/// The f32 values of a CPU storage seen through a contiguous layout (an error otherwise).
+pub fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
     let data = storage.as_slice::<f32>()?;
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&data[start..end]),

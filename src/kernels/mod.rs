@@ -17,7 +17,7 @@ mod simd;
 
 pub use add_relu::{add_relu_forward, relu_backward};
 pub use batch_norm::{bn_train_backward, bn_train_forward, BnBatchStats, BnShape};
-pub use candle_ops::{add_relu, batch_norm_train, conv2d, conv_bias_relu_pool};
+pub use candle_ops::{add_relu, batch_norm_train, conv2d, conv_bias_relu_pool, f32_slice};
 pub use conv::{conv2d_forward, conv2d_input_grad, conv2d_weight_grad};
 pub use conv_shape::ConvShape;
 pub use cpu_info::{cpu_model, describe_cpu, simd_level};

@@ -5,6 +5,8 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, InplaceOp1, Layout, Result, Storage, Tensor, Var};
 
+use crate::kernels::f32_slice;
+
 /// Writes `values` into a contiguous CPU storage through its layout.
 struct WriteValues<'a> {
     values: &'a [f32],
@@ -57,11 +59,11 @@ pub fn copy_values(t: &Tensor, out: &mut [f32]) -> Result<()> {
     }
     {
         let (storage, layout) = t.storage_and_layout();
-        if let (Storage::Cpu(CpuStorage::F32(data)), Some((start, end))) =
-            (&*storage, layout.contiguous_offsets())
-        {
-            out.copy_from_slice(&data[start..end]);
-            return Ok(());
+        if let Storage::Cpu(cpu) = &*storage {
+            if let Ok(values) = f32_slice(cpu, layout, "copy-values") {
+                out.copy_from_slice(values);
+                return Ok(());
+            }
         }
     }
     out.copy_from_slice(&t.flatten_all()?.to_vec1::<f32>()?);

@@ -31,6 +31,27 @@ impl HostTime {
             .then(|| (self.total_s - self.compute_s - self.evaluate_s) / self.compute_s)
     }
 
+    /// The `host time:` line `lagom sim` prints after a model's run; `None` when nothing was
+    /// computed.
+    pub fn line(&self) -> Option<String> {
+        let overhead = self.overhead()?;
+        let core = self.core_share().map_or(String::new(), |c| {
+            format!(
+                " (of it the server core, its algorithm's update and the parameters it sends: \
+                 {:.2} %)",
+                100.0 * c
+            )
+        });
+        Some(format!(
+            "host time: {:.3} s in the loop, {:.3} s computing gradients and losses, {:.3} s \
+             evaluating; the simulator's own share {:.2} % over the computing{core}",
+            self.total_s,
+            self.compute_s,
+            self.evaluate_s,
+            100.0 * overhead
+        ))
+    }
+
     /// The server core's time as a share of the compute time, where it was measured.
     pub fn core_share(&self) -> Option<f64> {
         self.core_s
@@ -138,5 +159,10 @@ mod tests {
         };
         assert!((with_core.core_share().unwrap() - 0.25).abs() < 1e-12);
         assert_eq!(t.core_share(), None);
+        assert!(with_core
+            .line()
+            .is_some_and(|l| l.contains("server core") && l.contains("25.00 %")));
+        assert!(t.line().is_some_and(|l| !l.contains("server core")));
+        assert_eq!(HostTime::default().line(), None);
     }
 }
