@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 const BATCH: usize = 128;
 
 fn random(len: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
-    (0..len).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
+    (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
 }
 
 fn conv(c: &mut Criterion) {

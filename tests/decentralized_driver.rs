@@ -126,11 +126,11 @@ fn asynchronous(
         assert!(round < 100_000, "no progress");
         let mut order: Vec<usize> = (0..n).collect();
         for i in (1..n).rev() {
-            order.swap(i, rng.gen_range(0..=i));
+            order.swap(i, rng.random_range(0..=i));
         }
         for i in order.into_iter().filter(|&i| Some(i) != absent) {
             for action in ds[i].poll(now) {
-                let at = round + rng.gen_range(0..5);
+                let at = round + rng.random_range(0..5);
                 match action {
                     DriverAction::Send(o) if Some(i) != silent => {
                         queue.push((at, o.to, Delivery::Message(o.lateness, o.message)))
@@ -165,7 +165,7 @@ fn asynchronous(
                                 ..
                             } = a
                             {
-                                let at = round + rng.gen_range(0..5);
+                                let at = round + rng.random_range(0..5);
                                 queue.push((
                                     at,
                                     worker,
@@ -188,7 +188,7 @@ fn asynchronous(
         queue = later;
         let mut due = due;
         for i in (1..due.len()).rev() {
-            due.swap(i, rng.gen_range(0..=i));
+            due.swap(i, rng.random_range(0..=i));
         }
         for (_, to, delivery) in due {
             let d = &mut ds[to];

@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 
 fn random(dims: &[usize], rng: &mut ChaCha8Rng) -> Tensor {
     let n: usize = dims.iter().product();
-    let v: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+    let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
     Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
 }
 
@@ -240,9 +240,9 @@ fn a_resnet20_training_step_matches_candle_ops_and_so_do_the_running_statistics(
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let batch = Batch {
         images: (0..6 * 3 * 12 * 12)
-            .map(|_| rng.gen_range(-2.0..2.0))
+            .map(|_| rng.random_range(-2.0..2.0))
             .collect(),
-        labels: (0..6).map(|_| rng.gen_range(0..10)).collect(),
+        labels: (0..6).map(|_| rng.random_range(0..10)).collect(),
         shape: (3, 12, 12),
     };
     let (f, r) = (

@@ -113,21 +113,23 @@ fn generated(seed: u64) -> Vec<Vec<u8>> {
     (0..GENERATED)
         .map(|i| {
             let mut input: Vec<u8> = match i % 4 {
-                0 => (0..rng.gen_range(0..600)).map(|_| rng.gen()).collect(),
-                1 => frames[rng.gen_range(0..frames.len())][4..].to_vec(),
+                0 => (0..rng.random_range(0..600))
+                    .map(|_| rng.random())
+                    .collect(),
+                1 => frames[rng.random_range(0..frames.len())][4..].to_vec(),
                 2 => {
-                    let mut v = vec![rng.gen::<u8>() % 4, rng.gen(), 255];
-                    for _ in 0..rng.gen_range(1..4) {
-                        v.extend(&frames[rng.gen_range(0..frames.len())]);
+                    let mut v = vec![rng.random::<u8>() % 4, rng.random(), 255];
+                    for _ in 0..rng.random_range(1..4) {
+                        v.extend(&frames[rng.random_range(0..frames.len())]);
                     }
                     v
                 }
-                _ => frames[rng.gen_range(0..frames.len())].clone(),
+                _ => frames[rng.random_range(0..frames.len())].clone(),
             };
             if i % 3 == 0 && !input.is_empty() {
-                for _ in 0..rng.gen_range(1..4) {
-                    let at = rng.gen_range(0..input.len());
-                    input[at] ^= 1 << rng.gen_range(0..8);
+                for _ in 0..rng.random_range(1..4) {
+                    let at = rng.random_range(0..input.len());
+                    input[at] ^= 1 << rng.random_range(0..8);
                 }
             }
             input

@@ -73,7 +73,7 @@ fn each_shifted_buffer_is_heavy_ball_over_its_own_worker_gradients() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let mut logs: Vec<Vec<Vec<f64>>> = vec![Vec::new(); k];
     for t in 0..120u64 {
-        let worker = rng.gen_range(0..k);
+        let worker = rng.random_range(0..k);
         let g: Vec<f64> = (0..3).map(|_| rng.sample(StandardNormal)).collect();
         sm.apply(&Update {
             worker,
@@ -159,7 +159,7 @@ fn smega2_advanced_estimate_is_theta_after_n_zero_gradient_arrivals() {
                 dampening: 0.0,
             };
             let mut s = Smega2::new(vec![1.0, 2.0], n, 0.9, 0.0, params);
-            let steps = rng.gen_range(1..5 * n);
+            let steps = rng.random_range(1..5 * n);
             let grads: Vec<Vec<f64>> = (0..steps)
                 .map(|_| vec![rng.sample(StandardNormal), rng.sample(StandardNormal)])
                 .collect();

@@ -77,7 +77,7 @@ fn random_async(name: AlgorithmName, k: usize, beta: f64, steps: usize, seed: u6
         // Worker k is picked with weight 1/(k+1): heterogeneous speeds.
         let weights: Vec<f64> = (0..k).map(|i| 1.0 / (i as f64 + 1.0)).collect();
         let total: f64 = weights.iter().sum();
-        let mut x = rng.gen::<f64>() * total;
+        let mut x = rng.random::<f64>() * total;
         let mut pick = 0;
         for (i, wgt) in weights.iter().enumerate() {
             if x < *wgt {
@@ -173,12 +173,12 @@ fn checked_random_run(k: usize, beta: f64, steps: usize, seed: u64) -> (Vec<Arri
     let mut ormo = OrMo::new(w0.clone(), k, beta, 0.0, DelayRule::Constant);
     let mut held: Vec<(Vec<f64>, u64)> = vec![(w0.clone(), 0); k];
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let speeds: Vec<f64> = (0..k).map(|_| rng.gen_range(0.1..1.0)).collect();
+    let speeds: Vec<f64> = (0..k).map(|_| rng.random_range(0.1..1.0)).collect();
     let mut arrivals = Vec::new();
     for t in 0..steps as u64 {
         // A worker picked with probability proportional to its speed.
         let total: f64 = speeds.iter().sum();
-        let mut x = rng.gen::<f64>() * total;
+        let mut x = rng.random::<f64>() * total;
         let worker = speeds
             .iter()
             .position(|s| {

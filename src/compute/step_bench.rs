@@ -71,9 +71,9 @@ impl StepBench {
 pub(crate) fn random_batch(input: InputSpec, batch_size: usize, rng: &mut impl Rng) -> Batch {
     let len = batch_size * input.channels * input.height * input.width;
     Batch {
-        images: (0..len).map(|_| rng.gen_range(-2.0f32..2.0)).collect(),
+        images: (0..len).map(|_| rng.random_range(-2.0f32..2.0)).collect(),
         labels: (0..batch_size)
-            .map(|_| rng.gen_range(0..input.classes as u32))
+            .map(|_| rng.random_range(0..input.classes as u32))
             .collect(),
         shape: (input.channels, input.height, input.width),
     }

@@ -46,9 +46,9 @@ impl Dataset {
                 Some(rng) if self.augmentable => {
                     let span = 2 * CROP_PADDING + 1;
                     (
-                        rng.gen_range(0..span) as isize - CROP_PADDING as isize,
-                        rng.gen_range(0..span) as isize - CROP_PADDING as isize,
-                        rng.gen_bool(0.5),
+                        rng.random_range(0..span) as isize - CROP_PADDING as isize,
+                        rng.random_range(0..span) as isize - CROP_PADDING as isize,
+                        rng.random_bool(0.5),
                     )
                 }
                 _ => (0, 0, false),

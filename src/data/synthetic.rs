@@ -15,7 +15,7 @@ pub fn synthetic(seed: u64, train: usize, test: usize) -> Split {
     let prototypes: Vec<Vec<u8>> = (0..CLASSES)
         .map(|_| {
             (0..SIDE * SIDE)
-                .map(|_| if rng.gen_bool(0.5) { 200 } else { 40 })
+                .map(|_| if rng.random_bool(0.5) { 200 } else { 40 })
                 .collect()
         })
         .collect();
@@ -23,10 +23,10 @@ pub fn synthetic(seed: u64, train: usize, test: usize) -> Split {
         let mut pixels = Vec::with_capacity(n * SIDE * SIDE);
         let mut labels = Vec::with_capacity(n);
         for _ in 0..n {
-            let class = rng.gen_range(0..CLASSES);
+            let class = rng.random_range(0..CLASSES);
             labels.push(class as u8);
             pixels.extend(prototypes[class].iter().map(|&p| {
-                let noisy = i32::from(p) + rng.gen_range(-90..=90);
+                let noisy = i32::from(p) + rng.random_range(-90..=90);
                 noisy.clamp(0, 255) as u8
             }));
         }

@@ -149,7 +149,7 @@ impl<T: Real> InProcessCluster<T> {
         let refused = match action {
             DriverAction::Send(o) => {
                 let extra = if o.jitter > 0 {
-                    self.rng.gen_range(0..=o.jitter)
+                    self.rng.random_range(0..=o.jitter)
                 } else {
                     0
                 };

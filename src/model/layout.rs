@@ -239,7 +239,7 @@ impl ParamLayout {
                 flat.extend((0..e.len).map(|_| normal.sample(&mut rng)));
             } else if e.shape.len() == 2 {
                 let bound = 1.0 / (fan_in as f32).sqrt();
-                flat.extend((0..e.len).map(|_| rng.gen_range(-bound..bound)));
+                flat.extend((0..e.len).map(|_| rng.random_range(-bound..bound)));
             } else if e.name.ends_with("weight") {
                 flat.extend(std::iter::repeat_n(1.0, e.len));
             } else {

@@ -43,7 +43,7 @@ impl Logistic {
         for _ in 0..p.samples {
             let row: Vec<f64> = (0..f).map(|_| rng.sample(StandardNormal)).collect();
             let z = row.iter().zip(&hidden).map(|(a, b)| a * b).sum::<f64>() + hidden[f];
-            y.push(if rng.gen::<f64>() < sigmoid(z) {
+            y.push(if rng.random::<f64>() < sigmoid(z) {
                 1.0
             } else {
                 0.0
@@ -91,7 +91,7 @@ impl Objective for Logistic {
     fn gradient(&self, w: &[f32], rng: &mut ChaCha8Rng, out: &mut Vec<f32>) {
         let mut acc = vec![0.0f64; self.features + 1];
         for _ in 0..self.batch_size {
-            let i = rng.gen_range(0..self.y.len());
+            let i = rng.random_range(0..self.y.len());
             let r = sigmoid(self.margin(i, w)) - self.y[i];
             let row = &self.x[i * self.features..(i + 1) * self.features];
             for (a, xi) in acc.iter_mut().zip(row) {

@@ -121,7 +121,7 @@ impl ChaosSchedule {
         if running.is_empty() {
             return None;
         }
-        let worker = running[self.rng.gen_range(0..running.len())];
+        let worker = running[self.rng.random_range(0..running.len())];
         Some(if kill {
             Fault::Kill { worker }
         } else {
