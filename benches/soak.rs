@@ -204,6 +204,46 @@ async fn light_worker(
     Ok(())
 }
 
+/// Prints the server's RSS after the first minute against the end: single samples, and the
+/// medians of the second and of the last minute's samples (the allocator hands freed pages back
+/// every few seconds, so one sample may fall just before that).
+fn print_rss(samples: &[(f64, u64)]) {
+    let Some(&(_, first)) = samples.iter().find(|(t, _)| *t >= 60.0) else {
+        return;
+    };
+    let Some(&(end, last)) = samples.last() else {
+        return;
+    };
+    let mb = |kb: u64| kb as f64 / 1024.0;
+    println!(
+        "server RSS: {:.1} MB after the first minute, {:.1} MB at the end: ratio {:.3}",
+        mb(first),
+        mb(last),
+        last as f64 / first.max(1) as f64
+    );
+    let median = |from: f64, to: f64| {
+        let mut v: Vec<u64> = samples
+            .iter()
+            .filter(|(t, _)| *t >= from && *t < to)
+            .map(|&(_, r)| r)
+            .collect();
+        v.sort_unstable();
+        v.get(v.len() / 2).copied()
+    };
+    if let (Some(second), Some(final_minute)) = (median(60.0, 120.0), median(end - 60.0, end + 1.0))
+    {
+        let peak = samples.iter().map(|&(_, r)| r).max().unwrap_or(0);
+        println!(
+            "server RSS, medians: {:.1} MB in the second minute, {:.1} MB in the last: ratio {:.3} \
+             (peak {:.1} MB)",
+            mb(second),
+            mb(final_minute),
+            final_minute as f64 / second.max(1) as f64,
+            mb(peak)
+        );
+    }
+}
+
 fn main() -> Result<()> {
     let s = settings()?;
     println!("{}", lagom::kernels::describe_cpu());
@@ -243,8 +283,8 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let mut first_minute_rss = None;
-    let mut last_rss = 0;
+    // (seconds since the start, server RSS in kB), every 10 s.
+    let mut samples: Vec<(f64, u64)> = Vec::new();
     runtime.block_on(async {
         let local = tokio::task::LocalSet::new();
         local
@@ -290,10 +330,7 @@ fn main() -> Result<()> {
                             rss as f64 / 1024.0,
                             counts.kills.load(Ordering::Relaxed)
                         );
-                        if t >= 60.0 && first_minute_rss.is_none() {
-                            first_minute_rss = Some(rss);
-                        }
-                        last_rss = rss;
+                        samples.push((t, rss));
                         last_sent = sent;
                         next_report += Duration::from_secs(10);
                     }
@@ -341,14 +378,7 @@ fn main() -> Result<()> {
             "MISMATCH"
         }
     );
-    if let Some(first) = first_minute_rss {
-        println!(
-            "server RSS: {:.1} MB after the first minute, {:.1} MB at the end: ratio {:.3}",
-            first as f64 / 1024.0,
-            last_rss as f64 / 1024.0,
-            last_rss as f64 / first.max(1) as f64
-        );
-    }
+    print_rss(&samples);
     if received != applied + rejected {
         bail!("gradients unaccounted for");
     }

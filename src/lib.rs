@@ -13,6 +13,7 @@ pub mod fuzzing;
 pub mod heterogeneity;
 pub mod kernels;
 pub mod logging;
+pub mod memory_return;
 pub mod model;
 pub mod monitor;
 pub mod net;

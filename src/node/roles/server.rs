@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use crate::algo;
 use crate::config::Config;
 use crate::data::Split;
+use crate::memory_return::start_returning_freed_memory;
 use crate::net::{server_endpoint, NodeIdentity};
 use crate::node::hello::PeerRequirements;
 use crate::node::server::{
@@ -137,6 +138,9 @@ pub fn start_server_node(
     identity: &NodeIdentity,
     bind: SocketAddr,
 ) -> Result<ServerNode> {
+    // A server serves for hours: its resident size should follow what it holds, not the peak of
+    // a moment it was starved of CPU.
+    start_returning_freed_memory();
     if config.algorithm.name.is_decentralized() {
         return start_rendezvous_node(config, split, device, dir, identity, bind);
     }
