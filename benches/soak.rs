@@ -313,7 +313,9 @@ fn main() -> Result<()> {
                         counts.kills.fetch_add(1, Ordering::Relaxed);
                         next_kill += s.kill_every;
                     }
-                    if now >= next_report {
+                    // Samples only while the workers run (at `until` they hang up, and the
+                    // server's memory then is teardown, not the soak).
+                    if now >= next_report && now < until {
                         let sent = counts.sent.load(Ordering::Relaxed);
                         // No resident memory: the server is gone (its exit says why, below).
                         let Some(rss) = rss_kb(pid) else {
