@@ -75,3 +75,39 @@ fn recomputed_resnet20_steps_equal_kept_ones_bit_for_bit() {
         }
     }
 }
+
+#[test]
+fn the_hand_written_resnet20_step_equals_autograd_over_the_same_kernels_bit_for_bit() {
+    // The fast kernels' step runs without candle's autograd; the reference differentiates the
+    // same kernels as candle custom ops through candle's graph (what `Network::forward_t` builds).
+    for memory in [ActivationMemory::Keep, ActivationMemory::Recompute] {
+        let hand = engine(CpuKernels::Fast, memory);
+        let graph = engine(CpuKernels::Fast, ActivationMemory::Keep);
+        let net = graph.network();
+        for step in 0..2 {
+            let b = batch(6 + 3 * step, (3, 12, 12));
+            let got = hand.gradient(&b).expect("hand-written step");
+            let (x, y) = graph.tensors(&b).expect("tensors");
+            let logits = net.forward_t(&x, true).expect("forward through the graph");
+            let loss = candle_nn::loss::cross_entropy(&logits, &y).expect("loss");
+            let want = net
+                .layout()
+                .gradients(&loss.backward().expect("autograd"))
+                .expect("flat gradient");
+            let what = format!("{}, step {step}", memory.as_str());
+            let want_loss = loss.to_scalar::<f32>().expect("scalar");
+            assert_eq!(
+                got.loss.to_bits(),
+                f64::from(want_loss).to_bits(),
+                "loss, {what}"
+            );
+            assert_eq!(differing(&want, &got.grad), 0, "gradient values, {what}");
+            let stats = |n: &Network| n.layout().flatten_stats().expect("stats");
+            assert_eq!(
+                differing(&stats(net), &stats(hand.network())),
+                0,
+                "running statistics, {what}"
+            );
+        }
+    }
+}

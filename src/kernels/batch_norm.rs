@@ -256,24 +256,26 @@ fn block_grad_sums(x: &[f32], y: &[f32], g: &[f32], mean: f32, relu: bool) -> (f
     }
 }
 
-/// One block of the input gradient: `dx = k·(g − mean_g − x̂·mean_gx)`, `g` masked when `RELU`.
+/// One block of the input gradient, in place over the output gradient:
+/// `g ← k·(g − mean_g − x̂·mean_gx)`, `g` masked by `y > 0` first when `RELU` (`y` is only read then).
 #[inline(always)]
-fn input_grad<const RELU: bool>(dx: &mut [f32], x: &[f32], y: &[f32], g: &[f32], c: [f32; 5]) {
+fn input_grad<const RELU: bool>(g: &mut [f32], x: &[f32], y: &[f32], c: [f32; 5]) {
     let [mean, inv_std, k, mean_g, mean_gx] = c;
-    for (((d, &xi), &yi), &gi) in dx.iter_mut().zip(x).zip(y).zip(g) {
-        let gi = if RELU { relu_mask(yi, gi) } else { gi };
+    for ((d, &xi), &yi) in g.iter_mut().zip(x).zip(y) {
+        let gi = if RELU { relu_mask(yi, *d) } else { *d };
         let xhat = (xi - mean) * inv_std;
         *d = k * (gi - mean_g - xhat * mean_gx);
     }
 }
 
 crate::simd_fn! {
-    /// One block of the input gradient; `coef` = [mean, 1/std, γ/std, mean of g, mean of g·x̂].
-    fn block_input_grad(dx: &mut [f32], x: &[f32], y: &[f32], g: &[f32], coef: [f32; 5], relu: bool) {
+    /// One block of the input gradient, in place over `g`; `coef` = [mean, 1/std, γ/std, mean of
+    /// g, mean of g·x̂].
+    fn block_input_grad(g: &mut [f32], x: &[f32], y: &[f32], coef: [f32; 5], relu: bool) {
         if relu {
-            input_grad::<true>(dx, x, y, g, coef);
+            input_grad::<true>(g, x, y, coef);
         } else {
-            input_grad::<false>(dx, x, g, g, coef);
+            input_grad::<false>(g, x, x, coef);
         }
     }
 }
@@ -290,40 +292,56 @@ pub fn bn_train_backward(
     s: &BnShape,
     relu: bool,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut dx = g.to_vec();
+    let (dgamma, dbeta) = bn_train_backward_in_place(x, y, &mut dx, gamma, stats, s, relu);
+    (dx, dgamma, dbeta)
+}
+
+/// [`bn_train_backward`] writing `dx` over the output gradient `g` (no buffer of the
+/// activation's size is allocated); returns `(dγ, dβ)`. The same values, bit for bit.
+pub fn bn_train_backward_in_place(
+    x: &[f32],
+    y: &[f32],
+    g: &mut [f32],
+    gamma: &[f32],
+    stats: &BnBatchStats,
+    s: &BnShape,
+    relu: bool,
+) -> (Vec<f32>, Vec<f32>) {
     assert!(x.len() == s.len() && g.len() == s.len() && (!relu || y.len() == s.len()));
-    let y = if relu { y } else { g };
-    let sums: Vec<(f64, f64)> = (0..s.channels)
-        .into_par_iter()
-        .map(|c| {
-            let (mut sum_g, mut sum_gx) = (0.0f64, 0.0f64);
-            for n in 0..s.batch {
-                let (xb, yb, gb) = (s.block(x, n, c), s.block(y, n, c), s.block(g, n, c));
-                let (bg, bgx) = block_grad_sums(xb, yb, gb, stats.mean[c], relu);
-                sum_g += f64::from(bg);
-                sum_gx += f64::from(bgx);
-            }
-            (sum_g, sum_gx * f64::from(stats.inv_std[c]))
-        })
-        .collect();
+    let y = if relu { y } else { x };
+    let sums: Vec<(f64, f64)> = {
+        let g: &[f32] = g;
+        (0..s.channels)
+            .into_par_iter()
+            .map(|c| {
+                let (mut sum_g, mut sum_gx) = (0.0f64, 0.0f64);
+                for n in 0..s.batch {
+                    let (xb, yb, gb) = (s.block(x, n, c), s.block(y, n, c), s.block(g, n, c));
+                    let (bg, bgx) = block_grad_sums(xb, yb, gb, stats.mean[c], relu);
+                    sum_g += f64::from(bg);
+                    sum_gx += f64::from(bgx);
+                }
+                (sum_g, sum_gx * f64::from(stats.inv_std[c]))
+            })
+            .collect()
+    };
     let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
     let dgamma: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
     let m = s.per_channel().max(1) as f32;
-    let mut dx = vec![0.0f32; s.len()];
     let plane = s.plane.max(1);
-    dx.par_chunks_mut(plane)
-        .enumerate()
-        .for_each(|(block, dx)| {
-            let (n, c) = (block / s.channels, block % s.channels);
-            let (xb, yb, gb) = (s.block(x, n, c), s.block(y, n, c), s.block(g, n, c));
-            let inv_std = stats.inv_std[c];
-            let coef = [
-                stats.mean[c],
-                inv_std,
-                gamma[c] * inv_std,
-                dbeta[c] / m,
-                dgamma[c] / m,
-            ];
-            block_input_grad(dx, xb, yb, gb, coef, relu);
-        });
-    (dx, dgamma, dbeta)
+    g.par_chunks_mut(plane).enumerate().for_each(|(block, g)| {
+        let (n, c) = (block / s.channels, block % s.channels);
+        let (xb, yb) = (s.block(x, n, c), s.block(y, n, c));
+        let inv_std = stats.inv_std[c];
+        let coef = [
+            stats.mean[c],
+            inv_std,
+            gamma[c] * inv_std,
+            dbeta[c] / m,
+            dgamma[c] / m,
+        ];
+        block_input_grad(g, xb, yb, coef, relu);
+    });
+    (dgamma, dbeta)
 }

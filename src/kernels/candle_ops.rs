@@ -23,8 +23,9 @@ pub fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Resu
     }
 }
 
-/// Runs `f` on the f32 values of a CPU tensor (made contiguous first if it is not).
-fn with_f32<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+/// Runs `f` on the f32 values of a CPU tensor (made contiguous first if it is not); an error
+/// naming `op` for a tensor on another device.
+pub fn with_f32<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
     let t = t.contiguous()?;
     let (storage, layout) = t.storage_and_layout();
     match &*storage {

@@ -15,9 +15,13 @@ mod kernels_config;
 mod relu_pool;
 mod simd;
 
-pub use add_relu::{add_relu_forward, relu_backward};
-pub use batch_norm::{bn_train_backward, bn_train_forward, BnBatchStats, BnShape};
-pub use candle_ops::{add_relu, batch_norm_train, conv2d, conv_bias_relu_pool, f32_slice};
+pub use add_relu::{add_relu_forward, add_relu_in_place, relu_backward, relu_mask_in_place};
+pub use batch_norm::{
+    bn_train_backward, bn_train_backward_in_place, bn_train_forward, BnBatchStats, BnShape,
+};
+pub use candle_ops::{
+    add_relu, batch_norm_train, conv2d, conv_bias_relu_pool, f32_slice, with_f32,
+};
 pub use conv::{conv2d_forward, conv2d_input_grad, conv2d_weight_grad};
 pub use conv_shape::ConvShape;
 pub use cpu_info::{cpu_model, describe_cpu, simd_level};

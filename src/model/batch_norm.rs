@@ -12,7 +12,7 @@ use std::sync::Arc;
 use candle_core::{DType, Result, Tensor, Var};
 use candle_nn::{Init, ModuleT, VarBuilder};
 
-use crate::kernels;
+use crate::kernels::{self, BnBatchStats};
 
 /// The momentum every batch-norm layer of one network uses for its running statistics:
 /// `running = (1 − m)·running + m·batch`; 0 freezes them. Shared; cheap to clone.
@@ -133,13 +133,34 @@ impl BatchNorm2d {
     pub fn forward_train_fused(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
         let (n, _, h, w) = x.dims4()?;
         let (y, stats) = kernels::batch_norm_train(x, &self.weight, &self.bias, self.eps, relu)?;
-        let dev = x.device();
-        self.update_running_stats(
-            &Tensor::from_vec(stats.mean, self.channels, dev)?,
-            &Tensor::from_vec(stats.var, self.channels, dev)?,
-            n * h * w,
-        )?;
+        self.record_batch_stats(&stats, n * h * w)?;
         Ok(y)
+    }
+
+    /// Moves the running statistics toward the statistics a training forward on the fast
+    /// kernels used, over `count` values per channel (as [`BatchNorm2d::forward_train_fused`]).
+    pub(crate) fn record_batch_stats(&self, stats: &BnBatchStats, count: usize) -> Result<()> {
+        let dev = self.running_mean.device();
+        self.update_running_stats(
+            &Tensor::from_slice(&stats.mean, self.channels, dev)?,
+            &Tensor::from_slice(&stats.var, self.channels, dev)?,
+            count,
+        )
+    }
+
+    /// The scale `γ` (a variable).
+    pub(crate) fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// The shift `β` (a variable).
+    pub(crate) fn bias(&self) -> &Tensor {
+        &self.bias
+    }
+
+    /// The `ε` added to the variance.
+    pub(crate) fn eps(&self) -> f64 {
+        self.eps
     }
 
     fn forward_eval(&self, x: &Tensor) -> Result<Tensor> {

@@ -158,6 +158,29 @@ impl ParamLayout {
         Ok(flat)
     }
 
+    /// Writes `values`, the gradient of the parameter `param` (one of the layout's variables,
+    /// matched by identity), into its place in `flat`; an error for a tensor that is not one of
+    /// them or a length that is not its.
+    pub fn write_gradient(&self, param: &Tensor, values: &[f32], flat: &mut [f32]) -> Result<()> {
+        let e = self
+            .entries
+            .iter()
+            .find(|e| e.var.as_tensor().id() == param.id())
+            .context("a gradient for a tensor that is not one of the model's parameters")?;
+        if values.len() != e.len || flat.len() != self.total {
+            bail!(
+                "the gradient of {} has {} values (expected {}), the flat vector {} (expected {})",
+                e.name,
+                values.len(),
+                e.len,
+                flat.len(),
+                self.total
+            );
+        }
+        flat[e.offset..e.offset + e.len].copy_from_slice(values);
+        Ok(())
+    }
+
     /// Writes the gradient of every variable that `grads` holds into its place in `flat` (a
     /// vector of the layout's length) and leaves the other places as they are: a backward pass
     /// split into segments, each over its own variables, fills one vector.

@@ -10,6 +10,7 @@ mod mlp;
 mod network;
 mod pool;
 mod resnet;
+mod resnet_step;
 mod tensor_copy;
 
 pub use activation_memory::ActivationMemory;

@@ -6,7 +6,7 @@ use candle_nn::{ModuleT, VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
 use super::batch_norm::{BnMomentum, DEFAULT_BN_MOMENTUM};
-use super::{ActivationMemory, Cnn, Mlp, ParamLayout, ResNet20};
+use super::{resnet_step, ActivationMemory, Cnn, Mlp, ParamLayout, ResNet20};
 use crate::kernels::CpuKernels;
 
 /// The models, by their configuration names.
@@ -200,6 +200,15 @@ impl Network {
         memory: ActivationMemory,
         loss_of: impl FnOnce(&Tensor) -> candle_core::Result<Tensor>,
     ) -> Result<TrainStep> {
+        if let Arch::ResNet20(m) = &self.arch {
+            if self.uses_fast_kernels() {
+                let mut grad = vec![0.0f32; self.layout.len()];
+                let keep = memory == ActivationMemory::Keep;
+                let (logits, loss) =
+                    resnet_step::train_step(m, x, keep, &self.layout, loss_of, &mut grad)?;
+                return Ok(TrainStep { logits, loss, grad });
+            }
+        }
         if let (Arch::ResNet20(m), ActivationMemory::Recompute) = (&self.arch, memory) {
             let mut grad = vec![0.0f32; self.layout.len()];
             let (logits, loss) = m.backward_recomputed(x, &self.momentum, loss_of, |grads| {

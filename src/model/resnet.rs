@@ -14,11 +14,11 @@ use crate::kernels::{self, CpuKernels};
 /// Convolution (no bias) followed by batch norm, and optionally ReLU; on the fast kernels when
 /// `fast` (fused batch norm + ReLU in training), on candle's ops otherwise.
 #[derive(Debug, Clone)]
-struct ConvBn {
-    conv: Conv2d,
-    bn: BatchNorm2d,
-    stride: usize,
-    pad: usize,
+pub(super) struct ConvBn {
+    pub(super) conv: Conv2d,
+    pub(super) bn: BatchNorm2d,
+    pub(super) stride: usize,
+    pub(super) pad: usize,
     fast: bool,
 }
 
@@ -66,10 +66,10 @@ impl ConvBn {
 
 /// Two 3×3 conv-BN layers with a ReLU between, plus the shortcut, then ReLU.
 #[derive(Debug, Clone)]
-struct BasicBlock {
-    first: ConvBn,
-    second: ConvBn,
-    shortcut: Option<ConvBn>,
+pub(super) struct BasicBlock {
+    pub(super) first: ConvBn,
+    pub(super) second: ConvBn,
+    pub(super) shortcut: Option<ConvBn>,
     fast: bool,
 }
 
@@ -121,9 +121,9 @@ impl BasicBlock {
 /// ResNet-20 for `channels`-channel images of any size ≥ 4×4 and any class count.
 #[derive(Debug, Clone)]
 pub struct ResNet20 {
-    stem: ConvBn,
-    blocks: Vec<BasicBlock>,
-    fc: Linear,
+    pub(super) stem: ConvBn,
+    pub(super) blocks: Vec<BasicBlock>,
+    pub(super) fc: Linear,
 }
 
 impl ResNet20 {
