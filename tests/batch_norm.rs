@@ -164,7 +164,8 @@ fn parameters_trained_elsewhere_evaluate_like_the_model_that_trained_them() {
     for _ in 0..30 {
         let batch = split
             .train
-            .batch(&sampler.next_batch(32), None::<&mut ChaCha8Rng>);
+            .batch(&sampler.next_batch(32), None::<&mut ChaCha8Rng>)
+            .expect("batch");
         let out = trainer.gradient(&batch).expect("step");
         opt.step(&mut params, &out.grad, 0.05);
         trainer.set_params(&params).expect("set");
@@ -175,7 +176,7 @@ fn parameters_trained_elsewhere_evaluate_like_the_model_that_trained_them() {
     let evaluator = Engine::new(Network::new(ModelName::Resnet20, input, &dev, 99).expect("net"));
     evaluator.set_params(&params).expect("set");
     let stale = evaluator.evaluate(&split.test, 256).expect("eval");
-    let calibration = bn_batches(&split.train, 10, 32, 5);
+    let calibration = bn_batches(&split.train, 10, 32, 5).expect("batches");
     let recomputed = evaluator
         .evaluate_params(&params, &calibration, &split.test, 256)
         .expect("eval");

@@ -70,7 +70,8 @@ fn ssgd_with_two_workers_equals_big_batch_sgd() {
             engine.set_params(&w).expect("set");
             let b = split
                 .train
-                .batch(&sampler.next_batch(batch), None::<&mut ChaCha8Rng>);
+                .batch(&sampler.next_batch(batch), None::<&mut ChaCha8Rng>)
+                .expect("batch");
             let g = engine.gradient(&b).expect("gradient").grad;
             for (s, x) in sum.iter_mut().zip(&g) {
                 *s += x;

@@ -55,8 +55,8 @@ fn idx_files_raw_and_gzipped_read_back_exactly() {
         let (train, test) = (images(30, 1), images(12, 2));
         write_idx(dir.path(), gzipped, &train, &test);
         let split = load(DatasetName::FashionMnist, Some(dir.path()), 0).expect("reads");
-        assert_eq!(split.train.pixels, train.pixels);
-        assert_eq!(split.test.pixels, test.pixels);
+        assert_eq!(split.train.pixels.in_memory(), Some(&train.pixels[..]));
+        assert_eq!(split.test.pixels.in_memory(), Some(&test.pixels[..]));
         assert_eq!(
             (split.train.height, split.train.width, split.train.channels),
             (5, 4, 1)
@@ -157,7 +157,22 @@ fn a_selected_training_set_is_the_same_examples_as_a_subset_of_the_whole() {
         Selection::only(n, &across_files)
     })
     .expect("reads the selection");
-    assert_eq!(part, whole.train.subset(&across_files).expect("subset"));
+    // A worker's CIFAR shard stays in the files: the same labels, and the same images read per
+    // batch, as the subset of the whole set held in memory.
+    let subset = whole.train.subset(&across_files).expect("subset");
+    assert!(
+        part.pixels.in_memory().is_none(),
+        "pixels left in the files"
+    );
+    assert_eq!(part.labels, subset.labels);
+    let order = [3usize, 0, 2, 1, 2];
+    let none = None::<&mut rand_chacha::ChaCha8Rng>;
+    assert_eq!(
+        part.batch(&order, none).expect("reads the images"),
+        subset
+            .batch(&order, None::<&mut rand_chacha::ChaCha8Rng>)
+            .expect("in memory")
+    );
     let err = load_train(DatasetName::Cifar10, Some(dir.path()), 0, |n| {
         Selection::only(n, &[n])
     })
@@ -166,6 +181,19 @@ fn a_selected_training_set_is_the_same_examples_as_a_subset_of_the_whole() {
         matches!(err, DataError::OutOfRange { index: 15, len: 15 }),
         "{err}"
     );
+    // A file cut short after loading: the batch that needs it fails, naming it; the others read.
+    let batch_3 = dir.path().join("data_batch_3.bin");
+    let cut = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&batch_3)
+        .expect("open");
+    cut.set_len(3073).expect("truncate");
+    let none = None::<&mut rand_chacha::ChaCha8Rng>;
+    let err = part.batch(&[2], none).expect_err("record 7 is gone");
+    assert!(err.to_string().contains("data_batch_3.bin"), "{err}");
+    assert!(part
+        .batch(&[0, 1, 3], None::<&mut rand_chacha::ChaCha8Rng>)
+        .is_ok());
 }
 
 #[test]
@@ -228,9 +256,9 @@ fn cifar10_and_cifar100_binaries_read_back_exactly() {
     )
     .expect("write");
     let split = load(DatasetName::Cifar10, Some(dir.path()), 0).expect("reads");
-    assert_eq!(split.train.pixels, all_train);
+    assert_eq!(split.train.pixels.in_memory(), Some(&all_train[..]));
     assert_eq!(split.train.labels, all_labels);
-    assert_eq!(split.test.pixels, test_px);
+    assert_eq!(split.test.pixels.in_memory(), Some(&test_px[..]));
     assert_eq!(
         (
             split.train.channels,
@@ -256,7 +284,7 @@ fn cifar10_and_cifar100_binaries_read_back_exactly() {
     .expect("write");
     let split = load(DatasetName::Cifar100, Some(dir100.path()), 0).expect("reads");
     assert_eq!(split.train.labels, vec![90, 91, 92, 93, 94], "fine labels");
-    assert_eq!(split.train.pixels, px);
+    assert_eq!(split.train.pixels.in_memory(), Some(&px[..]));
     assert_eq!(split.train.classes, 100);
 
     // A CIFAR-100 file where CIFAR-10 is expected: sizes do not divide into records.

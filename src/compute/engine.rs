@@ -112,7 +112,7 @@ impl Engine {
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
         let indices: Vec<usize> = (0..data.len()).collect();
         for chunk in indices.chunks(batch_size) {
-            let batch = data.batch(chunk, None::<&mut ChaCha8Rng>);
+            let batch = data.batch(chunk, None::<&mut ChaCha8Rng>)?;
             let (x, y) = self.tensors(&batch)?;
             let logits = self.net.forward_t(&x, false)?.detach();
             let loss = cross_entropy(&logits, &y)?.to_scalar::<f32>()?;

@@ -84,7 +84,7 @@ impl WorkerCompute {
     pub fn gradient(&mut self, params: &[f32], weight_decay: f64) -> Result<WorkerGradient> {
         self.engine.set_params(params)?;
         let indices = self.sampler.next_batch(self.batch_size);
-        let batch = self.train.batch(&indices, self.augment.as_mut());
+        let batch = self.train.batch(&indices, self.augment.as_mut())?;
         let out = self.engine.gradient(&batch)?;
         self.last_batch = Some(batch);
         let mut grad = out.grad;

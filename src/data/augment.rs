@@ -3,7 +3,7 @@
 
 use rand::Rng;
 
-use super::Dataset;
+use super::{DataError, Dataset};
 
 /// Padding of the random crop, in pixels.
 pub const CROP_PADDING: usize = 4;
@@ -34,14 +34,24 @@ impl Batch {
 impl Dataset {
     /// The examples at `indices`, normalized per channel; with `augment`, each image is randomly
     /// cropped and flipped using that random stream (only for data sets marked augmentable).
-    pub fn batch<R: Rng>(&self, indices: &[usize], mut augment: Option<&mut R>) -> Batch {
+    /// An error for an index past the end or an image its file no longer yields.
+    pub fn batch<R: Rng>(
+        &self,
+        indices: &[usize],
+        mut augment: Option<&mut R>,
+    ) -> Result<Batch, DataError> {
         let (c, h, w) = (self.channels, self.height, self.width);
         let plane = h * w;
         let mut images = Vec::with_capacity(indices.len() * c * plane);
         let mut labels = Vec::with_capacity(indices.len());
+        let mut scratch = vec![0u8; c * plane];
         for &i in indices {
-            let src = &self.pixels[i * c * plane..(i + 1) * c * plane];
-            labels.push(u32::from(self.labels[i]));
+            let src = self.pixels.image(i, c * plane, &mut scratch)?;
+            let label = self.labels.get(i).ok_or(DataError::OutOfRange {
+                index: i,
+                len: self.len(),
+            })?;
+            labels.push(u32::from(*label));
             let (dy, dx, flip) = match augment.as_deref_mut() {
                 Some(rng) if self.augmentable => {
                     let span = 2 * CROP_PADDING + 1;
@@ -70,11 +80,11 @@ impl Dataset {
                 }
             }
         }
-        Batch {
+        Ok(Batch {
             images,
             labels,
             shape: (c, h, w),
-        }
+        })
     }
 }
 
@@ -90,7 +100,7 @@ mod tests {
             height: 2,
             width: 3,
             classes: 2,
-            pixels: vec![0, 51, 102, 153, 204, 255],
+            pixels: crate::data::PixelStore::Memory(vec![0, 51, 102, 153, 204, 255]),
             labels: vec![1],
             mean: vec![0.5],
             std: vec![0.25],
@@ -100,7 +110,7 @@ mod tests {
 
     #[test]
     fn normalization_is_per_channel_and_exact() {
-        let b = tiny(false).batch::<ChaCha8Rng>(&[0], None);
+        let b = tiny(false).batch::<ChaCha8Rng>(&[0], None).unwrap();
         assert_eq!(b.labels, vec![1]);
         assert_eq!(b.images[0], -2.0);
         assert_eq!(b.images[5], 2.0);
@@ -110,12 +120,12 @@ mod tests {
     #[test]
     fn augmentation_only_moves_and_mirrors_pixels_of_natural_images() {
         let d = tiny(true);
-        let plain = d.batch::<ChaCha8Rng>(&[0], None);
+        let plain = d.batch::<ChaCha8Rng>(&[0], None).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let pad = (0.0 - 0.5) / 0.25;
         let mut changed = false;
         for _ in 0..50 {
-            let a = d.batch(&[0], Some(&mut rng));
+            let a = d.batch(&[0], Some(&mut rng)).unwrap();
             // Every value is an original pixel or the zero padding.
             assert!(a
                 .images
@@ -126,7 +136,7 @@ mod tests {
         assert!(changed, "random crops and flips change some batches");
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         assert_eq!(
-            tiny(false).batch(&[0], Some(&mut rng)),
+            tiny(false).batch(&[0], Some(&mut rng)).unwrap(),
             plain,
             "no augmentation for digits"
         );

@@ -4,6 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use super::pixel_store::{PixelStore, RecordFiles};
 use super::selection::Selection;
 use super::stream::DataStream;
 use super::DataError;
@@ -50,6 +53,70 @@ pub fn read_records_selected(
     hint: &str,
     select: impl FnOnce(usize) -> Result<Selection, DataError>,
 ) -> Result<CifarRecords, DataError> {
+    let mut out = CifarRecords::default();
+    stream_records(
+        paths,
+        cifar100,
+        hint,
+        select,
+        |kept, slot, _, label, pixels| {
+            if out.labels.len() != kept {
+                out.pixels = vec![0u8; kept * IMAGE_BYTES];
+                out.labels = vec![0u8; kept];
+            }
+            out.labels[slot] = label;
+            out.pixels[slot * IMAGE_BYTES..(slot + 1) * IMAGE_BYTES].copy_from_slice(pixels);
+        },
+    )?;
+    Ok(out)
+}
+
+/// Like [`read_records_selected`], but keeps only the labels in memory: the pixels stay in the
+/// files and are read per image ([`PixelStore::Files`]). Every record's label is checked.
+pub fn index_records_selected(
+    paths: &[PathBuf],
+    cifar100: Option<Cifar100Label>,
+    hint: &str,
+    select: impl FnOnce(usize) -> Result<Selection, DataError>,
+) -> Result<(Vec<u8>, PixelStore), DataError> {
+    let (mut labels, mut locations) = (Vec::new(), Vec::new());
+    let counts = stream_records(
+        paths,
+        cifar100,
+        hint,
+        select,
+        |kept, slot, record, label, _| {
+            if labels.len() != kept {
+                labels = vec![0u8; kept];
+                locations = vec![0usize; kept];
+            }
+            labels[slot] = label;
+            locations[slot] = record;
+        },
+    )?;
+    let files: Vec<(PathBuf, usize)> = paths.iter().cloned().zip(counts).collect();
+    let label_bytes = if cifar100.is_some() { 2 } else { 1 };
+    let store = RecordFiles::open(
+        &files,
+        label_bytes + IMAGE_BYTES,
+        label_bytes,
+        IMAGE_BYTES,
+        locations,
+        hint,
+    )?;
+    Ok((labels, PixelStore::Files(Arc::new(store))))
+}
+
+/// Streams the records of `paths` (one set, in order), checking every label, and calls
+/// `keep(records kept in all, slot, record number, label, pixels)` for each record `select`
+/// keeps. Returns the number of records of each file.
+fn stream_records(
+    paths: &[PathBuf],
+    cifar100: Option<Cifar100Label>,
+    hint: &str,
+    select: impl FnOnce(usize) -> Result<Selection, DataError>,
+    mut keep: impl FnMut(usize, usize, usize, u8, &[u8]),
+) -> Result<Vec<usize>, DataError> {
     let label_bytes = if cifar100.is_some() { 2 } else { 1 };
     let record = label_bytes + IMAGE_BYTES;
     let mut counts = Vec::with_capacity(paths.len());
@@ -69,14 +136,11 @@ pub fn read_records_selected(
         counts.push(len / record);
     }
     let selection = select(counts.iter().sum())?;
+    let kept = selection.kept();
     let (classes, offset) = match cifar100 {
         None => (10u8, 0),
         Some(Cifar100Label::Coarse) => (20u8, 0),
         Some(Cifar100Label::Fine) => (100u8, 1),
-    };
-    let mut out = CifarRecords {
-        pixels: vec![0u8; selection.kept() * IMAGE_BYTES],
-        labels: vec![0u8; selection.kept()],
     };
     let mut rec = vec![0u8; record];
     let mut first = 0;
@@ -97,15 +161,13 @@ pub fn read_records_selected(
                 });
             }
             if let Some(slot) = selection.slot(first + i) {
-                out.labels[slot] = label;
-                out.pixels[slot * IMAGE_BYTES..(slot + 1) * IMAGE_BYTES]
-                    .copy_from_slice(&rec[label_bytes..]);
+                keep(kept, slot, first + i, label, &rec[label_bytes..]);
             }
         }
         stream.finish(expected)?;
         first += count;
     }
-    Ok(out)
+    Ok(counts)
 }
 
 /// Encodes records in the CIFAR-10 format, or CIFAR-100 with `(coarse, fine)` labels.

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::cifar::{self, Cifar100Label};
+use super::pixel_store::PixelStore;
 use super::selection::Selection;
 use super::{idx, synthetic, DataError};
 
@@ -58,8 +59,9 @@ pub struct Dataset {
     pub width: usize,
     /// Number of classes.
     pub classes: usize,
-    /// `len × channels × height × width` bytes, channel-major per image.
-    pub pixels: Vec<u8>,
+    /// `len × channels × height × width` bytes, channel-major per image: in memory, or in the
+    /// data files (a worker's CIFAR shard).
+    pub pixels: PixelStore,
     /// One label per image, `< classes`.
     pub labels: Vec<u8>,
     /// Per-channel mean of pixel/255, subtracted before training.
@@ -91,7 +93,7 @@ impl Dataset {
     pub fn subset(&self, indices: &[usize]) -> Result<Dataset, DataError> {
         let selection = Selection::only(self.len(), indices)?;
         Ok(Dataset {
-            pixels: selection.pick(&self.pixels, self.image_len()),
+            pixels: self.pixels.pick(&selection, self.image_len())?,
             labels: selection.pick(&self.labels, 1),
             mean: self.mean.clone(),
             std: self.std.clone(),
@@ -142,10 +144,28 @@ fn hint(name: DatasetName) -> &'static str {
     }
 }
 
-/// Loads `name` from `dir` (or its default folder); `seed` fixes the synthetic set.
+/// Loads `name` from `dir` (or its default folder) into memory; `seed` fixes the synthetic set.
 pub fn load(name: DatasetName, dir: Option<&Path>, seed: u64) -> Result<Split, DataError> {
+    load_split(name, dir, seed, false)
+}
+
+/// [`load`], but CIFAR's training pixels stay in the files (read per image when a batch is
+/// made): for a process that draws few training batches, such as a server recomputing
+/// batch-norm statistics.
+pub fn load_lean(name: DatasetName, dir: Option<&Path>, seed: u64) -> Result<Split, DataError> {
+    load_split(name, dir, seed, true)
+}
+
+fn load_split(
+    name: DatasetName,
+    dir: Option<&Path>,
+    seed: u64,
+    cifar_in_files: bool,
+) -> Result<Split, DataError> {
     let (dir, hint) = locate_set(name, dir)?;
-    let train = train_part(name, &dir, hint, seed, |n| Ok(Selection::all(n)))?;
+    let train = train_part(name, &dir, hint, seed, cifar_in_files, |n| {
+        Ok(Selection::all(n))
+    })?;
     let test = test_part(name, &dir, hint, seed)?;
     if (train.height, train.width) != (test.height, test.width) {
         return Err(DataError::Inconsistent {
@@ -161,7 +181,8 @@ pub fn load(name: DatasetName, dir: Option<&Path>, seed: u64) -> Result<Split, D
 
 /// Loads only the training examples of `name` that `select` keeps (it is given the training
 /// set's size), in the selection's order, streaming the files so that only those are ever
-/// held: what a worker trains on. No test set.
+/// held: what a worker trains on. No test set. CIFAR's pixels stay in its files (fixed-size
+/// records, read per image when a batch is made); the IDX formats, often compressed, are held.
 pub fn load_train(
     name: DatasetName,
     dir: Option<&Path>,
@@ -169,7 +190,7 @@ pub fn load_train(
     select: impl FnOnce(usize) -> Result<Selection, DataError>,
 ) -> Result<Dataset, DataError> {
     let (dir, hint) = locate_set(name, dir)?;
-    train_part(name, &dir, hint, seed, select)
+    train_part(name, &dir, hint, seed, true, select)
 }
 
 /// Loads only the test examples of `name`: what evaluating a saved model needs.
@@ -201,8 +222,16 @@ fn train_part(
     dir: &Path,
     hint: &str,
     seed: u64,
+    cifar_in_files: bool,
     select: impl FnOnce(usize) -> Result<Selection, DataError>,
 ) -> Result<Dataset, DataError> {
+    let cifar = |files: &[PathBuf], labels, select| {
+        if cifar_in_files {
+            cifar::index_records_selected(files, labels, hint, select)
+        } else {
+            cifar::read_records_selected(files, labels, hint, select).map(in_memory)
+        }
+    };
     match name {
         DatasetName::FashionMnist => idx_part(dir, hint, IDX_TRAIN, (0.2860, 0.3530), select),
         DatasetName::Mnist => idx_part(dir, hint, IDX_TRAIN, (0.1307, 0.3081), select),
@@ -210,20 +239,20 @@ fn train_part(
             let files: Vec<PathBuf> = (1..=5)
                 .map(|i| dir.join(format!("data_batch_{i}.bin")))
                 .collect();
-            let train = cifar::read_records_selected(&files, None, hint, select)?;
+            let train = cifar(&files, None, select)?;
             Ok(cifar_set(train, 10, CIFAR10_NORM))
         }
         DatasetName::Cifar100 => {
             let files = [dir.join("train.bin")];
-            let train =
-                cifar::read_records_selected(&files, Some(Cifar100Label::Fine), hint, select)?;
+            let fine = Some(Cifar100Label::Fine);
+            let train = cifar(&files, fine, select)?;
             Ok(cifar_set(train, 100, CIFAR100_NORM))
         }
         DatasetName::Synthetic => {
             let train = synthetic::synthetic(seed, 2000, 500).train;
             let selection = select(train.len())?;
             Ok(Dataset {
-                pixels: selection.pick(&train.pixels, train.image_len()),
+                pixels: train.pixels.pick(&selection, train.image_len())?,
                 labels: selection.pick(&train.labels, 1),
                 ..train
             })
@@ -238,25 +267,33 @@ fn test_part(name: DatasetName, dir: &Path, hint: &str, seed: u64) -> Result<Dat
         DatasetName::Mnist => idx_part(dir, hint, IDX_TEST, (0.1307, 0.3081), all),
         DatasetName::Cifar10 => {
             let test = cifar::read_records(&dir.join("test_batch.bin"), None, hint)?;
-            Ok(cifar_set(test, 10, CIFAR10_NORM))
+            Ok(cifar_set(in_memory(test), 10, CIFAR10_NORM))
         }
         DatasetName::Cifar100 => {
             let fine = Some(Cifar100Label::Fine);
             let test = cifar::read_records(&dir.join("test.bin"), fine, hint)?;
-            Ok(cifar_set(test, 100, CIFAR100_NORM))
+            Ok(cifar_set(in_memory(test), 100, CIFAR100_NORM))
         }
         DatasetName::Synthetic => Ok(synthetic::synthetic(seed, 2000, 500).test),
     }
 }
 
-fn cifar_set(r: cifar::CifarRecords, classes: usize, norm: ([f32; 3], [f32; 3])) -> Dataset {
+fn in_memory(r: cifar::CifarRecords) -> (Vec<u8>, PixelStore) {
+    (r.labels, PixelStore::Memory(r.pixels))
+}
+
+fn cifar_set(
+    (labels, pixels): (Vec<u8>, PixelStore),
+    classes: usize,
+    norm: ([f32; 3], [f32; 3]),
+) -> Dataset {
     Dataset {
         channels: 3,
         height: 32,
         width: 32,
         classes,
-        pixels: r.pixels,
-        labels: r.labels,
+        pixels,
+        labels,
         mean: norm.0.to_vec(),
         std: norm.1.to_vec(),
         augmentable: true,
@@ -308,7 +345,7 @@ fn idx_part(
         height: img.rows,
         width: img.cols,
         classes: 10,
-        pixels: img.pixels,
+        pixels: PixelStore::Memory(img.pixels),
         labels,
         mean: vec![mean],
         std: vec![std],

@@ -7,6 +7,7 @@ mod config;
 mod dataset;
 mod error;
 pub mod idx;
+mod pixel_store;
 mod sampler;
 mod selection;
 mod stream;
@@ -14,8 +15,9 @@ mod synthetic;
 
 pub use augment::Batch;
 pub use config::DataConfig;
-pub use dataset::{load, load_test, load_train, Dataset, DatasetName, Split};
+pub use dataset::{load, load_lean, load_test, load_train, Dataset, DatasetName, Split};
 pub use error::DataError;
+pub use pixel_store::{PixelStore, RecordFiles};
 pub use sampler::{Sampler, Sharding};
 pub use selection::Selection;
 pub use synthetic::synthetic;

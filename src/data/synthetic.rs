@@ -4,7 +4,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{Dataset, Split};
+use super::{Dataset, PixelStore, Split};
 
 const SIDE: usize = 16;
 const CLASSES: usize = 10;
@@ -35,7 +35,7 @@ pub fn synthetic(seed: u64, train: usize, test: usize) -> Split {
             height: SIDE,
             width: SIDE,
             classes: CLASSES,
-            pixels,
+            pixels: PixelStore::Memory(pixels),
             labels,
             mean: vec![0.47],
             std: vec![0.33],

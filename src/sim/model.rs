@@ -54,7 +54,7 @@ impl ModelSource {
             setup.model.bn_batches,
             setup.train.batch_size,
             seed,
-        );
+        )?;
         let augment = setup.data.augment && split.train.augmentable;
         let train = Arc::new(split.train);
         let workers = (0..workers)

@@ -12,7 +12,7 @@ use super::TrainSetup;
 use crate::algo::vector::all_finite;
 use crate::algo::LocalSgd;
 use crate::compute::{describe, Engine, EvalOutput};
-use crate::data::{self, Batch, Dataset, Sampler, Sharding};
+use crate::data::{self, Batch, DataError, Dataset, Sampler, Sharding};
 use crate::model::{to_safetensors, BnEval, InputSpec, Network};
 use crate::run::event::{
     Diverged, End, Eval, LossDiverged, Start, TrainEnd, TrainEval, TrainStart, TrainWindow,
@@ -126,7 +126,7 @@ pub fn run(
             break;
         }
         let indices = sampler.next_batch(tc.batch_size);
-        let batch = train.batch(&indices, augment.then_some(&mut augment_rng));
+        let batch = train.batch(&indices, augment.then_some(&mut augment_rng))?;
         let t0 = Instant::now();
         let out = engine.gradient(&batch)?;
         if !out.loss.is_finite() || out.loss > config.divergence_loss || !all_finite(&out.grad) {
@@ -263,7 +263,7 @@ fn evaluate(
             config.model.bn_batches,
             config.train.batch_size,
             seed,
-        );
+        )?;
         engine
             .recompute_bn_stats(&batches)
             .context("recomputing batch-norm statistics")?;
@@ -273,8 +273,14 @@ fn evaluate(
         .context("evaluating on the test set")
 }
 
-/// `count` batches of un-augmented training examples from a seeded stream of their own.
-pub fn bn_batches(train: &Dataset, count: usize, batch_size: usize, seed: u64) -> Vec<Batch> {
+/// `count` batches of un-augmented training examples from a seeded stream of their own; an
+/// error when an image cannot be read.
+pub fn bn_batches(
+    train: &Dataset,
+    count: usize,
+    batch_size: usize,
+    seed: u64,
+) -> Result<Vec<Batch>, DataError> {
     let mut sampler = Sampler::new(train.len(), 0, 1, Sharding::Independent, seed ^ BN_STREAM);
     (0..count)
         .map(|_| train.batch(&sampler.next_batch(batch_size), None::<&mut ChaCha8Rng>))

@@ -45,6 +45,8 @@ pub fn run_local(config: &Config, dir: &RunDir) -> Result<Summary> {
             &server_id,
             ([127, 0, 0, 1], 0).into(),
         )?;
+        // The evaluator holds its own test set and calibration batches.
+        drop(split);
         let addr = server.addr;
         tracing::info!("server listening on {addr} (loopback); starting the supervisor");
 

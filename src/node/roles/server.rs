@@ -169,6 +169,8 @@ pub fn run_server(config: &Config, dir: &RunDir) -> Result<Summary> {
         let split = load_split(&config)?;
         let listen = resolve(&config.net.listen, "net.listen")?;
         let server = start_server_node(&config, &split, &device, &dir, &identity, listen)?;
+        // The evaluator holds its own test set and calibration batches.
+        drop(split);
         tracing::info!(
             "server listening on {} for {} workers",
             server.addr,

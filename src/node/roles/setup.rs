@@ -129,9 +129,11 @@ pub fn worker_compute(
     Ok((compute, hash, len))
 }
 
-/// Loads the configured data set.
+/// Loads the configured data set for a server ([`data::load_lean`]: CIFAR's training pixels
+/// stay in the files; the server reads only the batches that recompute batch-norm statistics).
+/// Callers drop it once the server has started: the evaluator keeps what it needs.
 pub fn load_split(config: &Config) -> Result<Split> {
-    Ok(data::load(
+    Ok(data::load_lean(
         config.data.name,
         config.data.dir.as_deref(),
         config.run.seed,
@@ -204,7 +206,7 @@ pub(super) fn served_model(
         config.model.bn_batches,
         config.train.batch_size,
         seed,
-    );
+    )?;
     let evaluator = EvalActor::new(
         Engine::new(net),
         split.test.clone(),
