@@ -17,14 +17,18 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L $SYSROOT"
 # The subset that runs under emulation in CI: the unit tests of the data readers, sampling, the
-# kernels, the layout and the cores, and the integration tests of the pure cores (the exact
+# kernels, the layout and the cores; the integration tests of the pure cores (the exact
 # equivalences of the algorithms, the parameter-server core, the decentralized family, the wire
-# protocol, the flat layout and its hash) — what differs between architectures is arithmetic,
-# byte order and dispatch, and these pin all three. Not under emulation: anything that trains a
-# real model for many steps (minutes each at qemu's speed); the mixed-architecture cluster runs a
-# real aarch64 worker instead (scripts/mixed-arch-cluster.sh).
+# protocol, the flat layout and its hash); the data readers (files read back exactly, a shard
+# read per image); and the kernels against candle's ops with ResNet-20's hand-written step on
+# tiny images (the portable code paths aarch64 takes) — what differs between architectures is
+# arithmetic, byte order and dispatch, and these pin all three. Not under emulation: anything
+# that trains a real model for many steps (minutes each at qemu's speed); the mixed-architecture
+# cluster runs a real aarch64 worker instead (scripts/mixed-arch-cluster.sh,
+# tests/mixed_arch_cluster.rs).
 UNIT_FILTERS=(algo:: server:: decen:: proto:: data:: kernels:: model::layout)
-CORE_TESTS=(algorithm_state server_core decentralized_exact proto ormo momentum_variants model_layout)
+CORE_TESTS=(algorithm_state server_core decentralized_exact proto ormo momentum_variants model_layout
+            data_readers fast_kernels activation_recompute)
 case "${1:-build}" in
   setup)
     rustup target add "$TARGET"
