@@ -8,6 +8,13 @@
 #   benches/resnet20_vs_torch.sh                 # batch 128, 2 threads, 6 steps, 2 rounds
 #   PYTHON=/path/to/venv/bin/python ROUNDS=3 benches/resnet20_vs_torch.sh
 #   KERNELS=candle benches/resnet20_vs_torch.sh  # lagom on candle's reference ops instead
+#   ISA=avx2 benches/resnet20_vs_torch.sh        # both sides capped at AVX2 on an AVX-512 CPU
+#   FEATURES=avx512-gemm benches/resnet20_vs_torch.sh   # lagom with gemm's AVX-512 kernels
+#
+# ISA=avx2 measures what an AVX2-only machine would see: lagom's elementwise kernels capped by
+# LAGOM_SIMD=avx2 (its default build has only gemm's AVX2 kernels), PyTorch capped by
+# ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2. FEATURES builds lagom with those cargo
+# features into target/features-NAME; BINARY=path runs that lagom binary instead of building one.
 #
 # Needs PyTorch for $PYTHON (`pip install torch`). Both sides run THREADS threads (the PyTorch
 # script reads OMP_NUM_THREADS).
@@ -29,9 +36,26 @@ if [ ! -f "$TORCH_SCRIPT" ]; then
   echo "PyTorch reference not found at $TORCH_SCRIPT (set TORCH_SCRIPT=...)" >&2
   exit 1
 fi
-cargo build --release --quiet
+ISA=${ISA:-native}
+case "$ISA" in
+  native) ;;
+  avx2) export LAGOM_SIMD=avx2 ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 ;;
+  *) echo "ISA=$ISA: native or avx2" >&2; exit 2 ;;
+esac
+if [ -z "${BINARY:-}" ]; then
+  if [ -n "${FEATURES:-}" ]; then
+    dir="target/features-${FEATURES//[^a-z0-9]/-}"
+    cargo build --release --quiet --bin lagom --features "$FEATURES" --target-dir "$dir"
+    BINARY=$dir/release/lagom
+  else
+    cargo build --release --quiet
+    BINARY=target/release/lagom
+  fi
+fi
 # The machine every figure below comes from.
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); simd: $(grep -m1 -o -w -E 'avx512f|avx2|fma' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+echo "isa: $ISA; lagom: $BINARY"
+"$PYTHON" -c 'import torch; print("pytorch", torch.__version__, "cpu capability", torch.backends.cpu.get_cpu_capability())'
 export RAYON_NUM_THREADS=$THREADS CANDLE_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS
 
 candle_times=()
@@ -40,11 +64,12 @@ candle_mem=""
 torch_mem=""
 for round in $(seq 1 "$ROUNDS"); do
   # lagom bench: one untimed warm-up step, then "step i: T s" lines.
-  out=$(./target/release/lagom bench --steps "$STEPS" \
+  out=$("$BINARY" bench --steps "$STEPS" \
         --set 'model.name="resnet20"' --set 'data.name="cifar10"' \
         --set "train.batch_size=$BATCH" --set 'compute.device="cpu"' \
         --set "compute.cpu_kernels=\"$KERNELS\"" 2>/dev/null)
   c=$(grep '^step ' <<<"$out" | awk '{print $3}')
+  [ "$round" != 1 ] || echo "lagom's $(grep -m1 '^cpu:' <<<"$out")"
   candle_mem=$(grep '^peak_rss_mib' <<<"$out" || true)
   # torch: "it i total Ts" lines; the first is a warm-up.
   out=$("$PYTHON" benches/torch_peak_memory.py "$TORCH_SCRIPT" "$BATCH" "$((STEPS + 1))")

@@ -211,6 +211,10 @@ fn main() -> ExitCode {
     // Every role allocates and frees megabyte tensors at a high rate (a training step ~5 000).
     lagom::compute::keep_freed_tensor_buffers();
     let format = cli.log_format;
+    if let Err(e) = lagom::kernels::simd_path_from_env() {
+        complain(format, &e);
+        return ExitCode::from(EXIT_CONFIG);
+    }
     if cli.command.is_some() && (cli.role.is_some() || cli.overrides != CliOverrides::default()) {
         complain(
             format,

@@ -46,14 +46,15 @@ pub fn simd_level() -> String {
 
 /// One line for a benchmark's header: `cpu: MODEL; simd: LEVEL; lagom's kernels use: PATH`.
 pub fn describe_cpu() -> String {
-    let path = if super::has_avx2_fma() {
-        "avx2+fma"
+    let gemm = if cfg!(feature = "avx512-gemm") {
+        "gemm: avx512 kernels compiled in"
     } else {
-        "baseline"
+        "gemm: built without its avx512 kernels"
     };
     format!(
-        "cpu: {}; simd: {}; lagom's elementwise kernels use: {path}",
+        "cpu: {}; simd: {}; lagom's elementwise kernels use: {}; {gemm}",
         cpu_model(),
-        simd_level()
+        simd_level(),
+        super::simd_path().as_str()
     )
 }

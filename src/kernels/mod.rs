@@ -27,4 +27,7 @@ pub use conv_shape::ConvShape;
 pub use cpu_info::{cpu_model, describe_cpu, simd_level};
 pub use kernels_config::CpuKernels;
 pub use relu_pool::{bias_relu_pool_backward, bias_relu_pool_forward};
-pub use simd::has_avx2_fma;
+pub use simd::{
+    available_simd_paths, best_simd_path, force_simd_path, has_avx2_fma, simd_path,
+    simd_path_from_env, SimdPath, SIMD_ENV,
+};
