@@ -15,8 +15,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import load_file
 
 NORM = {  # per-channel mean and std of pixel/255, as src/data/dataset.rs
     "fashion-mnist": ([0.2860], [0.3530]),
@@ -115,6 +113,9 @@ def test_set(data_dir, dataset):
 
 
 def main():
+    from safetensors import safe_open  # here, so that the models import without safetensors
+    from safetensors.torch import load_file
+
     path, data_dir = sys.argv[1], sys.argv[2]
     dataset = sys.argv[3] if len(sys.argv) > 3 else "fashion-mnist"
     with safe_open(path, "pt") as f:

@@ -4,7 +4,7 @@ Same network as src/model/resnet.rs (3x3 stem, 3 stages x 3 basic blocks at 16/3
 1x1 conv + BN shortcuts where the shape changes, global average pooling, linear), the same
 SGD-momentum step on a fixed random batch. Usage: torch_resnet20.py [BATCH] [STEPS] [DEVICE];
 DEVICE is cpu (default) or cuda[:N] (each timed step then waits for the GPU to finish); threads
-from OMP_NUM_THREADS (default 2), as benches/resnet20_vs_torch.sh sets it. Prints one line per step.
+from OMP_NUM_THREADS (default 2), as benches/step_vs_torch.sh sets it. Prints one line per step.
 """
 import os, sys, time, torch, torch.nn as nn, torch.nn.functional as F
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))

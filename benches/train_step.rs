@@ -1,7 +1,7 @@
 //! One training step (forward + backward + SGD-momentum update + write-back) at batch 128 for
 //! each model on the CPU. Threads: `RAYON_NUM_THREADS` (set it; candle reads it once).
 //!
-//! `cargo bench --bench train_step`; `benches/resnet20_vs_torch.sh` compares with PyTorch.
+//! `cargo bench --bench train_step`; `benches/step_vs_torch.sh` compares with PyTorch.
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! `lagom bench`: times training steps of a model on this machine and prints, line by line, what
-//! `benches/resnet20_vs_torch.sh` reads (the CPU first, so a figure always names its machine).
+//! `benches/step_vs_torch.sh` reads (the CPU first, so a figure always names its machine).
 
 use anyhow::Result;
 use candle_core::Device;

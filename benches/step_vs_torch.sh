@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# ResNet-20 training step (forward + backward + SGD momentum) at one batch size and thread count,
-# lagom against PyTorch (benches/torch_resnet20.py), measured side by side: rounds alternate between
-# the two so both see the same machine. Prints the ratio of median step times and the peak
-# resident memory of each process (whole process, and above its resident memory before the model
-# is built — for PyTorch, once torch is imported).
+# A training step (forward + backward + SGD momentum) of one of lagom's models at one batch size
+# and thread count, lagom (`lagom bench`) against PyTorch, measured side by side: rounds alternate
+# between the two so both see the same machine. Prints the ratio of median step times and the
+# peak resident memory of each process (whole process, and above its resident memory before the
+# model is built — for PyTorch, once torch is imported). PyTorch runs benches/torch_resnet20.py
+# for resnet20 and benches/torch_step.py (the networks of benches/torch_models.py) for mlp and cnn.
 #
-#   benches/resnet20_vs_torch.sh                 # batch 128, 2 threads, 6 steps, 2 rounds
-#   PYTHON=/path/to/venv/bin/python ROUNDS=3 benches/resnet20_vs_torch.sh
-#   KERNELS=candle benches/resnet20_vs_torch.sh  # lagom on candle's reference ops instead
-#   ISA=avx2 benches/resnet20_vs_torch.sh        # both sides capped at AVX2 on an AVX-512 CPU
-#   FEATURES=avx512-gemm benches/resnet20_vs_torch.sh   # lagom with gemm's AVX-512 kernels
+#   benches/step_vs_torch.sh                     # resnet20, batch 128, 2 threads, 6 steps, 2 rounds
+#   MODEL=cnn benches/step_vs_torch.sh           # the cnn on Fashion-MNIST-shaped inputs
+#   PYTHON=/path/to/venv/bin/python ROUNDS=3 benches/step_vs_torch.sh
+#   KERNELS=candle benches/step_vs_torch.sh      # lagom on candle's reference ops instead
+#   ISA=avx2 benches/step_vs_torch.sh            # both sides capped at AVX2 on an AVX-512 CPU
+#   FEATURES=avx512-gemm benches/step_vs_torch.sh   # lagom with gemm's AVX-512 kernels
 #
 # ISA=avx2 measures what an AVX2-only machine would see: lagom's elementwise kernels capped by
 # LAGOM_SIMD=avx2 (its default build has only gemm's AVX2 kernels), PyTorch capped by
@@ -25,8 +27,14 @@ STEPS=${STEPS:-6}
 ROUNDS=${ROUNDS:-2}
 THREADS=${THREADS:-2}
 PYTHON=${PYTHON:-python3}
-TORCH_SCRIPT=${TORCH_SCRIPT:-benches/torch_resnet20.py}
+MODEL=${MODEL:-resnet20}
 KERNELS=${KERNELS:-fast}
+case "$MODEL" in
+  resnet20) DATA=cifar10; TORCH_SCRIPT=${TORCH_SCRIPT:-benches/torch_resnet20.py}; TORCH_ARGS=() ;;
+  mlp|cnn) DATA=fashion-mnist; TORCH_SCRIPT=${TORCH_SCRIPT:-benches/torch_step.py}
+           TORCH_ARGS=("$MODEL") ;;
+  *) echo "MODEL=$MODEL: mlp, cnn or resnet20" >&2; exit 2 ;;
+esac
 
 if ! "$PYTHON" -c 'import torch' 2>/dev/null; then
   echo "PyTorch is not importable by $PYTHON: pip install torch, or set PYTHON=..." >&2
@@ -65,14 +73,14 @@ torch_mem=""
 for round in $(seq 1 "$ROUNDS"); do
   # lagom bench: one untimed warm-up step, then "step i: T s" lines.
   out=$("$BINARY" bench --steps "$STEPS" \
-        --set 'model.name="resnet20"' --set 'data.name="cifar10"' \
+        --set "model.name=\"$MODEL\"" --set "data.name=\"$DATA\"" \
         --set "train.batch_size=$BATCH" --set 'compute.device="cpu"' \
         --set "compute.cpu_kernels=\"$KERNELS\"" 2>/dev/null)
   c=$(grep '^step ' <<<"$out" | awk '{print $3}')
   [ "$round" != 1 ] || echo "lagom's $(grep -m1 '^cpu:' <<<"$out")"
   candle_mem=$(grep '^peak_rss_mib' <<<"$out" || true)
   # torch: "it i total Ts" lines; the first is a warm-up.
-  out=$("$PYTHON" benches/torch_peak_memory.py "$TORCH_SCRIPT" "$BATCH" "$((STEPS + 1))")
+  out=$("$PYTHON" benches/torch_peak_memory.py "$TORCH_SCRIPT" "${TORCH_ARGS[@]}" "$BATCH" "$((STEPS + 1))")
   t=$(grep '^it ' <<<"$out" | tail -n +2 | sed 's/.*total \([0-9.]*\)s/\1/')
   torch_mem=$(grep '^peak_rss_mib' <<<"$out" || true)
   candle_times+=($c)
@@ -81,9 +89,9 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 python3 - "$BATCH" "$THREADS" "${candle_times[*]}" "${torch_times[*]}" "$KERNELS" \
-  "$candle_mem" "$torch_mem" <<'PY'
+  "$candle_mem" "$torch_mem" "$MODEL" <<'PY'
 import statistics, sys
-batch, threads, kernels = sys.argv[1], sys.argv[2], sys.argv[5]
+batch, threads, kernels, model = sys.argv[1], sys.argv[2], sys.argv[5], sys.argv[8]
 candle = [float(x) for x in sys.argv[3].split()]
 torch = [float(x) for x in sys.argv[4].split()]
 def mem(line):
@@ -91,7 +99,7 @@ def mem(line):
     return (float(f[1]), float(f[3])) if len(f) == 4 else (float("nan"), float("nan"))
 (cp, ca), (tp, ta) = mem(sys.argv[6]), mem(sys.argv[7])
 c, t = statistics.median(candle), statistics.median(torch)
-print(f"ResNet-20 training step, batch {batch}, {threads} threads, median of {len(candle)} steps each:")
+print(f"{model} training step, batch {batch}, {threads} threads, median of {len(candle)} steps each:")
 print(f"  lagom ({kernels} kernels) {c:.3f} s ({int(batch) / c:.1f} images/s), "
       f"peak RSS {cp:.0f} MiB ({ca:.0f} MiB above start)")
 print(f"  PyTorch {t:.3f} s ({int(batch) / t:.1f} images/s), "
