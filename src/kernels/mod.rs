@@ -11,6 +11,7 @@ mod candle_ops;
 mod conv;
 mod conv_shape;
 mod cpu_info;
+mod half_precision;
 mod kernels_config;
 mod relu_pool;
 mod simd;
@@ -25,6 +26,7 @@ pub use candle_ops::{
 pub use conv::{conv2d_forward, conv2d_input_grad, conv2d_weight_grad};
 pub use conv_shape::ConvShape;
 pub use cpu_info::{cpu_model, describe_cpu, simd_level};
+pub use half_precision::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
 pub use kernels_config::CpuKernels;
 pub use relu_pool::{bias_relu_pool_backward, bias_relu_pool_forward};
 pub use simd::{
