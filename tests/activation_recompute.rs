@@ -2,11 +2,13 @@
 //! bit for bit the loss, predictions, gradient and batch-norm running statistics of the backward
 //! pass that keeps every activation — on lagom's kernels and on candle's.
 
-use candle_core::Device;
 use lagom::compute::Engine;
 use lagom::data::Batch;
 use lagom::kernels::CpuKernels;
-use lagom::model::{ActivationMemory, InputSpec, ModelName, Network};
+use lagom::model::{ActivationMemory, Network};
+
+mod resnet_support;
+use resnet_support::tiny_resnet;
 
 fn batch(n: usize, (c, h, w): (usize, usize, usize)) -> Batch {
     Batch {
@@ -19,15 +21,7 @@ fn batch(n: usize, (c, h, w): (usize, usize, usize)) -> Batch {
 }
 
 fn engine(kernels: CpuKernels, activations: ActivationMemory) -> Engine {
-    let input = InputSpec {
-        channels: 3,
-        height: 12,
-        width: 12,
-        classes: 10,
-    };
-    let net = Network::with_kernels(ModelName::Resnet20, input, &Device::Cpu, 11, kernels)
-        .expect("ResNet-20 builds");
-    Engine::new(net).with_activations(activations)
+    tiny_resnet(kernels, 11).with_activations(activations)
 }
 
 /// How many places of two equally long vectors hold different bits.

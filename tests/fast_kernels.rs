@@ -4,11 +4,13 @@
 
 use candle_core::{DType, Device, Result, Tensor, Var};
 use lagom::compute::{Engine, StepBench};
-use lagom::data::Batch;
 use lagom::kernels::{self, CpuKernels};
-use lagom::model::{InputSpec, ModelName, Network};
+use lagom::model::{InputSpec, ModelName};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+mod resnet_support;
+use resnet_support::{random_batch, tiny_resnet};
 
 fn random(dims: &[usize], rng: &mut ChaCha8Rng) -> Tensor {
     let n: usize = dims.iter().product();
@@ -221,30 +223,14 @@ fn fused_residual_sum_matches_add_then_relu() {
     assert!(kernels::add_relu(a.as_tensor(), &c).is_err());
 }
 
-fn resnet(kernels: CpuKernels) -> Engine {
-    let input = InputSpec {
-        channels: 3,
-        height: 12,
-        width: 12,
-        classes: 10,
-    };
-    Engine::new(
-        Network::with_kernels(ModelName::Resnet20, input, &Device::Cpu, 5, kernels).unwrap(),
-    )
-}
-
 #[test]
 fn a_resnet20_training_step_matches_candle_ops_and_so_do_the_running_statistics() {
-    let (fast, reference) = (resnet(CpuKernels::Fast), resnet(CpuKernels::Candle));
+    let (fast, reference) = (
+        tiny_resnet(CpuKernels::Fast, 5),
+        tiny_resnet(CpuKernels::Candle, 5),
+    );
     assert_eq!(fast.params().unwrap(), reference.params().unwrap());
-    let mut rng = ChaCha8Rng::seed_from_u64(9);
-    let batch = Batch {
-        images: (0..6 * 3 * 12 * 12)
-            .map(|_| rng.random_range(-2.0..2.0))
-            .collect(),
-        labels: (0..6).map(|_| rng.random_range(0..10)).collect(),
-        shape: (3, 12, 12),
-    };
+    let batch = random_batch(6, 9);
     let (f, r) = (
         fast.gradient(&batch).unwrap(),
         reference.gradient(&batch).unwrap(),

@@ -4,13 +4,12 @@
 //! against the baseline path, and a whole ResNet-20 training step against candle's ops. One test
 //! in its own binary: the forced path is process-wide.
 
-use candle_core::Device;
-use lagom::compute::Engine;
-use lagom::data::Batch;
 use lagom::kernels::{self, BnShape, CpuKernels, SimdPath};
-use lagom::model::{InputSpec, ModelName, Network};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+mod resnet_support;
+use resnet_support::{random_batch, tiny_resnet};
 
 fn random(n: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect()
@@ -55,24 +54,9 @@ fn elementwise_outputs() -> Vec<Vec<f32>> {
 }
 
 fn resnet_step(kernels: CpuKernels) -> (f64, Vec<f32>) {
-    let input = InputSpec {
-        channels: 3,
-        height: 12,
-        width: 12,
-        classes: 10,
-    };
-    let net = Network::with_kernels(ModelName::Resnet20, input, &Device::Cpu, 5, kernels)
-        .expect("ResNet-20 builds");
-    let engine = Engine::new(net);
-    let mut rng = ChaCha8Rng::seed_from_u64(9);
-    let batch = Batch {
-        images: (0..6 * 3 * 12 * 12)
-            .map(|_| rng.random_range(-2.0..2.0))
-            .collect(),
-        labels: (0..6).map(|_| rng.random_range(0..10)).collect(),
-        shape: (3, 12, 12),
-    };
-    let out = engine.gradient(&batch).expect("a step");
+    let out = tiny_resnet(kernels, 5)
+        .gradient(&random_batch(6, 9))
+        .expect("a step");
     (out.loss, out.grad)
 }
 
