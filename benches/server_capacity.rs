@@ -175,7 +175,7 @@ fn measure_server_path(algorithm: AlgorithmName, updates: u64) -> anyhow::Result
     let run = RunDir::create(dir.path())?;
     actix::System::new().block_on(async move {
         let split = load_split(&config)?;
-        let server = start_server(&config, &split, &Device::Cpu, &run)?;
+        let server = start_server(&config, split, &Device::Cpu, &run)?;
         let len = server.requirements.params_len;
         let started = Instant::now();
         let cpu_started = thread_cpu_s();
@@ -205,7 +205,7 @@ fn measure_quic(algorithm: AlgorithmName) -> anyhow::Result<(f64, usize)> {
         let server_id = ca.issue_server("bench-server")?.0;
         let node = start_server_node(
             &config,
-            &split,
+            split,
             &Device::Cpu,
             &run,
             &server_id,

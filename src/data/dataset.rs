@@ -93,7 +93,7 @@ impl Dataset {
     pub fn subset(&self, indices: &[usize]) -> Result<Dataset, DataError> {
         let selection = Selection::only(self.len(), indices)?;
         Ok(Dataset {
-            pixels: self.pixels.pick(&selection, self.image_len())?,
+            pixels: self.pixels.pick(&selection, self.image_len()),
             labels: selection.pick(&self.labels, 1),
             mean: self.mean.clone(),
             std: self.std.clone(),
@@ -252,7 +252,7 @@ fn train_part(
             let train = synthetic::synthetic(seed, 2000, 500).train;
             let selection = select(train.len())?;
             Ok(Dataset {
-                pixels: train.pixels.pick(&selection, train.image_len())?,
+                pixels: train.pixels.pick(&selection, train.image_len()),
                 labels: selection.pick(&train.labels, 1),
                 ..train
             })

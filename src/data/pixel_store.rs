@@ -22,8 +22,8 @@ pub enum PixelStore {
 /// Files of fixed-size records taken as one sequence, and which record holds each example.
 #[derive(Debug)]
 pub struct RecordFiles {
-    /// Each file, open, with its number of records.
-    files: Vec<(PathBuf, File, usize)>,
+    /// Each file, open, with its number of records (shared by the subsets picked from it).
+    files: Arc<[(PathBuf, File, usize)]>,
     /// Bytes per record.
     record: usize,
     /// Bytes before the pixels in each record (the labels).
@@ -72,22 +72,12 @@ impl RecordFiles {
             open.push((path.clone(), file, *count));
         }
         Ok(RecordFiles {
-            files: open,
+            files: open.into(),
             record,
             skip,
             image,
             locations,
         })
-    }
-
-    /// Examples it holds.
-    pub fn len(&self) -> usize {
-        self.locations.len()
-    }
-
-    /// True when it holds no example.
-    pub fn is_empty(&self) -> bool {
-        self.locations.is_empty()
     }
 
     /// Reads example `i`'s pixels into `buf` (`image` bytes).
@@ -96,7 +86,7 @@ impl RecordFiles {
             index: i,
             len: self.locations.len(),
         })?;
-        for (path, file, count) in &self.files {
+        for (path, file, count) in self.files.iter() {
             if rec < *count {
                 let at = (rec * self.record + self.skip) as u64;
                 return read_at(file, &mut buf[..self.image], at).map_err(|source| DataError::Io {
@@ -112,12 +102,13 @@ impl RecordFiles {
         })
     }
 
-    /// The same files holding the examples `selection` keeps, in its order.
-    fn pick(&self, selection: &Selection) -> Result<RecordFiles, DataError> {
-        let files: Vec<(PathBuf, usize)> =
-            self.files.iter().map(|(p, _, n)| (p.clone(), *n)).collect();
-        let locations = selection.pick(&self.locations, 1);
-        RecordFiles::open(&files, self.record, self.skip, self.image, locations, "")
+    /// The same open files holding the examples `selection` keeps, in its order.
+    fn pick(&self, selection: &Selection) -> RecordFiles {
+        RecordFiles {
+            files: Arc::clone(&self.files),
+            locations: selection.pick(&self.locations, 1),
+            ..*self
+        }
     }
 }
 
@@ -166,11 +157,11 @@ impl PixelStore {
     }
 
     /// The examples `selection` keeps, in its order, stored the same way.
-    pub fn pick(&self, selection: &Selection, image_len: usize) -> Result<Self, DataError> {
-        Ok(match self {
+    pub fn pick(&self, selection: &Selection, image_len: usize) -> Self {
+        match self {
             PixelStore::Memory(bytes) => PixelStore::Memory(selection.pick(bytes, image_len)),
-            PixelStore::Files(files) => PixelStore::Files(Arc::new(files.pick(selection)?)),
-        })
+            PixelStore::Files(files) => PixelStore::Files(Arc::new(files.pick(selection))),
+        }
     }
 }
 

@@ -39,14 +39,12 @@ pub fn run_local(config: &Config, dir: &RunDir) -> Result<Summary> {
         let server_id = load_identity(&certs, LOCAL_SERVER)?;
         let server = start_server_node(
             &config,
-            &split,
+            split,
             &device,
             &dir,
             &server_id,
             ([127, 0, 0, 1], 0).into(),
         )?;
-        // The evaluator holds its own test set and calibration batches.
-        drop(split);
         let addr = server.addr;
         tracing::info!("server listening on {addr} (loopback); starting the supervisor");
 

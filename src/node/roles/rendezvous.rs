@@ -27,7 +27,7 @@ use super::setup::{served_model, transport, ServedModel, ServerNode};
 /// the last one). Call inside an actix `System`.
 pub(super) fn start_rendezvous_node(
     config: &Config,
-    split: &Split,
+    split: Split,
     device: &Device,
     dir: &RunDir,
     identity: &NodeIdentity,

@@ -39,11 +39,12 @@ pub struct StartedServer {
     pub actor: Addr<ServerActor>,
 }
 
-/// Starts the server actor for `config` (its evaluator, checkpointing into `dir`, resuming when
-/// `[server] resume` is set) with no transport attached. Call inside an actix `System`.
+/// Starts the server actor for `config` (its evaluator, which keeps `split`'s test set,
+/// checkpointing into `dir`, resuming when `[server] resume` is set) with no transport attached.
+/// Call inside an actix `System`.
 pub fn start_server(
     config: &Config,
-    split: &Split,
+    split: Split,
     device: &Device,
     dir: &RunDir,
 ) -> Result<StartedServer> {
@@ -128,11 +129,11 @@ pub fn start_server(
     })
 }
 
-/// Starts the server actor for `config` on `bind` with `identity`, checkpointing into `dir`.
-/// Call inside an actix `System`.
+/// Starts the server actor (or the rendezvous) for `config` on `bind` with `identity`,
+/// checkpointing into `dir`; `split` goes to its evaluator. Call inside an actix `System`.
 pub fn start_server_node(
     config: &Config,
-    split: &Split,
+    split: Split,
     device: &Device,
     dir: &RunDir,
     identity: &NodeIdentity,
@@ -168,9 +169,7 @@ pub fn run_server(config: &Config, dir: &RunDir) -> Result<Summary> {
         let device = config.compute.device.open()?;
         let split = load_split(&config)?;
         let listen = resolve(&config.net.listen, "net.listen")?;
-        let server = start_server_node(&config, &split, &device, &dir, &identity, listen)?;
-        // The evaluator holds its own test set and calibration batches.
-        drop(split);
+        let server = start_server_node(&config, split, &device, &dir, &identity, listen)?;
         tracing::info!(
             "server listening on {} for {} workers",
             server.addr,

@@ -131,7 +131,6 @@ pub fn worker_compute(
 
 /// Loads the configured data set for a server ([`data::load_lean`]: CIFAR's training pixels
 /// stay in the files; the server reads only the batches that recompute batch-norm statistics).
-/// Callers drop it once the server has started: the evaluator keeps what it needs.
 pub fn load_split(config: &Config) -> Result<Split> {
     Ok(data::load_lean(
         config.data.name,
@@ -181,11 +180,13 @@ pub(super) struct ServedModel {
     pub facts: ModelFacts,
 }
 
-/// Builds the model `config` names for `split` on `device`, and starts its evaluator.
-/// Every evaluated model is written to `dir/model.safetensors`.
+/// Builds the model `config` names for `split` on `device`, and starts its evaluator, which
+/// takes the test set and the batch-norm calibration batches; the rest of `split` is dropped
+/// here, so a server holds no training data while it runs. Every evaluated model is written to
+/// `dir/model.safetensors`.
 pub(super) fn served_model(
     config: &Config,
-    split: &Split,
+    split: Split,
     device: &Device,
     dir: &RunDir,
 ) -> Result<ServedModel> {
@@ -209,7 +210,7 @@ pub(super) fn served_model(
     )?;
     let evaluator = EvalActor::new(
         Engine::new(net),
-        split.test.clone(),
+        split.test,
         calibration,
         config.train.eval_batch_size,
     )
