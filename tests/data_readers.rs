@@ -173,6 +173,16 @@ fn a_selected_training_set_is_the_same_examples_as_a_subset_of_the_whole() {
             .batch(&order, None::<&mut rand_chacha::ChaCha8Rng>)
             .expect("in memory")
     );
+    // A subset of the file-backed shard reads through the same open files.
+    let picked = part.subset(&[2, 0]).expect("subset of the shard");
+    assert!(picked.pixels.in_memory().is_none());
+    let none = None::<&mut rand_chacha::ChaCha8Rng>;
+    assert_eq!(
+        picked.batch(&[0, 1], none).expect("reads"),
+        subset
+            .batch(&[2, 0], None::<&mut rand_chacha::ChaCha8Rng>)
+            .expect("in memory")
+    );
     let err = load_train(DatasetName::Cifar10, Some(dir.path()), 0, |n| {
         Selection::only(n, &[n])
     })
