@@ -7,10 +7,13 @@
 //!   `Params` the actor sends is encoded into a frame. Everything the server does per update
 //!   (decode, checks, the algorithm, copying and encoding parameters) on one thread, without the
 //!   transport (target: ≥ 2 000 updates/s on the 2-core machine).
-//! - **over QUIC** — real clients over loopback QUIC with mutual TLS (8 connections, 2.2 MB each
-//!   way per update). This is bounded by the transport, not by the server.
+//! - **over QUIC** — real clients over loopback QUIC with mutual TLS (8 connections, 1.1 MB each
+//!   way per update in `f32`, half that in `bf16`). This is bounded by the transport, not by the
+//!   server; it also prints the packet size the connections ended at and the packets they
+//!   declared lost.
 //!
-//! `cargo bench --bench server_capacity`
+//! `cargo bench --bench server_capacity` (both ways, ASGD and OrMo, `f32` and `bf16` on the wire);
+//! `cargo bench --bench server_capacity -- --quic bf16` (only the wire, one dtype).
 
 use std::time::{Duration, Instant};
 
@@ -19,9 +22,13 @@ use lagom::algo::AlgorithmName;
 use lagom::config::Config;
 use lagom::data::DatasetName;
 use lagom::model::ModelName;
-use lagom::net::{client_endpoint, connect, recv, send, ClusterCa, SlotGrant, TransportSettings};
+use lagom::net::{
+    client_endpoint, connect, recv, send, send_as, ClusterCa, SlotGrant, TransportSettings,
+};
 use lagom::node::{load_split, start_server, start_server_node, Deliver, Register};
-use lagom::proto::{decode_payload, encode, encode_chunks, frame_limit, Message, Role};
+use lagom::proto::{
+    decode_payload, encode, encode_chunks, frame_limit, frame_size, Message, Role, WireDtype,
+};
 use lagom::run::RunDir;
 use lagom::server::{GradientIn, NEW_PROCESS};
 
@@ -29,14 +36,24 @@ const WORKERS: usize = 8;
 const UPDATES: u64 = 6000;
 const REPEATS: usize = 5;
 
+/// What one over-the-wire worker did: gradients sent, and its connection's transport figures.
+struct WireWorker {
+    sent: u64,
+    mtu: u16,
+    lost_packets: u64,
+}
+
 async fn fast_worker(
     identity: lagom::net::NodeIdentity,
     addr: std::net::SocketAddr,
     worker: u32,
     layout_hash: u64,
     params_len: usize,
-) -> anyhow::Result<u64> {
-    let endpoint = client_endpoint(&identity, &TransportSettings::for_params(params_len))?;
+    dtype: WireDtype,
+) -> anyhow::Result<WireWorker> {
+    let mut transport = TransportSettings::for_params(params_len);
+    transport.wire_dtype = dtype;
+    let endpoint = client_endpoint(&identity, &transport)?;
     let conn = connect(&endpoint, addr).await?;
     send(
         &conn,
@@ -48,6 +65,7 @@ async fn fast_worker(
             params_len: params_len as u64,
             device: "bench".into(),
             peer_port: 0,
+            wire_dtype: dtype,
         },
     )
     .await?;
@@ -59,7 +77,7 @@ async fn fast_worker(
             Some(Message::Welcome { incarnation: i, .. }) => incarnation = i,
             Some(Message::Params { index, .. }) => {
                 seq += 1;
-                send(
+                send_as(
                     &conn,
                     Message::Gradient {
                         worker,
@@ -70,10 +88,18 @@ async fn fast_worker(
                         samples: 128,
                         grad: grad.clone(),
                     },
+                    dtype,
                 )
                 .await?;
             }
-            Some(Message::Stop { .. }) | None => return Ok(seq),
+            Some(Message::Stop { .. }) | None => {
+                let path = conn.stats().path;
+                return Ok(WireWorker {
+                    sent: seq,
+                    mtu: path.current_mtu,
+                    lost_packets: path.lost_packets,
+                });
+            }
             Some(_) => {}
         }
     }
@@ -113,7 +139,7 @@ async fn in_process_worker(
         };
         let index = *index;
         // What the server's sending task does with it (the tensor is not copied).
-        drop(std::hint::black_box(encode_chunks(msg)?));
+        drop(std::hint::black_box(encode_chunks(msg, WireDtype::F32)?));
         let Message::Gradient { grad, loss, .. } = decode_payload(&frame[4..])? else {
             anyhow::bail!("the precomputed frame is not a gradient");
         };
@@ -194,9 +220,22 @@ fn measure_server_path(algorithm: AlgorithmName, updates: u64) -> anyhow::Result
     })
 }
 
-/// Updates per second over loopback QUIC with mutual TLS.
-fn measure_quic(algorithm: AlgorithmName) -> anyhow::Result<(f64, usize)> {
-    let config = bench_config(algorithm);
+/// What one over-the-wire run measured.
+struct WireRun {
+    updates_per_s: f64,
+    params_len: usize,
+    /// Bytes of one gradient frame plus one parameters frame.
+    bytes_per_update: usize,
+    /// The smallest packet size any worker's connection ended at.
+    mtu: u16,
+    /// Packets the workers' connections declared lost.
+    lost_packets: u64,
+}
+
+/// Updates per second over loopback QUIC with mutual TLS, tensors in `dtype` both ways.
+fn measure_quic(algorithm: AlgorithmName, dtype: WireDtype) -> anyhow::Result<WireRun> {
+    let mut config = bench_config(algorithm);
+    config.net.wire_dtype = dtype;
     let dir = tempfile::tempdir()?;
     let run = RunDir::create(dir.path())?;
     actix::System::new().block_on(async move {
@@ -223,26 +262,77 @@ fn measure_quic(algorithm: AlgorithmName) -> anyhow::Result<(f64, usize)> {
             let (tx, rx) = tokio::sync::oneshot::channel();
             let (addr, hash, len) = (node.addr, req.layout_hash, req.params_len);
             clients.spawn(async move {
-                let _ = tx.send(fast_worker(id, addr, w as u32, hash, len).await);
+                let _ = tx.send(fast_worker(id, addr, w as u32, hash, len, dtype).await);
             });
             results.push(rx);
         }
-        let mut sent = 0;
+        let (mut sent, mut mtu, mut lost_packets) = (0, u16::MAX, 0);
         for r in results {
-            sent += r.await??;
+            let worker = r.await??;
+            sent += worker.sent;
+            mtu = mtu.min(worker.mtu);
+            lost_packets += worker.lost_packets;
         }
         clients.stop();
         let elapsed = started.elapsed().as_secs_f64();
         let _ = tokio::time::timeout(Duration::from_secs(120), node.done).await;
         node.endpoint.close(0u32.into(), b"done");
         anyhow::ensure!(sent >= UPDATES, "only {sent} gradients were sent");
-        Ok((UPDATES as f64 / elapsed, req.params_len))
+        let len = req.params_len;
+        let mut grad = Message::Gradient {
+            worker: 0,
+            incarnation: 1,
+            seq: 1,
+            ite: 1,
+            loss: 1.0,
+            samples: 128,
+            grad: vec![0.0; len],
+        };
+        let mut params = Message::Params {
+            index: 1,
+            params: vec![0.0; len],
+        };
+        Ok(WireRun {
+            updates_per_s: UPDATES as f64 / elapsed,
+            params_len: len,
+            bytes_per_update: frame_size(&mut grad, dtype)? + frame_size(&mut params, dtype)?,
+            mtu,
+            lost_packets,
+        })
     })
 }
 
+/// Prints one over-the-wire run in the form benches/wire_vs_torch.sh reads.
+fn print_wire(algorithm: AlgorithmName, dtype: WireDtype) -> anyhow::Result<f64> {
+    let w = measure_quic(algorithm, dtype)?;
+    println!(
+        "over QUIC+TLS, {}, wire {dtype}: {:.1} updates/s ({WORKERS} workers, {} parameters, \
+         {UPDATES} updates; {} bytes per update, packets of {} bytes, {} declared lost)",
+        algorithm.as_str(),
+        w.updates_per_s,
+        w.params_len,
+        w.bytes_per_update,
+        w.mtu,
+        w.lost_packets
+    );
+    Ok(w.updates_per_s)
+}
+
 fn main() -> anyhow::Result<()> {
-    // `cargo bench` passes `--bench`; nothing to parse.
+    // `cargo bench` passes `--bench`; `--quic DTYPE` measures only the transport with tensors in
+    // DTYPE (f32, bf16, f16), as benches/wire_vs_torch.sh runs it.
+    let args: Vec<String> = std::env::args().collect();
     println!("{}", lagom::kernels::describe_cpu());
+    lagom::compute::set_cpu_threads(1);
+    if let Some(at) = args.iter().position(|a| a == "--quic") {
+        let name = args.get(at + 1).map_or("f32", String::as_str);
+        let dtype = WireDtype::ALL
+            .into_iter()
+            .find(|d| d.as_str() == name)
+            .ok_or_else(|| anyhow::anyhow!("--quic {name}: expected f32, bf16 or f16"))?;
+        print_wire(AlgorithmName::Asgd, dtype)?;
+        return Ok(());
+    }
     // Evaluation (once, after each run) needs no second core; an idle rayon pool that spins
     // after it would take the core the measured thread runs on.
     lagom::compute::set_cpu_threads(1);
@@ -260,13 +350,14 @@ fn main() -> anyhow::Result<()> {
             v[v.len() / 2]
         };
         let (path, path_cpu) = (median(|r| r.0), median(|r| r.1));
-        let (quic, len) = measure_quic(algorithm)?;
         println!(
             "server capacity, {}: server path {path:.0} updates/s, {path_cpu:.0} per CPU-second \
-             (target 2000); over QUIC+TLS {quic:.0} updates/s ({WORKERS} workers, {len} \
-             parameters, {UPDATES} updates, median of {REPEATS})",
+             (target 2000; {WORKERS} workers, {UPDATES} updates, median of {REPEATS})",
             algorithm.as_str()
         );
+        for dtype in [WireDtype::F32, WireDtype::Bf16] {
+            print_wire(algorithm, dtype)?;
+        }
     }
     Ok(())
 }

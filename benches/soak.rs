@@ -163,6 +163,7 @@ async fn light_worker(
         params_len: len as u64,
         device: "soak".into(),
         peer_port: 0,
+        wire_dtype: lagom::proto::WireDtype::F32,
     };
     send(&conn, hello).await?;
     let grad: Vec<f32> = (0..len).map(|i| ((i % 7) as f32 - 3.0) * 1e-4).collect();

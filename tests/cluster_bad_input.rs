@@ -56,6 +56,7 @@ fn the_server_refuses_bad_peers_and_bad_gradients_and_keeps_training() {
         params_len: len as u64,
         device: "test".into(),
         peer_port: 0,
+        wire_dtype: lagom::proto::WireDtype::F32,
     };
     let hello = |role| hello_as(role, 1);
 
@@ -101,6 +102,19 @@ fn the_server_refuses_bad_peers_and_bad_gradients_and_keeps_training() {
         send(&conn, hello_as(Role::Worker, 0)).await.expect("send");
         let detail = expect_refusal(&conn, RefusalCode::WorkerId).await;
         assert!(detail.contains("does not allow slot 0"), "{detail}");
+
+        // 4b. A worker that sends tensors in another precision than the server's.
+        let conn = dial().await;
+        let mut bf16 = hello(Role::Worker);
+        if let Message::Hello { wire_dtype, .. } = &mut bf16 {
+            *wire_dtype = lagom::proto::WireDtype::Bf16;
+        }
+        send(&conn, bf16).await.expect("send");
+        let detail = expect_refusal(&conn, RefusalCode::WireDtype).await;
+        assert!(
+            detail.contains("in bf16") && detail.contains("net.wire_dtype is f32"),
+            "{detail}"
+        );
 
         // 5. A proper worker that sends a NaN gradient, then one of the wrong length, then
         //    garbage. The first two are rejected with fresh parameters; the garbage drops it.

@@ -49,6 +49,7 @@ async fn join(
         params_len: len as u64,
         device: "hostile".into(),
         peer_port,
+        wire_dtype: lagom::proto::WireDtype::F32,
     };
     send(&conn, hello).await.expect("hello");
     loop {

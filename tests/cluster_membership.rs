@@ -46,6 +46,7 @@ async fn join_and_hold(cluster: &TestCluster, heartbeat_every: Option<Duration>)
         params_len: len as u64,
         device: "stuck".into(),
         peer_port: 0,
+        wire_dtype: lagom::proto::WireDtype::F32,
     };
     send(&conn, hello).await.expect("hello");
     if let Some(every) = heartbeat_every {

@@ -25,6 +25,7 @@ fn valid_frames() -> Vec<Vec<u8>> {
             params_len: 3,
             device: "cpu".into(),
             peer_port: 7001,
+            wire_dtype: lagom::proto::WireDtype::F32,
         },
         Message::Welcome {
             worker: 1,

@@ -24,6 +24,7 @@ fn every_message() -> Vec<Message> {
             params_len: 206_922,
             device: "cuda:0".into(),
             peer_port: 7001,
+            wire_dtype: lagom::proto::WireDtype::F32,
         },
         Message::Welcome {
             worker: 3,
@@ -206,9 +207,21 @@ fn a_tensor_that_is_not_a_whole_number_of_floats_is_malformed() {
     let at = at - 4;
     payload[at + 1] = 3;
     payload.remove(at + 2);
+    // An odd length is a half-precision tensor, whose last byte (here 0x11) is its dtype tag.
     let err = decode_payload(&payload).expect_err("3-byte tensor");
     assert!(
-        err.to_string().contains("not a whole number of f32 values"),
+        err.to_string()
+            .contains("tensor of 3 bytes has unknown dtype tag 17"),
+        "{err}"
+    );
+    // An even length that is not whole f32 values is no tensor at all.
+    let mut payload = frame[4..].to_vec();
+    payload[at + 1] = 2;
+    payload.truncate(at + 4);
+    let err = decode_payload(&payload).expect_err("2-byte tensor");
+    assert!(
+        err.to_string()
+            .contains("tensor of 2 bytes is neither whole f32 values"),
         "{err}"
     );
 }

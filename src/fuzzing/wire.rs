@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 use super::input::Input;
 use crate::proto::{
     decode_payload, encode, encode_chunks, frame_limit, frame_size, read_frame_sized, Message,
+    WireDtype,
 };
 
 /// A reader that hands out its bytes a few at a time, as a network stream may.
@@ -98,9 +99,29 @@ fn check_encodings(mut message: Message) {
         Some(frame.clone()),
         "re-encoding differs"
     );
-    let size = frame_size(&mut message).expect("a size");
+    for dtype in [WireDtype::Bf16, WireDtype::F16] {
+        let size = frame_size(&mut message, dtype).expect("a size");
+        let chunks = encode_chunks(message.clone(), dtype).expect("chunks");
+        let joined: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        assert_eq!(
+            size,
+            joined.len(),
+            "frame_size disagrees with the {dtype} encoding"
+        );
+        let mut rounded = message.clone();
+        if let Some(t) = rounded.tensor_mut() {
+            *t = WireDtype::decode(&dtype.encode(std::mem::take(t))).expect("a tensor");
+        }
+        let back = decode_payload(&joined[4..]).expect("a half-precision frame decodes");
+        assert_eq!(
+            encode(&back).ok(),
+            encode(&rounded).ok(),
+            "a {dtype} frame decodes to another message than its rounded tensor"
+        );
+    }
+    let size = frame_size(&mut message, WireDtype::F32).expect("a size");
     assert_eq!(size, frame.len(), "frame_size disagrees with encode");
-    let chunks = encode_chunks(message).expect("chunks");
+    let chunks = encode_chunks(message, WireDtype::F32).expect("chunks");
     let joined: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
     assert_eq!(joined, frame, "chunked encoding differs from the plain one");
 }

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::proto::WireDtype;
+
 /// `[net]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -43,6 +45,14 @@ pub struct NetConfig {
     /// waits for a worker that heartbeats but delivers nothing; then that worker is dropped (its
     /// connection closed; if it is alive it rejoins). Seconds.
     pub round_timeout_s: f64,
+    /// The path MTU (largest UDP payload, bytes) when it is known, e.g. 6550 on loopback or a
+    /// jumbo-frame network: packets start there and never shrink below it. 0 = discover it
+    /// (from 1 200 bytes up, halving again where packets vanish).
+    pub mtu: u16,
+    /// The precision of tensors on the wire — gradients, parameters, gossip: `f32` (exact),
+    /// `bf16` or `f16` (half the bytes, rounded to nearest even; the server keeps `f32`). Every
+    /// node of a run must say the same: the server refuses a worker that does not.
+    pub wire_dtype: WireDtype,
 }
 
 impl Default for NetConfig {
@@ -62,6 +72,8 @@ impl Default for NetConfig {
             peer_listen: "0.0.0.0:0".into(),
             peer_wait_s: 5.0,
             round_timeout_s: 120.0,
+            mtu: 0,
+            wire_dtype: WireDtype::F32,
         }
     }
 }
@@ -90,6 +102,17 @@ impl NetConfig {
                     format!("must be a number of seconds > 0 and at most {MAX_SECONDS} (a year), got {v}"),
                 ));
             }
+        }
+        if self.mtu != 0 && !(super::MIN_MTU..=super::MAX_UDP_PAYLOAD).contains(&self.mtu) {
+            problems.push((
+                "net.mtu",
+                format!(
+                    "must be 0 (discover) or from {} to {} bytes of UDP payload, got {}",
+                    super::MIN_MTU,
+                    super::MAX_UDP_PAYLOAD,
+                    self.mtu
+                ),
+            ));
         }
         if self.keep_alive_s >= self.idle_timeout_s {
             problems.push((

@@ -4,17 +4,23 @@
 use anyhow::{Context, Result};
 use quinn::Connection;
 
-use crate::proto::{encode_chunks, read_frame_sized, Message};
+use crate::proto::{encode_chunks, read_frame_sized, Message, WireDtype};
 
-/// Sends `msg` on a fresh stream and waits until the peer has received all of it; returns the
-/// frame's size in bytes. A tensor goes to the transport without being copied into a frame first.
+/// Sends `msg` (its tensor, if any, in `f32`) on a fresh stream and waits until the peer has
+/// received all of it; returns the frame's size in bytes.
 pub async fn send(conn: &Connection, msg: Message) -> Result<usize> {
+    send_as(conn, msg, WireDtype::F32).await
+}
+
+/// [`send`] with the message's tensor in `dtype`. An `f32` tensor goes to the transport without
+/// being copied into a frame first; a half-precision one is converted once.
+pub async fn send_as(conn: &Connection, msg: Message, dtype: WireDtype) -> Result<usize> {
     let kind = msg.kind();
     let mut stream = conn
         .open_uni()
         .await
         .with_context(|| format!("cannot open a stream for {kind}"))?;
-    let mut chunks = encode_chunks(msg).with_context(|| format!("cannot encode {kind}"))?;
+    let mut chunks = encode_chunks(msg, dtype).with_context(|| format!("cannot encode {kind}"))?;
     let bytes = chunks.iter().map(|c| c.len()).sum();
     stream
         .write_all_chunks(&mut chunks)

@@ -13,11 +13,12 @@ pub use certs::{
     DEFAULT_VALIDITY_DAYS, RESERVED_NAMES, SERVER_NAME, WORKER_NAME,
 };
 pub use config::NetConfig;
-pub use link::{recv, recv_sized, send};
+pub use link::{recv, recv_sized, send, send_as};
 pub use refusal::{closed_by_refusal, handshake_refusal};
 pub use revocation::{load_crls, revoke, CRL_FILE, REVOKED_FILE};
 pub use slot_grant::{parse_worker_host, slot_name, SlotGrant, MAX_GRANTED_SLOTS};
 pub use tls::{
     client_endpoint, connect, connect_to, open_windows, peer_endpoint, peer_has_role,
-    peer_may_take_slot, server_endpoint, TransportSettings, ALPN, MAX_UNI_STREAMS,
+    peer_may_take_slot, server_endpoint, TransportSettings, ALPN, MAX_UDP_PAYLOAD, MAX_UNI_STREAMS,
+    MIN_MTU,
 };

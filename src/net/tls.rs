@@ -17,12 +17,12 @@ use rustls_pki_types::{CertificateDer, ServerName};
 
 use super::certs::{role_name, NodeIdentity};
 use super::slot_grant::slot_name;
-use crate::proto::Role;
+use crate::proto::{Role, WireDtype};
 
 /// ALPN protocol id: peers that speak something else fail the handshake.
 pub const ALPN: &[u8] = b"lagom/1";
 
-/// Transport timing and windows.
+/// Transport timing, windows, packet size, and the precision this node sends tensors in.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TransportSettings {
     /// Keep-alive interval; must be below the idle timeout.
@@ -32,6 +32,11 @@ pub struct TransportSettings {
     /// Bytes one stream may have in flight (≥ the largest frame, so a tensor never waits for a
     /// window update).
     pub stream_window: u64,
+    /// A known path MTU (UDP payload bytes) to start at and never fall below (`net.mtu`); `None`
+    /// lets path-MTU discovery find it, from QUIC's 1 200-byte minimum.
+    pub mtu: Option<u16>,
+    /// How this node sends tensors (`net.wire_dtype`); it decodes whatever arrives.
+    pub wire_dtype: WireDtype,
 }
 
 impl TransportSettings {
@@ -43,6 +48,8 @@ impl TransportSettings {
             keep_alive: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(10),
             stream_window: frame.max(8 << 20),
+            mtu: None,
+            wire_dtype: WireDtype::F32,
         }
     }
 
@@ -78,9 +85,14 @@ impl TransportSettings {
             ));
         // Let path-MTU discovery grow packets as far as the path allows (jumbo frames, loopback):
         // far fewer packets, and far less per-packet work, for megabyte tensors.
-        let mut mtu = MtuDiscoveryConfig::default();
-        mtu.upper_bound(MAX_UDP_PAYLOAD);
-        t.mtu_discovery_config(Some(mtu));
+        let mut discovery = MtuDiscoveryConfig::default();
+        discovery.upper_bound(MAX_UDP_PAYLOAD);
+        t.mtu_discovery_config(Some(discovery));
+        if let Some(mtu) = self.mtu {
+            // A configured MTU is a floor: black-hole detection cannot take packets below it.
+            let mtu = mtu.clamp(MIN_MTU, MAX_UDP_PAYLOAD);
+            t.initial_mtu(mtu).min_mtu(mtu);
+        }
         Ok(t)
     }
 }
@@ -104,13 +116,16 @@ pub fn open_windows(conn: &Connection, t: &TransportSettings) {
 /// benchmark: with 256 slots a server's resident memory grew by ~1.5 MB/s for minutes).
 pub const MAX_UNI_STREAMS: u32 = 16;
 
-/// Largest UDP payload an endpoint accepts and path-MTU discovery may probe for: a jumbo frame
-/// (9 000-byte MTU). quinn's default (1 472 bytes, an Ethernet frame) would cap discovery there
-/// even on jumbo-frame links. Not higher: quinn's receive buffer is this × the socket's GRO
-/// segments (64) × 32 datagrams — at 65 000 that was 133 MB, of which a worker's kernel wrote
-/// 35 MB (measured: worker peak 101 → 67 MB), while loopback under load runs at 1 200-byte
-/// packets anyway (quinn's black-hole detector).
-const MAX_UDP_PAYLOAD: u16 = 8_972;
+/// Largest UDP payload an endpoint accepts and path-MTU discovery may probe for. quinn 0.11 hands
+/// the kernel up to 10 packets per `sendmsg` as one GSO batch, and a batch is one UDP datagram:
+/// 10 × this must stay within 65 507 bytes, or the kernel refuses the whole batch (`EMSGSIZE`)
+/// and quinn counts all ten as lost. At 8 972 (a jumbo frame) every full batch was refused —
+/// measured on loopback: 36 % of packets "lost", then black-hole detection pinned packets at
+/// 1 200 bytes, 300 updates/s in the server-capacity bench; at this size nothing is lost.
+pub const MAX_UDP_PAYLOAD: u16 = 6_550;
+
+/// QUIC's smallest UDP payload (RFC 9000 §14): the floor of a configured `net.mtu`.
+pub const MIN_MTU: u16 = 1_200;
 
 /// Socket buffer size asked for on every endpoint (the kernel may grant less).
 const SOCKET_BUFFER: usize = 16 << 20;

@@ -1,6 +1,6 @@
 //! The first exchange of a worker with the server or the rendezvous, both sides of it. The
 //! server side checks the worker's `Hello` (certificate role, protocol version, model layout,
-//! worker slot, and that the certificate allows the slot) before the worker reaches an actor, and refuses a mismatch with a stable code and
+//! worker slot, tensor precision, and that the certificate allows the slot) before the worker reaches an actor, and refuses a mismatch with a stable code and
 //! a clear reason; the worker side (one for both kinds of worker) says `Hello` and reads the
 //! answer within a bounded wait.
 
@@ -9,7 +9,7 @@ use std::time::Duration;
 use quinn::Connection;
 
 use crate::net::{open_windows, peer_has_role, peer_may_take_slot, recv, send, TransportSettings};
-use crate::proto::{Message, ProtoError, RefusalCode, Role, CONTROL_FRAME_LIMIT};
+use crate::proto::{Message, ProtoError, RefusalCode, Role, WireDtype, CONTROL_FRAME_LIMIT};
 
 use super::warn_limit::WarnLimit;
 
@@ -28,6 +28,8 @@ pub struct PeerRequirements {
     pub hello_timeout: Duration,
     /// A joined worker silent this long (no heartbeat, no message) is dropped.
     pub heartbeat_timeout: Duration,
+    /// The precision every node sends tensors in (`net.wire_dtype`).
+    pub wire_dtype: WireDtype,
 }
 
 /// A worker whose `Hello` passed every check.
@@ -78,6 +80,7 @@ pub async fn accept_hello(conn: &Connection, req: &PeerRequirements) -> Option<J
             params_len,
             device,
             peer_port,
+            wire_dtype,
         }))) => {
             if role != Role::Worker || !peer_has_role(conn, Role::Worker) {
                 let detail = format!(
@@ -92,6 +95,13 @@ pub async fn accept_hello(conn: &Connection, req: &PeerRequirements) -> Option<J
                     req.layout_hash, req.params_len
                 );
                 (RefusalCode::LayoutHash, detail)
+            } else if wire_dtype != req.wire_dtype {
+                let detail = format!(
+                    "it sends tensors in {wire_dtype}, this server's net.wire_dtype is {} (set the \
+                     same net.wire_dtype on every node)",
+                    req.wire_dtype
+                );
+                (RefusalCode::WireDtype, detail)
             } else if worker as usize >= req.workers {
                 let detail = format!("worker {worker} is outside 0..{}", req.workers);
                 (RefusalCode::WorkerId, detail)
@@ -135,6 +145,8 @@ pub struct WorkerHello {
     pub device: String,
     /// The port it takes peers' connections on (0: a parameter-server worker takes none).
     pub peer_port: u16,
+    /// The precision it sends tensors in.
+    pub wire_dtype: WireDtype,
 }
 
 /// What the server answered a worker's `Hello`.
@@ -169,6 +181,7 @@ pub async fn say_hello(
         params_len: hello.params_len as u64,
         device: hello.device.clone(),
         peer_port: hello.peer_port,
+        wire_dtype: hello.wire_dtype,
     };
     send(conn, message).await?;
     let reply = tokio::time::timeout(timeout, recv(conn, CONTROL_FRAME_LIMIT))

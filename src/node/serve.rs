@@ -13,8 +13,8 @@ use tokio::sync::mpsc;
 
 use super::hello::refuse;
 use super::warn_limit::WarnLimit;
-use crate::net::{recv, send};
-use crate::proto::{Message, RefusalCode};
+use crate::net::{recv, send_as};
+use crate::proto::{Message, RefusalCode, WireDtype};
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
@@ -131,10 +131,15 @@ pub async fn read_until_gone<F, Fut>(
     }
 }
 
-/// Sends what the actor queues for `worker` on its connection, in order, on a task of its own,
-/// until a send fails or a `Stop` has gone out; when the actor drops the queue (a newer
-/// connection of the slot replaced this one) the connection is closed.
-pub fn spawn_writer(conn: Connection, mut rx: mpsc::UnboundedReceiver<Message>, worker: usize) {
+/// Sends what the actor queues for `worker` on its connection (tensors in `dtype`), in order, on
+/// a task of its own, until a send fails or a `Stop` has gone out; when the actor drops the queue
+/// (a newer connection of the slot replaced this one) the connection is closed.
+pub fn spawn_writer(
+    conn: Connection,
+    mut rx: mpsc::UnboundedReceiver<Message>,
+    worker: usize,
+    dtype: WireDtype,
+) {
     actix::spawn(async move {
         loop {
             let Some(msg) = rx.recv().await else {
@@ -142,7 +147,7 @@ pub fn spawn_writer(conn: Connection, mut rx: mpsc::UnboundedReceiver<Message>, 
                 return;
             };
             let stop = matches!(msg, Message::Stop { .. });
-            if let Err(e) = send(&conn, msg).await {
+            if let Err(e) = send_as(&conn, msg, dtype).await {
                 tracing::debug!("worker {worker}: {e:#}");
                 return;
             }

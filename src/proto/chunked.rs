@@ -1,10 +1,10 @@
 //! Frames as a list of chunks that share the tensor's memory: the header is encoded, the tensor
-//! is handed over as it is. Sending a `Params` or `Gradient` then copies nothing of the tensor
-//! before the transport encrypts it.
+//! is handed over as it is (in `f32`) or converted once (in a half precision). Sending a `Params`
+//! or `Gradient` in `f32` then copies nothing of the tensor before the transport encrypts it.
 
 use bytes::Bytes;
 
-use super::{encode, Message, ProtoError};
+use super::{encode, Message, ProtoError, WireDtype};
 
 /// MessagePack `bin 8` with length 0: what an empty tensor encodes to.
 const EMPTY_BIN: [u8; 2] = [0xc4, 0x00];
@@ -22,22 +22,14 @@ fn bin_header(len: u32, out: &mut Vec<u8>) {
     }
 }
 
-/// A `Vec<f32>` viewed as its little-endian bytes, so it can back a [`Bytes`] without a copy.
-struct TensorBytes(Vec<f32>);
-
-impl AsRef<[u8]> for TensorBytes {
-    fn as_ref(&self) -> &[u8] {
-        bytemuck::cast_slice(&self.0)
-    }
-}
-
-/// The size in bytes of `msg`'s frame (length prefix included), without encoding its tensor.
-pub fn frame_size(msg: &mut Message) -> Result<usize, ProtoError> {
+/// The size in bytes of `msg`'s frame (length prefix included) with its tensor in `dtype`,
+/// without encoding the tensor.
+pub fn frame_size(msg: &mut Message, dtype: WireDtype) -> Result<usize, ProtoError> {
     let Some(tensor) = msg.tensor_mut().map(std::mem::take) else {
         return Ok(encode(msg)?.len());
     };
     let empty = encode(msg)?.len();
-    let n = tensor.len() * 4;
+    let n = dtype.encoded_len(tensor.len());
     if let Some(t) = msg.tensor_mut() {
         *t = tensor;
     }
@@ -46,15 +38,16 @@ pub fn frame_size(msg: &mut Message) -> Result<usize, ProtoError> {
     Ok(empty - EMPTY_BIN.len() + header.len() + n)
 }
 
-/// The frame of `msg` as chunks whose concatenation is exactly [`encode`]`(&msg)`: for a message
-/// with a tensor, the header (length prefix, version and every field before the tensor) and then
-/// the tensor's own memory; any other message is one chunk.
-pub fn encode_chunks(mut msg: Message) -> Result<Vec<Bytes>, ProtoError> {
+/// The frame of `msg` with its tensor in `dtype`, as chunks: for a message with a tensor, the
+/// header (length prefix, version and every field before the tensor) and then the tensor's bytes
+/// (for `f32` the vector's own memory, and the concatenation is exactly [`encode`]`(&msg)`); any
+/// other message is one chunk.
+pub fn encode_chunks(mut msg: Message, dtype: WireDtype) -> Result<Vec<Bytes>, ProtoError> {
     let tensor = match msg.tensor_mut() {
         Some(t) => std::mem::take(t),
         None => return Ok(vec![Bytes::from(encode(&msg)?)]),
     };
-    let tensor_len = tensor.len() * 4;
+    let tensor_len = dtype.encoded_len(tensor.len());
     let too_big = || ProtoError::Oversized {
         len: tensor_len,
         limit: u32::MAX as usize,
@@ -76,10 +69,7 @@ pub fn encode_chunks(mut msg: Message) -> Result<Vec<Bytes>, ProtoError> {
         .and_then(|n| u32::try_from(n).ok())
         .ok_or_else(too_big)?;
     head[..4].copy_from_slice(&payload.to_le_bytes());
-    Ok(vec![
-        Bytes::from(head),
-        Bytes::from_owner(TensorBytes(tensor)),
-    ])
+    Ok(vec![Bytes::from(head), dtype.encode(tensor)])
 }
 
 #[cfg(test)]
@@ -142,8 +132,23 @@ mod tests {
             ];
             for mut msg in messages {
                 let whole = encode(&msg).unwrap();
-                assert_eq!(frame_size(&mut msg).unwrap(), whole.len(), "{n} values");
-                let chunks = encode_chunks(msg).unwrap();
+                assert_eq!(
+                    frame_size(&mut msg, WireDtype::F32).unwrap(),
+                    whole.len(),
+                    "{n} values"
+                );
+                for dtype in [WireDtype::Bf16, WireDtype::F16] {
+                    let mut rounded = msg.clone();
+                    if let Some(t) = rounded.tensor_mut() {
+                        *t = WireDtype::decode(&dtype.encode(t.clone())).unwrap();
+                    }
+                    let chunks = encode_chunks(msg.clone(), dtype).unwrap();
+                    let frame = concat(&chunks);
+                    assert_eq!(frame_size(&mut msg, dtype).unwrap(), frame.len());
+                    let back = super::super::decode_payload(&frame[4..]).unwrap();
+                    assert_eq!(encode(&back).unwrap(), encode(&rounded).unwrap(), "{dtype}");
+                }
+                let chunks = encode_chunks(msg, WireDtype::F32).unwrap();
                 assert_eq!(chunks.len(), 2);
                 assert_eq!(concat(&chunks), whole, "{n} values");
             }
@@ -155,7 +160,7 @@ mod tests {
         let msg = Message::Stop {
             reason: "done".into(),
         };
-        let chunks = encode_chunks(msg.clone()).unwrap();
+        let chunks = encode_chunks(msg.clone(), WireDtype::Bf16).unwrap();
         assert_eq!(chunks.len(), 1);
         assert_eq!(concat(&chunks), encode(&msg).unwrap());
     }
@@ -164,10 +169,13 @@ mod tests {
     fn the_tensor_chunk_shares_the_vectors_memory() {
         let grad = vec![1.0f32; 1000];
         let address = grad.as_ptr() as usize;
-        let chunks = encode_chunks(Message::Params {
-            index: 1,
-            params: grad,
-        })
+        let chunks = encode_chunks(
+            Message::Params {
+                index: 1,
+                params: grad,
+            },
+            WireDtype::F32,
+        )
         .unwrap();
         assert_eq!(chunks[1].as_ptr() as usize, address);
     }

@@ -1,10 +1,13 @@
 //! `Vec<f32>` as one MessagePack `bin` of little-endian bytes: a memcpy-speed encoding, 4 bytes
-//! per value, where a plain sequence would cost 5 bytes and a serde call per value.
+//! per value, where a plain sequence would cost 5 bytes and a serde call per value. Decoding also
+//! takes the half-precision forms of [`WireDtype`] (what `net.wire_dtype` sends).
 
 use std::fmt;
 
 use serde::de::{self, Visitor};
 use serde::{Deserializer, Serializer};
+
+use super::WireDtype;
 
 /// Serializes `v` as `bin` (little-endian `f32`s; the crate refuses to build big-endian, so the
 /// in-memory bytes are the wire bytes and no conversion or copy happens here).
@@ -12,7 +15,7 @@ pub fn serialize<S: Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_bytes(bytemuck::cast_slice(v))
 }
 
-/// Deserializes a `bin` whose length is a multiple of 4 into `f32`s (any alignment).
+/// Deserializes a tensor `bin` in any [`WireDtype`] into `f32`s (any alignment).
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
     d.deserialize_bytes(F32BytesVisitor)
 }
@@ -23,24 +26,11 @@ impl<'de> Visitor<'de> for F32BytesVisitor {
     type Value = Vec<f32>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a byte string of little-endian f32 values")
+        f.write_str("a byte string of little-endian f32, bf16 or f16 values")
     }
 
     fn visit_bytes<E: de::Error>(self, b: &[u8]) -> Result<Vec<f32>, E> {
-        if b.len() % 4 != 0 {
-            return Err(E::custom(format!(
-                "tensor of {} bytes is not a whole number of f32 values",
-                b.len()
-            )));
-        }
-        // One copy into aligned storage (a borrowed `bin` can start at any address), into
-        // uninitialised capacity: no zero-fill first.
-        let mut v = Vec::with_capacity(b.len() / 4);
-        v.extend(
-            b.chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-        );
-        Ok(v)
+        WireDtype::decode(b).map_err(E::custom)
     }
 
     fn visit_borrowed_bytes<E: de::Error>(self, b: &'de [u8]) -> Result<Vec<f32>, E> {

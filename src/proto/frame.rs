@@ -117,13 +117,13 @@ pub async fn read_frame_sized<R: AsyncRead + Unpin>(
     if len > limit {
         return Err(ProtoError::Oversized { len, limit });
     }
-    let mut payload = vec![0u8; len];
-    r.read_exact(&mut payload).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            ProtoError::Truncated { expected: len }
-        } else {
-            ProtoError::Io(e)
+    // Read into uninitialised capacity (no zero-fill of a megabyte first), never past the frame.
+    let mut payload = Vec::with_capacity(len);
+    let mut body = (&mut *r).take(len as u64);
+    while payload.len() < len {
+        if body.read_buf(&mut payload).await? == 0 {
+            return Err(ProtoError::Truncated { expected: len });
         }
-    })?;
+    }
     decode_payload(&payload).map(|m| Some((m, len + 4)))
 }

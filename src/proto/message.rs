@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::WireDtype;
 use crate::decen::{NodeStats, PeerEntry, ReduceKind};
 
 /// What a node is, as it claims in `Hello` and as its certificate names it.
@@ -40,6 +41,8 @@ pub enum RefusalCode {
     Unexpected,
     /// The run is over.
     Finished,
+    /// The peer sends tensors in another precision than the server's `net.wire_dtype`.
+    WireDtype,
 }
 
 /// One protocol message.
@@ -63,6 +66,9 @@ pub enum Message {
         /// The UDP port it takes connections from other workers on (decentralized runs); 0 when
         /// it takes none.
         peer_port: u16,
+        /// The precision it sends tensors in (`net.wire_dtype`; absent from older builds: f32).
+        #[serde(default)]
+        wire_dtype: WireDtype,
     },
     /// First message on a worker-to-worker connection: who dials, as which process, and whom.
     PeerHello {

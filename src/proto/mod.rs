@@ -5,6 +5,7 @@ mod chunked;
 mod f32_bytes;
 mod frame;
 mod message;
+mod wire_dtype;
 
 pub use crate::decen::{NodeStats, ReduceKind};
 pub use chunked::{encode_chunks, frame_size};
@@ -13,6 +14,7 @@ pub use frame::{
     CONTROL_FRAME_LIMIT, PROTOCOL_VERSION,
 };
 pub use message::{Message, RefusalCode, Role};
+pub use wire_dtype::WireDtype;
 
 #[cfg(not(target_endian = "little"))]
 compile_error!("lagom's wire format and tensor copies assume a little-endian machine");

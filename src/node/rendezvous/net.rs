@@ -76,7 +76,7 @@ async fn serve_worker(conn: Connection, actor: Addr<RendezvousActor>, req: PeerR
         actor.do_send(Left { worker, connection });
         return;
     }
-    spawn_writer(conn.clone(), rx, worker);
+    spawn_writer(conn.clone(), rx, worker, req.wire_dtype);
     read_worker(&conn, &actor, worker, &req).await;
     actor.do_send(Left { worker, connection });
 }

@@ -89,6 +89,7 @@ pub(super) fn start_rendezvous_node(
         message_len,
         hello_timeout: Duration::from_secs_f64(config.net.hello_timeout_s),
         heartbeat_timeout: Duration::from_secs_f64(config.net.heartbeat_timeout_s),
+        wire_dtype: config.net.wire_dtype,
     };
     let endpoint = server_endpoint(bind, identity, &transport(config, message_len))?;
     let addr = endpoint.local_addr()?;

@@ -123,6 +123,7 @@ pub fn start_server(
             message_len: params_len,
             hello_timeout: Duration::from_secs_f64(config.net.hello_timeout_s),
             heartbeat_timeout: Duration::from_secs_f64(config.net.heartbeat_timeout_s),
+            wire_dtype: config.net.wire_dtype,
         },
         done,
         actor,

@@ -28,6 +28,8 @@ pub(super) fn transport(config: &Config, params_len: usize) -> TransportSettings
     let mut t = TransportSettings::for_params(params_len);
     t.keep_alive = Duration::from_secs_f64(config.net.keep_alive_s);
     t.idle_timeout = Duration::from_secs_f64(config.net.idle_timeout_s);
+    t.mtu = (config.net.mtu != 0).then_some(config.net.mtu);
+    t.wire_dtype = config.net.wire_dtype;
     t
 }
 

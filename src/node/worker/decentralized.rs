@@ -101,6 +101,7 @@ async fn join(
         params_len: spec.params_len,
         device: spec.device.clone(),
         peer_port,
+        wire_dtype: spec.transport.wire_dtype,
     };
     match say_hello(&conn, &hello, spec.hello_timeout).await? {
         HelloAnswer::Welcome { incarnation, .. } => Ok(Ok((conn, incarnation))),
@@ -169,6 +170,7 @@ pub async fn run_decen_worker(
         me: spec.worker,
         incarnation,
         layout_hash: spec.layout_hash,
+        wire_dtype: spec.transport.wire_dtype,
     };
     let mut links = PeerLinks::new(
         dialler,
@@ -264,6 +266,7 @@ async fn train(
         worker: spec.worker,
         iterations: spec.iterations,
         policy: PolicyConfig::evaluate_every(spec.eval_every, spec.algorithm.lr_schedule()),
+        wire_dtype: spec.transport.wire_dtype,
     };
     let done = run_loop(&loop_spec, &mut driver, conn, compute, links, inputs).await?;
     Ok(WorkerExit::Stopped { gradients: done })

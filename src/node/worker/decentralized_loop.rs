@@ -15,10 +15,10 @@ use super::decentralized_report::{finish_iteration, send_state, Window};
 use super::peer_links::PeerLinks;
 use super::peer_listener::Inbound;
 use crate::decen::{DriverAction, GossipMessage, NodeDriver};
-use crate::net::send;
+use crate::net::send_as;
 use crate::node::compute::{ComputeActor, ComputeGradient, ComputeLoss, ComputedGradient};
 use crate::node::warn_limit::WarnLimit;
-use crate::proto::Message;
+use crate::proto::{Message, WireDtype};
 use crate::run::{PolicyAction, PolicyConfig, RunPolicy};
 
 /// A computation's result, back from the compute thread.
@@ -47,6 +47,8 @@ pub struct LoopSpec {
     pub iterations: u64,
     /// The report cadence (`eval_every`) and learning-rate schedule.
     pub policy: PolicyConfig,
+    /// The precision of the tensors it sends.
+    pub wire_dtype: WireDtype,
 }
 
 /// Sends a driver's gossip to its peers; one whose peer's queue is full goes back to the node.
@@ -158,7 +160,7 @@ pub async fn run_loop(
                         kind,
                         values,
                     };
-                    let bytes = send(conn, message).await?;
+                    let bytes = send_as(conn, message, spec.wire_dtype).await?;
                     inputs.sent.fetch_add(bytes as u64, Ordering::Relaxed);
                 }
                 DriverAction::WaitUntil(at) => deadline = Some(at),

@@ -13,7 +13,7 @@ use quinn::Connection;
 use super::spawn_heartbeats;
 use super::untrusted;
 use crate::net::{
-    client_endpoint, closed_by_refusal, connect, handshake_refusal, recv, send, NodeIdentity,
+    client_endpoint, closed_by_refusal, connect, handshake_refusal, recv, send_as, NodeIdentity,
     TransportSettings,
 };
 use crate::node::compute::{ComputeActor, ComputeGradient};
@@ -134,6 +134,7 @@ async fn session(
         params_len: spec.params_len,
         device: spec.device.clone(),
         peer_port: 0,
+        wire_dtype: spec.transport.wire_dtype,
     };
     let weight_decay = match say_hello(conn, &hello, spec.hello_timeout).await? {
         HelloAnswer::Welcome {
@@ -183,7 +184,7 @@ async fn session(
                     .await
                     .map_err(|e| anyhow!("the compute thread is gone: {e}"))??;
                 *seq += 1;
-                send(
+                send_as(
                     conn,
                     Message::Gradient {
                         worker: spec.worker,
@@ -194,6 +195,7 @@ async fn session(
                         samples: out.samples,
                         grad: out.grad,
                     },
+                    spec.transport.wire_dtype,
                 )
                 .await?;
                 if *seq == 1 {

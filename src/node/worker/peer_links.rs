@@ -13,8 +13,8 @@ use quinn::{Connection, Endpoint};
 use tokio::sync::mpsc;
 
 use crate::decen::PeerEntry;
-use crate::net::{connect_to, peer_may_take_slot, send};
-use crate::proto::{frame_size, Message, Role};
+use crate::net::{connect_to, peer_may_take_slot, send, send_as};
+use crate::proto::{frame_size, Message, Role, WireDtype};
 
 /// Messages that may wait for one out-peer before a new one is handed back.
 pub const PEER_QUEUE_CAPACITY: usize = 8;
@@ -74,6 +74,8 @@ pub struct Dialler {
     pub incarnation: u64,
     /// The model's layout hash.
     pub layout_hash: u64,
+    /// The precision of the tensors it sends.
+    pub wire_dtype: WireDtype,
 }
 
 /// The outgoing side: one queue and task per out-peer, created on first use.
@@ -130,7 +132,7 @@ impl PeerLinks {
             ));
             tx
         });
-        let bytes = frame_size(&mut message).unwrap_or(0);
+        let bytes = frame_size(&mut message, self.dialler.wire_dtype).unwrap_or(0);
         match queue.try_send(message) {
             Ok(()) => {
                 self.sent.fetch_add(bytes as u64, Ordering::Relaxed);
@@ -199,7 +201,9 @@ async fn peer_sender(
             }
             if let Some(c) = &conn {
                 let left = give_up_at.saturating_duration_since(tokio::time::Instant::now());
-                match tokio::time::timeout(left, send(c, message.clone())).await {
+                match tokio::time::timeout(left, send_as(c, message.clone(), dialler.wire_dtype))
+                    .await
+                {
                     Ok(Ok(_)) => break,
                     Ok(Err(e)) => {
                         tracing::debug!("worker {me}: sending to peer {to} failed: {e:#}");
