@@ -91,12 +91,16 @@ impl WireDtype {
     pub fn decode(bin: &[u8]) -> Result<Vec<f32>, String> {
         let dtype = Self::of_bin(bin.len(), bin.last().copied())?;
         if dtype == WireDtype::F32 {
-            // One copy into aligned storage, into uninitialised capacity: no zero-fill first.
-            let mut v = Vec::with_capacity(bin.len() / 4);
-            v.extend(
-                bin.chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-            );
+            // One memcpy into aligned storage, into uninitialised capacity: no zero-fill first.
+            let n = bin.len() / 4;
+            let mut v = Vec::<f32>::with_capacity(n);
+            // SAFETY: the capacity holds `n` f32s = `bin.len()` bytes; every bit pattern is a
+            // valid f32 and the machine is little-endian (proto/mod.rs refuses to build
+            // otherwise), so after the copy the first `n` values are initialised.
+            unsafe {
+                std::ptr::copy_nonoverlapping(bin.as_ptr(), v.as_mut_ptr().cast::<u8>(), bin.len());
+                v.set_len(n);
+            }
             return Ok(v);
         }
         let data = &bin[..bin.len() - 1];

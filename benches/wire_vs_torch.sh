@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# A parameter server over the wire, lagom against PyTorch, side by side: 8 workers that answer
+# every parameter copy at once with a gradient of 272 186 values (ResNet-20's size), loopback,
+# updates per second. lagom runs `cargo bench --bench server_capacity -- --quic DTYPE` (QUIC with
+# mutual TLS 1.3, one process: the server on one thread, the workers on another); PyTorch runs
+# benches/torch_rpc_ps.py (torch.distributed.rpc over TensorPipe's TCP transport, no encryption,
+# a server process and 8 worker processes). Rounds alternate so both see the same machine; the
+# medians and their ratios are printed, with the CPU they came from.
+#
+#   benches/wire_vs_torch.sh                        # 3 rounds; lagom in f32 and bf16
+#   PYTHON=/path/to/venv/bin/python ROUNDS=5 benches/wire_vs_torch.sh
+#   TORCH_DTYPES="float32 bfloat16" benches/wire_vs_torch.sh   # PyTorch sending bf16 too
+#
+# Needs PyTorch for $PYTHON (`pip install torch`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-3}
+PYTHON=${PYTHON:-python3}
+WORKERS=8
+PARAMS=272186
+UPDATES=${UPDATES:-4000}
+LAGOM_DTYPES=${LAGOM_DTYPES:-"f32 bf16"}
+TORCH_DTYPES=${TORCH_DTYPES:-float32}
+
+if ! "$PYTHON" -c 'import torch.distributed.rpc' 2>/dev/null; then
+  echo "PyTorch (with torch.distributed.rpc) is not importable by $PYTHON: pip install torch" >&2
+  exit 1
+fi
+cargo bench --bench server_capacity --no-run --quiet 2>/dev/null
+BENCH=$(ls -t target/release/deps/server_capacity-* | grep -v '\.d$' | head -1)
+
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); cores: $(nproc); simd: $(grep -m1 -o -w -E 'avx512f|avx2|vaes|aes' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+"$PYTHON" -c 'import torch; print("pytorch", torch.__version__)'
+
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+for round in $(seq 1 "$ROUNDS"); do
+  for dtype in $TORCH_DTYPES; do
+    rate=$(OMP_NUM_THREADS=1 "$PYTHON" benches/torch_rpc_ps.py "$WORKERS" "$PARAMS" "$UPDATES" uv "$dtype" 2>/dev/null \
+           | sed -n 's/.*updates_per_s \([0-9.]*\).*/\1/p')
+    echo "torch-$dtype $rate" >>"$results"
+    echo "round $round: PyTorch RPC (TCP) $dtype: $rate updates/s"
+  done
+  for dtype in $LAGOM_DTYPES; do
+    line=$(RAYON_NUM_THREADS=1 "$BENCH" --quic "$dtype" | grep '^over QUIC')
+    rate=$(sed -n 's/.*: \([0-9.]*\) updates\/s.*/\1/p' <<<"$line")
+    echo "lagom-$dtype $rate" >>"$results"
+    echo "round $round: lagom QUIC+TLS $dtype: $rate updates/s ${line#*updates/s }"
+  done
+done
+
+python3 - "$results" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    name, rate = line.split()
+    runs.setdefault(name, []).append(float(rate))
+med = {k: statistics.median(v) for k, v in runs.items()}
+anchor = med.get("torch-float32")
+print(f"medians of {len(next(iter(runs.values())))} rounds, updates/s (8 workers, 272 186 values):")
+for name, m in med.items():
+    ratio = f", {m / anchor:.2f}x PyTorch RPC float32" if anchor else ""
+    print(f"  {name:16} {m:8.1f}{ratio}")
+PY
