@@ -5,6 +5,7 @@
 //! [`run`] (outputs), [`config`] (layered configuration), and the command line in `main.rs`.
 
 pub mod algo;
+pub mod compress;
 pub mod compute;
 pub mod config;
 pub mod data;

@@ -161,6 +161,18 @@ impl Config {
         problems.extend(self.model.validate());
         problems.extend(self.train.validate());
         problems.extend(self.net.validate());
+        if self.net.compress == crate::net::Compression::Topk
+            && self.algorithm.name.is_decentralized()
+        {
+            problems.push((
+                "net.compress",
+                format!(
+                    "topk compresses a parameter-server worker's gradients; {} workers exchange \
+                     parameters, which it does not apply to (use \"none\")",
+                    self.algorithm.name.as_str()
+                ),
+            ));
+        }
         problems.extend(self.server.validate());
         problems.extend(self.supervisor.validate(self.cluster.workers));
         problems.extend(self.chaos.validate());

@@ -53,6 +53,22 @@ pub struct NetConfig {
     /// `bf16` or `f16` (half the bytes, rounded to nearest even; the server keeps `f32`). Every
     /// node of a run must say the same: the server refuses a worker that does not.
     pub wire_dtype: WireDtype,
+    /// How a parameter-server worker compresses its gradients: `none`, or `topk` (only the
+    /// `topk_fraction` largest coordinates, the rest kept and added to the next gradient).
+    pub compress: Compression,
+    /// The fraction of coordinates a `topk` worker sends per gradient, in (0, 0.5].
+    pub topk_fraction: f64,
+}
+
+/// `net.compress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Every coordinate of every gradient.
+    #[default]
+    None,
+    /// Top-k sparsification with error feedback (`net.topk_fraction`).
+    Topk,
 }
 
 impl Default for NetConfig {
@@ -74,6 +90,8 @@ impl Default for NetConfig {
             round_timeout_s: 120.0,
             mtu: 0,
             wire_dtype: WireDtype::F32,
+            compress: Compression::None,
+            topk_fraction: 0.01,
         }
     }
 }
@@ -111,6 +129,16 @@ impl NetConfig {
                     super::MIN_MTU,
                     super::MAX_UDP_PAYLOAD,
                     self.mtu
+                ),
+            ));
+        }
+        if !(self.topk_fraction > 0.0 && self.topk_fraction <= 0.5) {
+            problems.push((
+                "net.topk_fraction",
+                format!(
+                    "must be in (0, 0.5] (beyond half the coordinates a dense gradient is \
+                     smaller), got {}",
+                    self.topk_fraction
                 ),
             ));
         }

@@ -12,7 +12,7 @@ pub use certs::{
     check_node_name, load_identity, node_files, role_name, write_cluster, ClusterCa, NodeIdentity,
     DEFAULT_VALIDITY_DAYS, RESERVED_NAMES, SERVER_NAME, WORKER_NAME,
 };
-pub use config::NetConfig;
+pub use config::{Compression, NetConfig};
 pub use link::{recv, recv_sized, send, send_as};
 pub use refusal::{closed_by_refusal, handshake_refusal};
 pub use revocation::{load_crls, revoke, CRL_FILE, REVOKED_FILE};

@@ -6,6 +6,7 @@ use std::time::Instant;
 use actix::{Actor, Handler, Message as ActixMessage, SyncContext};
 use anyhow::Result;
 
+use crate::compress::TopK;
 use crate::compute::WorkerCompute;
 
 /// Compute the gradient at `params` (iteration `index`).
@@ -28,8 +29,10 @@ pub struct ComputedGradient {
     pub loss: f32,
     /// Examples in the batch.
     pub samples: u32,
-    /// The gradient (plus weight decay).
+    /// The gradient (plus weight decay); with top-k compression only the values at `indices`.
     pub grad: Vec<f32>,
+    /// The coordinates of `grad`'s values when the worker compresses (`net.compress = "topk"`).
+    pub indices: Option<Vec<u32>>,
     /// Seconds of compute, before any injected slowdown.
     pub compute_s: f64,
 }
@@ -54,6 +57,7 @@ impl ActixMessage for ComputeLoss {
 pub struct ComputeActor {
     compute: WorkerCompute,
     slowdown: f64,
+    compress: Option<TopK>,
 }
 
 impl ComputeActor {
@@ -63,7 +67,15 @@ impl ComputeActor {
         ComputeActor {
             compute,
             slowdown: slowdown.max(1.0),
+            compress: None,
         }
+    }
+
+    /// The same, sending each gradient through `topk` (its residual lives on this thread, so it
+    /// outlasts reconnections; the compression costs the compute thread, not the network's).
+    pub fn with_compression(mut self, topk: TopK) -> Self {
+        self.compress = Some(topk);
+        self
     }
 }
 
@@ -81,11 +93,19 @@ impl Handler<ComputeGradient> for ComputeActor {
         if self.slowdown > 1.0 {
             std::thread::sleep(compute.mul_f64(self.slowdown - 1.0));
         }
+        let (grad, indices) = match &mut self.compress {
+            Some(topk) => {
+                let sparse = topk.compress(out.grad);
+                (sparse.values, Some(sparse.indices))
+            }
+            None => (out.grad, None),
+        };
         Ok(ComputedGradient {
             ite: msg.index,
             loss: out.loss,
             samples: out.samples,
-            grad: out.grad,
+            grad,
+            indices,
             compute_s: compute.as_secs_f64(),
         })
     }

@@ -230,6 +230,28 @@ pub enum Message {
         #[serde(with = "super::f32_bytes")]
         params: Vec<f32>,
     },
+    /// A gradient with only its largest coordinates (`net.compress = "topk"`): `values[i]` at
+    /// coordinate `indices[i]`, every other coordinate 0. Otherwise as `Gradient`.
+    SparseGradient {
+        /// Worker slot.
+        worker: u32,
+        /// The worker's incarnation.
+        incarnation: u64,
+        /// Per-incarnation sequence number (exactly-once application).
+        seq: u64,
+        /// The `index` of the parameters it was computed on.
+        ite: u64,
+        /// Mean training loss of the batch.
+        loss: f32,
+        /// Examples in the batch.
+        samples: u32,
+        /// Coordinates, strictly increasing, each below the model's parameter count.
+        #[serde(with = "super::u32_bytes")]
+        indices: Vec<u32>,
+        /// Their values.
+        #[serde(with = "super::f32_bytes")]
+        values: Vec<f32>,
+    },
 }
 
 impl Message {
@@ -242,7 +264,9 @@ impl Message {
             | Message::State { params, .. } => Some(params),
             Message::Gradient { grad, .. } => Some(grad),
             Message::Gossip { x, .. } => Some(x),
-            Message::Reduce { values, .. } | Message::Reduced { values, .. } => Some(values),
+            Message::Reduce { values, .. }
+            | Message::Reduced { values, .. }
+            | Message::SparseGradient { values, .. } => Some(values),
             _ => None,
         }
     }
@@ -256,7 +280,9 @@ impl Message {
             | Message::State { params, .. } => Some(params),
             Message::Gradient { grad, .. } => Some(grad),
             Message::Gossip { x, .. } => Some(x),
-            Message::Reduce { values, .. } | Message::Reduced { values, .. } => Some(values),
+            Message::Reduce { values, .. }
+            | Message::Reduced { values, .. }
+            | Message::SparseGradient { values, .. } => Some(values),
             _ => None,
         }
     }
@@ -269,6 +295,7 @@ impl Message {
             Message::Refuse { .. } => "refuse",
             Message::Params { .. } => "params",
             Message::Gradient { .. } => "gradient",
+            Message::SparseGradient { .. } => "sparse-gradient",
             Message::Heartbeat { .. } => "heartbeat",
             Message::PeerHello { .. } => "peer-hello",
             Message::Start { .. } => "start",

@@ -5,6 +5,7 @@ mod chunked;
 mod f32_bytes;
 mod frame;
 mod message;
+mod u32_bytes;
 mod wire_dtype;
 
 pub use crate::decen::{NodeStats, ReduceKind};

@@ -15,12 +15,13 @@ use actix::{Addr, SyncArbiter};
 use anyhow::{anyhow, Context, Result};
 use candle_core::Device;
 
+use crate::compress::TopK;
 use crate::compute::Engine;
 use crate::compute::{augment_seed, WorkerCompute};
 use crate::config::{Config, ConfigError};
 use crate::data::{self, Dataset, Sampler, Selection, Split};
 use crate::model::{InputSpec, Network};
-use crate::net::{load_identity, NodeIdentity, TransportSettings};
+use crate::net::{load_identity, Compression, NodeIdentity, TransportSettings};
 use crate::node::compute::ComputeActor;
 
 /// QUIC settings for a model of `params_len` parameters, with `[net]`'s timeouts.
@@ -51,7 +52,10 @@ pub(super) fn start_compute(
     slowdown: f64,
 ) -> Result<(Addr<ComputeActor>, u64, usize)> {
     let (compute, hash, len) = worker_compute(config, shard, worker, device)?;
-    let actor = ComputeActor::new(compute, slowdown);
+    let mut actor = ComputeActor::new(compute, slowdown);
+    if config.net.compress == Compression::Topk && !config.algorithm.name.is_decentralized() {
+        actor = actor.with_compression(TopK::new(config.net.topk_fraction, config.net.wire_dtype));
+    }
     Ok((SyncArbiter::start(1, move || actor.clone()), hash, len))
 }
 

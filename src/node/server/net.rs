@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 
 use super::actor::ServerActor;
 use super::handlers::{Deliver, Disconnected, Register};
+use crate::compress::densify;
 use crate::net::send;
 use crate::node::hello::{accept_hello, refuse, Joined, PeerRequirements};
 use crate::node::serve::{
@@ -87,18 +88,33 @@ async fn read_gradients(
     read_until_gone(conn, worker, limit, req.heartbeat_timeout, |message| {
         let server = server.clone();
         async move {
-            let Message::Gradient {
-                worker: claimed,
-                incarnation: inc,
-                seq,
-                ite,
-                loss,
-                grad,
-                ..
-            } = message
-            else {
-                tracing::debug!("worker {worker}: unexpected {}; ignored", message.kind());
-                return Flow::Ignored;
+            let (claimed, inc, seq, ite, loss, grad) = match message {
+                Message::Gradient {
+                    worker,
+                    incarnation,
+                    seq,
+                    ite,
+                    loss,
+                    grad,
+                    ..
+                } => (worker, incarnation, seq, ite, loss, grad),
+                Message::SparseGradient {
+                    worker: claimed,
+                    incarnation,
+                    seq,
+                    ite,
+                    loss,
+                    indices,
+                    values,
+                    ..
+                } => match densify(req.params_len, &indices, &values) {
+                    Ok(grad) => (claimed, incarnation, seq, ite, loss, grad),
+                    Err(detail) => return Flow::Refuse(RefusalCode::Unexpected, detail),
+                },
+                other => {
+                    tracing::debug!("worker {worker}: unexpected {}; ignored", other.kind());
+                    return Flow::Ignored;
+                }
             };
             if claimed as usize != worker || inc != incarnation {
                 let detail = format!(

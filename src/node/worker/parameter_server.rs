@@ -184,9 +184,8 @@ async fn session(
                     .await
                     .map_err(|e| anyhow!("the compute thread is gone: {e}"))??;
                 *seq += 1;
-                send_as(
-                    conn,
-                    Message::Gradient {
+                let message = match out.indices {
+                    None => Message::Gradient {
                         worker: spec.worker,
                         incarnation: *incarnation,
                         seq: *seq,
@@ -195,9 +194,18 @@ async fn session(
                         samples: out.samples,
                         grad: out.grad,
                     },
-                    spec.transport.wire_dtype,
-                )
-                .await?;
+                    Some(indices) => Message::SparseGradient {
+                        worker: spec.worker,
+                        incarnation: *incarnation,
+                        seq: *seq,
+                        ite: out.ite,
+                        loss: out.loss,
+                        samples: out.samples,
+                        indices,
+                        values: out.grad,
+                    },
+                };
+                send_as(conn, message, spec.transport.wire_dtype).await?;
                 if *seq == 1 {
                     if let Some(age) = crate::compute::process_age() {
                         let rss = crate::compute::resident_memory()
