@@ -20,7 +20,15 @@ pub struct TopK {
     fraction: f64,
     dtype: WireDtype,
     residual: Vec<f32>,
+    /// Gradients over which the fraction falls from [`WARMUP_START`] to `fraction`.
+    warmup: u64,
+    /// Gradients compressed so far.
+    step: u64,
 }
+
+/// The fraction a warm-up starts from (Lin et al., "Deep Gradient Compression", 2018, start
+/// their exponential warm-up at 25 % of the coordinates).
+pub const WARMUP_START: f64 = 0.25;
 
 impl TopK {
     /// A compressor that sends `fraction` (in (0, 1]) of the coordinates, rounded up, at least
@@ -30,12 +38,32 @@ impl TopK {
             fraction,
             dtype,
             residual: Vec::new(),
+            warmup: 0,
+            step: 0,
         }
     }
 
-    /// Coordinates sent per gradient of `len` values.
+    /// The same, with the fraction falling geometrically from [`WARMUP_START`] (or `fraction`,
+    /// if larger) to `fraction` over the first `gradients` gradients: the early, large gradients
+    /// go out nearly whole instead of waiting in the residual.
+    pub fn with_warmup(mut self, gradients: u64) -> Self {
+        self.warmup = gradients;
+        self
+    }
+
+    /// The fraction of coordinates the next gradient sends.
+    pub fn current_fraction(&self) -> f64 {
+        let start = WARMUP_START.max(self.fraction);
+        if self.step >= self.warmup {
+            return self.fraction;
+        }
+        let t = self.step as f64 / self.warmup as f64;
+        start * (self.fraction / start).powf(t)
+    }
+
+    /// Coordinates the next gradient of `len` values sends.
     pub fn k(&self, len: usize) -> usize {
-        ((self.fraction * len as f64).ceil() as usize).clamp(1.min(len), len)
+        ((self.current_fraction() * len as f64).ceil() as usize).clamp(1.min(len), len)
     }
 
     /// What has been held back so far (empty before the first gradient).
@@ -88,6 +116,7 @@ impl TopK {
             }
         }
         self.residual = grad;
+        self.step += 1;
         SparseGradient { indices, values }
     }
 }
@@ -162,6 +191,18 @@ mod tests {
         assert_eq!(t.k(10), 1);
         assert_eq!(t.k(0), 0);
         assert_eq!(TopK::new(1.0, WireDtype::F32).k(5), 5);
+    }
+
+    #[test]
+    fn a_warmup_falls_geometrically_from_a_quarter_to_the_fraction() {
+        let mut t = TopK::new(0.01, WireDtype::F32).with_warmup(4);
+        let mut ks = Vec::new();
+        for _ in 0..6 {
+            ks.push(t.k(10_000));
+            t.compress(vec![1.0; 10_000]);
+        }
+        // 0.25 · (0.04)^(s/4): 25 %, 11.2 %, 5 %, 2.2 %, then 1 %.
+        assert_eq!(ks, vec![2_500, 1_119, 500, 224, 100, 100]);
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub struct NetConfig {
     pub compress: Compression,
     /// The fraction of coordinates a `topk` worker sends per gradient, in (0, 0.5].
     pub topk_fraction: f64,
+    /// Gradients (per worker) over which a `topk` worker's fraction falls geometrically from 25 %
+    /// to `topk_fraction`; 0 = none.
+    pub topk_warmup: u64,
 }
 
 /// `net.compress`.
@@ -92,6 +95,7 @@ impl Default for NetConfig {
             wire_dtype: WireDtype::F32,
             compress: Compression::None,
             topk_fraction: 0.01,
+            topk_warmup: 0,
         }
     }
 }

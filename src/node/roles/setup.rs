@@ -54,7 +54,9 @@ pub(super) fn start_compute(
     let (compute, hash, len) = worker_compute(config, shard, worker, device)?;
     let mut actor = ComputeActor::new(compute, slowdown);
     if config.net.compress == Compression::Topk && !config.algorithm.name.is_decentralized() {
-        actor = actor.with_compression(TopK::new(config.net.topk_fraction, config.net.wire_dtype));
+        let topk = TopK::new(config.net.topk_fraction, config.net.wire_dtype)
+            .with_warmup(config.net.topk_warmup);
+        actor = actor.with_compression(topk);
     }
     Ok((SyncArbiter::start(1, move || actor.clone()), hash, len))
 }
