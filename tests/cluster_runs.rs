@@ -73,6 +73,59 @@ fn local_async_ormo_with_three_workers_learns_fashion_mnist() {
 }
 
 #[test]
+fn local_run_with_bf16_tensors_and_top_k_gradients_learns_fashion_mnist() {
+    if !fashion_mnist_present("compressed cluster learning") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = lagom(
+        &[
+            "--role",
+            "local",
+            "--run-dir",
+            dir.path().to_str().expect("utf-8"),
+            "--algorithm",
+            "ormo",
+            "--workers",
+            "3",
+            "--lr",
+            "0.05",
+            "--set",
+            "model.name=\"mlp\"",
+            "--set",
+            "server.updates=1200",
+            "--set",
+            "algorithm.lr_decay_at=[900]",
+            "--set",
+            "net.wire_dtype=\"bf16\"",
+            "--set",
+            "net.compress=\"topk\"",
+            "--set",
+            "net.topk_fraction=0.05",
+        ],
+        &[("RAYON_NUM_THREADS", "2")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = summary(dir.path());
+    assert_eq!(s["updates"], 1200);
+    counts_add_up(&s);
+    // Only gradients that arrived after the last update may be turned away.
+    let rejected = s["gradients_rejected"]
+        .as_object()
+        .expect("rejections by reason");
+    assert!(
+        rejected.keys().all(|reason| reason == "stopped"),
+        "every sparse bf16 gradient is applied: {rejected:?}"
+    );
+    let acc = s["final_test_accuracy"].as_f64().expect("accuracy");
+    eprintln!(
+        "async OrMo, 3 workers, mlp, bf16 + top-5 %: {:.2} %",
+        100.0 * acc
+    );
+    assert!(acc >= 0.78, "test accuracy {acc}");
+}
+
+#[test]
 fn a_server_and_worker_processes_train_and_a_mismatched_worker_is_refused() {
     let certs = tempfile::tempdir().expect("certs");
     write_certs(certs.path());
@@ -140,6 +193,20 @@ fn a_server_and_worker_processes_train_and_a_mismatched_worker_is_refused() {
         stderr(&wrong)
     );
     assert!(stderr(&wrong).contains("LayoutHash"), "{}", stderr(&wrong));
+    // A worker that would send bf16 tensors to an f32 server: refused the same way.
+    let half = worker("1", "w1", &["--set", "net.wire_dtype=\"bf16\""]);
+    let half = wait_for(half, Duration::from_secs(60), "the bf16 worker");
+    assert_eq!(
+        half.status.code(),
+        Some(lagom::supervisor::EXIT_REFUSED),
+        "{}",
+        stderr(&half)
+    );
+    assert!(
+        stderr(&half).contains("WireDtype") && stderr(&half).contains("net.wire_dtype"),
+        "{}",
+        stderr(&half)
+    );
 
     let w0 = worker("0", "w0", &[]);
     let w1 = worker("1", "w1", &[]);

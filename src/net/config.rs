@@ -167,3 +167,77 @@ impl NetConfig {
         problems
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn problems(net: NetConfig) -> Vec<(&'static str, String)> {
+        net.validate()
+    }
+
+    #[test]
+    fn the_wire_settings_are_checked_with_their_keys() {
+        assert!(problems(NetConfig::default()).is_empty());
+        for (mtu, ok) in [
+            (0u16, true),
+            (1_199, false),
+            (1_200, true),
+            (6_550, true),
+            (9_000, false),
+        ] {
+            let p = problems(NetConfig {
+                mtu,
+                ..NetConfig::default()
+            });
+            assert_eq!(p.is_empty(), ok, "mtu {mtu}: {p:?}");
+            if !ok {
+                assert_eq!(p[0].0, "net.mtu");
+                assert!(p[0].1.contains("from 1200 to 6550"), "{}", p[0].1);
+            }
+        }
+        for (fraction, ok) in [
+            (0.0, false),
+            (0.01, true),
+            (0.5, true),
+            (0.6, false),
+            (f64::NAN, false),
+        ] {
+            let p = problems(NetConfig {
+                topk_fraction: fraction,
+                ..NetConfig::default()
+            });
+            assert_eq!(p.is_empty(), ok, "fraction {fraction}: {p:?}");
+            if !ok {
+                assert_eq!(p[0].0, "net.topk_fraction");
+            }
+        }
+    }
+
+    #[test]
+    fn top_k_is_refused_for_the_decentralized_family() {
+        let mut config = Config::default();
+        config.net.compress = Compression::Topk;
+        assert!(config.validate().is_empty(), "{:?}", config.validate());
+        config.algorithm.name = crate::algo::AlgorithmName::AllreduceSgd;
+        let p = config.validate();
+        assert!(
+            p.iter()
+                .any(|(k, m)| *k == "net.compress" && m.contains("exchange parameters")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn dtype_and_compression_names_are_the_documented_ones() {
+        let net: NetConfig =
+            toml::from_str("wire_dtype = \"bf16\"\ncompress = \"topk\"").expect("valid keys");
+        assert_eq!(
+            (net.wire_dtype, net.compress),
+            (WireDtype::Bf16, Compression::Topk)
+        );
+        assert!(toml::from_str::<NetConfig>("wire_dtype = \"f64\"").is_err());
+        assert!(toml::from_str::<NetConfig>("compress = \"zip\"").is_err());
+    }
+}
