@@ -144,7 +144,10 @@ fn the_cores_import_nothing_above_them() {
         ("heterogeneity", &[]),
         ("decen", &["algo"]),
         ("server", &["algo"]),
-        ("proto", &["decen"]),
+        ("kernels", &[]),
+        // The wire's bf16/f16 conversions are the kernels' vectorized ones.
+        ("proto", &["decen", "kernels"]),
+        ("compress", &["proto"]),
     ];
     for (unit, may) in allowed {
         let deps = g.get(*unit).cloned().unwrap_or_default();

@@ -185,3 +185,23 @@ impl Config {
         problems
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::Compression;
+
+    #[test]
+    fn top_k_is_refused_for_the_decentralized_family() {
+        let mut config = Config::default();
+        config.net.compress = Compression::Topk;
+        assert!(config.validate().is_empty(), "{:?}", config.validate());
+        config.algorithm.name = crate::algo::AlgorithmName::AllreduceSgd;
+        let p = config.validate();
+        assert!(
+            p.iter()
+                .any(|(k, m)| *k == "net.compress" && m.contains("exchange parameters")),
+            "{p:?}"
+        );
+    }
+}

@@ -171,7 +171,6 @@ impl NetConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
     fn problems(net: NetConfig) -> Vec<(&'static str, String)> {
         net.validate()
@@ -213,20 +212,6 @@ mod tests {
                 assert_eq!(p[0].0, "net.topk_fraction");
             }
         }
-    }
-
-    #[test]
-    fn top_k_is_refused_for_the_decentralized_family() {
-        let mut config = Config::default();
-        config.net.compress = Compression::Topk;
-        assert!(config.validate().is_empty(), "{:?}", config.validate());
-        config.algorithm.name = crate::algo::AlgorithmName::AllreduceSgd;
-        let p = config.validate();
-        assert!(
-            p.iter()
-                .any(|(k, m)| *k == "net.compress" && m.contains("exchange parameters")),
-            "{p:?}"
-        );
     }
 
     #[test]
