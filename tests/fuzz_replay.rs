@@ -7,7 +7,7 @@ use std::path::Path;
 
 use lagom::decen::{NodeStats, ReduceKind};
 use lagom::fuzzing::TARGETS;
-use lagom::proto::{encode, Message, RefusalCode, Role};
+use lagom::proto::{encode, encode_chunks, Message, RefusalCode, Role, WireDtype};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -25,7 +25,7 @@ fn valid_frames() -> Vec<Vec<u8>> {
             params_len: 3,
             device: "cpu".into(),
             peer_port: 7001,
-            wire_dtype: lagom::proto::WireDtype::F32,
+            wire_dtype: WireDtype::Bf16,
         },
         Message::Welcome {
             worker: 1,
@@ -84,11 +84,29 @@ fn valid_frames() -> Vec<Vec<u8>> {
         Message::Stop {
             reason: "done".into(),
         },
+        Message::SparseGradient {
+            worker: 1,
+            incarnation: 2,
+            seq: 5,
+            ite: 4,
+            loss: 0.5,
+            samples: 8,
+            indices: vec![0, 2],
+            values: vec![0.75, -1.5],
+        },
     ];
-    messages
+    let mut frames: Vec<Vec<u8>> = messages
         .iter()
         .map(|m| encode(m).expect("encode"))
-        .collect()
+        .collect();
+    // The same messages with their tensors in half precision (odd-length, tagged `bin`s).
+    for dtype in [WireDtype::Bf16, WireDtype::F16] {
+        for m in messages.iter().filter(|m| m.tensor().is_some()) {
+            let chunks = encode_chunks(m.clone(), dtype).expect("encode");
+            frames.push(chunks.iter().flat_map(|c| c.iter().copied()).collect());
+        }
+    }
+    frames
 }
 
 /// The corpus saved for `target`, if any.
