@@ -28,35 +28,38 @@ fn counts_add_up(s: &serde_json::Value) {
     );
 }
 
+/// `--role local`: asynchronous OrMo, 3 workers, the `mlp`, 1 200 updates (learning rate 0.05,
+/// decayed at 900), with `extra` flags, run into `dir`.
+fn local_ormo_mlp(dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "--role",
+        "local",
+        "--run-dir",
+        dir.to_str().expect("utf-8"),
+        "--algorithm",
+        "ormo",
+        "--workers",
+        "3",
+        "--lr",
+        "0.05",
+        "--set",
+        "model.name=\"mlp\"",
+        "--set",
+        "server.updates=1200",
+        "--set",
+        "algorithm.lr_decay_at=[900]",
+    ];
+    args.extend_from_slice(extra);
+    lagom(&args, &[("RAYON_NUM_THREADS", "2")])
+}
+
 #[test]
 fn local_async_ormo_with_three_workers_learns_fashion_mnist() {
     if !fashion_mnist_present("cluster learning") {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = lagom(
-        &[
-            "--role",
-            "local",
-            "--run-dir",
-            dir.path().to_str().expect("utf-8"),
-            "--algorithm",
-            "ormo",
-            "--workers",
-            "3",
-            "--lr",
-            "0.05",
-            "--set",
-            "model.name=\"mlp\"",
-            "--set",
-            "server.updates=1200",
-            "--set",
-            "algorithm.lr_decay_at=[900]",
-            "--set",
-            "server.eval_every=600",
-        ],
-        &[("RAYON_NUM_THREADS", "2")],
-    );
+    let out = local_ormo_mlp(dir.path(), &["--set", "server.eval_every=600"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let s = summary(dir.path());
     assert_eq!(s["kind"], "server");
@@ -78,24 +81,9 @@ fn local_run_with_bf16_tensors_and_top_k_gradients_learns_fashion_mnist() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = lagom(
+    let out = local_ormo_mlp(
+        dir.path(),
         &[
-            "--role",
-            "local",
-            "--run-dir",
-            dir.path().to_str().expect("utf-8"),
-            "--algorithm",
-            "ormo",
-            "--workers",
-            "3",
-            "--lr",
-            "0.05",
-            "--set",
-            "model.name=\"mlp\"",
-            "--set",
-            "server.updates=1200",
-            "--set",
-            "algorithm.lr_decay_at=[900]",
             "--set",
             "net.wire_dtype=\"bf16\"",
             "--set",
@@ -103,7 +91,6 @@ fn local_run_with_bf16_tensors_and_top_k_gradients_learns_fashion_mnist() {
             "--set",
             "net.topk_fraction=0.05",
         ],
-        &[("RAYON_NUM_THREADS", "2")],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let s = summary(dir.path());
