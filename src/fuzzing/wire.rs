@@ -80,12 +80,44 @@ pub fn frame_reader(data: &[u8]) {
 }
 
 /// Message decoding of arbitrary bytes never panics; whatever decodes encodes back to bytes that
-/// decode to the same encoding; the chunked encoding and the size estimate agree with it.
+/// decode to the same encoding; the chunked encoding and the size estimate agree with it; a
+/// sparse gradient densifies (as the server does) only when it describes one.
 pub fn message_codec(data: &[u8]) {
     let Ok(message) = decode_payload(data) else {
         return;
     };
+    if let Message::SparseGradient {
+        indices, values, ..
+    } = &message
+    {
+        check_densify(indices, values);
+    }
     check_encodings(message);
+}
+
+/// The model size sparse gradients are densified against here.
+const SPARSE_MODEL_LEN: usize = 4096;
+
+/// `densify` accepts exactly the increasing, in-range coordinate lists with one value each, and
+/// then places every value at its coordinate and zeros elsewhere.
+fn check_densify(indices: &[u32], values: &[f32]) {
+    let valid = indices.len() == values.len()
+        && indices.windows(2).all(|w| w[0] < w[1])
+        && indices.iter().all(|&i| (i as usize) < SPARSE_MODEL_LEN);
+    match crate::compress::densify(SPARSE_MODEL_LEN, indices, values) {
+        Ok(dense) => {
+            assert!(valid, "densify accepted {indices:?}");
+            assert_eq!(dense.len(), SPARSE_MODEL_LEN);
+            let placed = indices
+                .iter()
+                .zip(values)
+                .all(|(&i, v)| dense[i as usize].to_bits() == v.to_bits());
+            let nonzero = dense.iter().filter(|d| d.to_bits() != 0).count();
+            let sent = values.iter().filter(|v| v.to_bits() != 0).count();
+            assert!(placed && nonzero == sent, "densify misplaced values");
+        }
+        Err(_) => assert!(!valid, "densify refused {indices:?}"),
+    }
 }
 
 /// The encodings of `message` agree with each other and decode back to it.
