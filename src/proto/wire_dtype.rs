@@ -91,16 +91,10 @@ impl WireDtype {
     pub fn decode(bin: &[u8]) -> Result<Vec<f32>, String> {
         let dtype = Self::of_bin(bin.len(), bin.last().copied())?;
         if dtype == WireDtype::F32 {
-            // One memcpy into aligned storage, into uninitialised capacity: no zero-fill first.
-            let n = bin.len() / 4;
-            let mut v = Vec::<f32>::with_capacity(n);
-            // SAFETY: the capacity holds `n` f32s = `bin.len()` bytes; every bit pattern is a
-            // valid f32 and the machine is little-endian (proto/mod.rs refuses to build
-            // otherwise), so after the copy the first `n` values are initialised.
-            unsafe {
-                std::ptr::copy_nonoverlapping(bin.as_ptr(), v.as_mut_ptr().cast::<u8>(), bin.len());
-                v.set_len(n);
-            }
+            // Aligned storage, then one memcpy (a borrowed `bin` can start at any address). The
+            // zero-fill first costs a fraction of the copy and keeps this safe code.
+            let mut v = vec![0f32; bin.len() / 4];
+            bytemuck::cast_slice_mut::<f32, u8>(&mut v).copy_from_slice(bin);
             return Ok(v);
         }
         let data = &bin[..bin.len() - 1];
