@@ -5,10 +5,10 @@ average through the rendezvous (benches/exact_average.rs; benches/wire_vs_torch.
 
 WORKERS processes each all-reduce (sum, then divide: an average) a vector of PARAMS values ROUNDS
 times after a warm-up of 20, over gloo's TCP transport (no encryption). DTYPE is float32 (the
-default) or bfloat16. Prints the CPU, then `rounds R seconds S averages_per_s A`.
+default) or bfloat16. Prints `rounds R seconds S averages_per_s A`
+(benches/wire_vs_torch.sh prints the CPU).
 """
 import os
-import platform
 import sys
 import time
 
@@ -17,17 +17,6 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 WARMUP = 20
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def run(rank, workers, params, rounds, dtype_name):
@@ -47,7 +36,6 @@ def run(rank, workers, params, rounds, dtype_name):
     dist.barrier()
     seconds = time.perf_counter() - started
     if rank == 0:
-        print(f"cpu {cpu_model()}")
         print(f"torch {torch.__version__} gloo dtype {dtype_name} workers {workers} params {params}")
         print(f"rounds {rounds} seconds {seconds:.3f} averages_per_s {rounds / seconds:.1f}",
               flush=True)

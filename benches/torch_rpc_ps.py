@@ -9,12 +9,11 @@ one SGD step under a lock (asynchronous SGD), then returns a copy of the paramet
 once with a precomputed gradient. TRANSPORT is TensorPipe's: `uv` (TCP, the default; tensors go
 through the `basic` channel, so every byte crosses the TCP connection) or `shm` (shared memory).
 DTYPE is the tensor's type on the wire: float32 (default) or bfloat16 (the server keeps float32
-parameters and converts both ways, as lagom's `net.wire_dtype = "bf16"` does). Prints the CPU,
-then `updates U seconds S updates_per_s R` for the UPDATES updates after a warm-up of
-WORKERS x 20. No encryption on this side.
+parameters and converts both ways, as lagom's `net.wire_dtype = "bf16"` does). Prints
+`updates U seconds S updates_per_s R` for the UPDATES updates after a warm-up of WORKERS x 20
+(benches/wire_vs_torch.sh prints the CPU). No encryption on this side.
 """
 import os
-import platform
 import sys
 import threading
 import time
@@ -51,17 +50,6 @@ def push_pull(grad):
     return SERVER.push_pull(grad)
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def run(rank, workers, params, updates, transport, dtype_name):
     global SERVER
     torch.set_num_threads(1)
@@ -84,7 +72,6 @@ def run(rank, workers, params, updates, transport, dtype_name):
         while SERVER.applied < first + updates:
             time.sleep(0.0005)
         seconds = time.perf_counter() - started
-        print(f"cpu {cpu_model()}")
         print(f"torch {torch.__version__} transport {transport} channels {','.join(channels)} "
               f"dtype {dtype_name} workers {workers} params {params}")
         print(f"updates {updates} seconds {seconds:.3f} updates_per_s {updates / seconds:.1f}",

@@ -99,10 +99,9 @@ impl TopK {
                 indices.push(i as u32);
             }
         }
-        let mut values: Vec<f32> = indices.iter().map(|&i| grad[i as usize]).collect();
-        if self.dtype != WireDtype::F32 {
-            values = WireDtype::decode(&self.dtype.encode(values)).unwrap_or_default();
-        }
+        let values = self
+            .dtype
+            .rounded(indices.iter().map(|&i| grad[i as usize]).collect());
         // The residual is what the receiver does not get: all of the unsent coordinates, and the
         // rounding error of the sent ones.
         // (Exact: a value and its rounding are within a factor of 2, so their difference is a

@@ -47,7 +47,7 @@ pub struct NetConfig {
     pub round_timeout_s: f64,
     /// The path MTU (largest UDP payload, bytes) when it is known, e.g. 6550 on loopback or a
     /// jumbo-frame network: packets start there and never shrink below it. 0 = discover it
-    /// (from 1 200 bytes up, halving again where packets vanish).
+    /// (from 1 200 bytes up; back to 1 200 where large packets vanish).
     pub mtu: u16,
     /// The precision of tensors on the wire — gradients, parameters, gossip: `f32` (exact),
     /// `bf16` or `f16` (half the bytes, rounded to nearest even; the server keeps `f32`). Every

@@ -140,7 +140,7 @@ mod tests {
                 for dtype in [WireDtype::Bf16, WireDtype::F16] {
                     let mut rounded = msg.clone();
                     if let Some(t) = rounded.tensor_mut() {
-                        *t = WireDtype::decode(&dtype.encode(t.clone())).unwrap();
+                        *t = dtype.rounded(t.clone());
                     }
                     let chunks = encode_chunks(msg.clone(), dtype).unwrap();
                     let frame = concat(&chunks);

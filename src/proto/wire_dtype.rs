@@ -72,6 +72,23 @@ impl WireDtype {
         Bytes::from_owner(HalfBytes(halves))
     }
 
+    /// `values` as a receiver of them in this dtype holds them (rounded to nearest even; `f32`
+    /// unchanged), without building the wire bytes.
+    pub fn rounded(self, mut values: Vec<f32>) -> Vec<f32> {
+        if self == WireDtype::F32 {
+            return values;
+        }
+        let mut halves = vec![0u16; values.len()];
+        if self == WireDtype::Bf16 {
+            f32_to_bf16(&values, &mut halves);
+            bf16_to_f32(&halves, &mut values);
+        } else {
+            f32_to_f16(&values, &mut halves);
+            f16_to_f32(&halves, &mut values);
+        }
+        values
+    }
+
     /// The dtype of a tensor's `bin` of `len` bytes whose last byte is `last`, or why none.
     fn of_bin(len: usize, last: Option<u8>) -> Result<WireDtype, String> {
         if len % 4 == 0 {
@@ -186,6 +203,7 @@ mod tests {
                     })
                     .collect();
                 assert_eq!(back, rounded, "{dtype} {n}");
+                assert_eq!(dtype.rounded(v.clone()), rounded, "{dtype} {n}");
                 // The same bytes at an odd address (a borrowed `bin` can start anywhere).
                 let mut shifted = vec![0u8; bytes.len() + 1];
                 shifted[1..].copy_from_slice(&bytes);
