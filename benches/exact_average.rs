@@ -7,17 +7,16 @@
 //! `cargo bench --bench exact_average -- [DTYPE]` (f32, bf16, f16); benches/wire_vs_torch.sh runs
 //! it beside PyTorch's gloo all-reduce of the same vector (benches/torch_allreduce.py).
 
+mod loopback_cluster;
+
 use std::time::{Duration, Instant};
 
-use candle_core::Device;
+use loopback_cluster::Loopback;
+
 use lagom::algo::AlgorithmName;
-use lagom::config::Config;
-use lagom::data::DatasetName;
 use lagom::decen::ReduceKind;
-use lagom::model::ModelName;
-use lagom::net::{client_endpoint, connect, recv, send, send_as, ClusterCa, SlotGrant};
+use lagom::net::{client_endpoint, connect, recv, send, send_as};
 use lagom::net::{NodeIdentity, TransportSettings};
-use lagom::node::{load_split, start_server_node};
 use lagom::proto::{frame_limit, Message, Role, WireDtype};
 use lagom::run::RunDir;
 use lagom::server::NEW_PROCESS;
@@ -98,38 +97,20 @@ async fn member(
 
 /// Averages per second over loopback QUIC with mutual TLS, parts and averages in `dtype`.
 fn measure(dtype: WireDtype) -> anyhow::Result<f64> {
-    let mut config = Config::default();
-    config.algorithm.name = AlgorithmName::AllreduceSgd;
-    config.cluster.workers = WORKERS;
-    config.data.name = DatasetName::Synthetic;
-    config.model.name = ModelName::Resnet20;
-    config.model.bn_batches = 1;
-    config.server.updates = 1_000_000;
-    config.server.eval_every = 0;
-    config.server.checkpoint_every = 0;
-    config.server.checkpoint_every_s = 0.0;
+    let mut config = loopback_cluster::config(AlgorithmName::AllreduceSgd, WORKERS, 1_000_000);
     config.net.wire_dtype = dtype;
     let dir = tempfile::tempdir()?;
     let run = RunDir::create(dir.path())?;
     actix::System::new().block_on(async move {
-        let split = load_split(&config)?;
-        let ca = ClusterCa::generate("bench", Duration::from_secs(86_400))?;
-        let server_id = ca.issue_server("bench-server")?.0;
-        let node = start_server_node(
-            &config,
-            split,
-            &Device::Cpu,
-            &run,
-            &server_id,
-            ([127, 0, 0, 1], 0).into(),
-        )?;
+        let cluster = Loopback::start(&config, &run)?;
+        let identities = (0..WORKERS)
+            .map(|w| cluster.worker_identity(w))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let node = cluster.node;
         let req = node.requirements;
         let members = actix::Arbiter::new();
         let mut results = Vec::new();
-        for w in 0..WORKERS {
-            let id = ca
-                .issue_worker(&format!("bench-{w}"), &SlotGrant::Slots(vec![w]))?
-                .0;
+        for (w, id) in identities.into_iter().enumerate() {
             let (tx, rx) = tokio::sync::oneshot::channel();
             let (addr, hash, len) = (node.addr, req.layout_hash, req.params_len);
             members.spawn(async move {

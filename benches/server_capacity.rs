@@ -15,17 +15,17 @@
 //! `cargo bench --bench server_capacity` (both ways, ASGD and OrMo, `f32` and `bf16` on the wire);
 //! `cargo bench --bench server_capacity -- --quic bf16` (only the wire, one dtype).
 
+mod loopback_cluster;
+
 use std::time::{Duration, Instant};
+
+use loopback_cluster::Loopback;
 
 use candle_core::Device;
 use lagom::algo::AlgorithmName;
 use lagom::config::Config;
-use lagom::data::DatasetName;
-use lagom::model::ModelName;
-use lagom::net::{
-    client_endpoint, connect, recv, send, send_as, ClusterCa, SlotGrant, TransportSettings,
-};
-use lagom::node::{load_split, start_server, start_server_node, Deliver, Register};
+use lagom::net::{client_endpoint, connect, recv, send, send_as, TransportSettings};
+use lagom::node::{load_split, start_server, Deliver, Register};
 use lagom::proto::{
     decode_payload, encode, encode_chunks, frame_limit, frame_size, Message, Role, WireDtype,
 };
@@ -166,18 +166,7 @@ fn gradient(params_len: usize) -> Vec<f32> {
 }
 
 fn bench_config(algorithm: AlgorithmName) -> Config {
-    let mut config = Config::default();
-    config.algorithm.name = algorithm;
-    config.algorithm.lr = 0.01;
-    config.cluster.workers = WORKERS;
-    config.data.name = DatasetName::Synthetic;
-    config.model.name = ModelName::Resnet20;
-    config.model.bn_batches = 1;
-    config.server.updates = UPDATES;
-    config.server.eval_every = 0;
-    config.server.checkpoint_every = 0;
-    config.server.checkpoint_every_s = 0.0;
-    config
+    loopback_cluster::config(algorithm, WORKERS, UPDATES)
 }
 
 /// CPU time this thread has used (user + system), in seconds.
@@ -239,26 +228,18 @@ fn measure_quic(algorithm: AlgorithmName, dtype: WireDtype) -> anyhow::Result<Wi
     let dir = tempfile::tempdir()?;
     let run = RunDir::create(dir.path())?;
     actix::System::new().block_on(async move {
-        let split = load_split(&config)?;
-        let ca = ClusterCa::generate("bench", Duration::from_secs(86_400))?;
-        let server_id = ca.issue_server("bench-server")?.0;
-        let node = start_server_node(
-            &config,
-            split,
-            &Device::Cpu,
-            &run,
-            &server_id,
-            ([127, 0, 0, 1], 0).into(),
-        )?;
+        let cluster = Loopback::start(&config, &run)?;
+        let identities = (0..WORKERS)
+            .map(|w| cluster.worker_identity(w))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let node = cluster.node;
         let req = node.requirements;
         // The workers run on a thread of their own (as they would in other processes), so the
         // server's thread does only the server's work.
         let clients = actix::Arbiter::new();
         let started = Instant::now();
         let mut results = Vec::new();
-        for w in 0..WORKERS {
-            let grant = SlotGrant::Slots(vec![w]);
-            let id = ca.issue_worker(&format!("bench-{w}"), &grant)?.0;
+        for (w, id) in identities.into_iter().enumerate() {
             let (tx, rx) = tokio::sync::oneshot::channel();
             let (addr, hash, len) = (node.addr, req.layout_hash, req.params_len);
             clients.spawn(async move {
