@@ -145,6 +145,8 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or(WireDtype::F32);
     println!("{}", lagom::kernels::describe_cpu());
     lagom::compute::set_cpu_threads(1);
+    // The heap settings of the `lagom` binary (its main sets them for every role).
+    lagom::compute::keep_freed_tensor_buffers();
     let rate = measure(dtype)?;
     println!(
         "exact average over QUIC+TLS, wire {dtype}: {rate:.1} averages/s ({WORKERS} workers, \

@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use lagom::kernels::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
+use lagom::kernels::{
+    append_bf16_le_as_f32, append_f32_as_bf16, bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -30,6 +32,23 @@ fn conversions(c: &mut Criterion) {
         });
         group.bench_function(BenchmarkId::new("decode_bf16", size), |b| {
             b.iter(|| bf16_to_f32(&halves, &mut back))
+        });
+        // The forms the wire uses: appended to a vector (here one whose capacity is kept), from
+        // and to bytes at any alignment.
+        let mut appended_halves = Vec::with_capacity(n);
+        group.bench_function(BenchmarkId::new("append_encode_bf16", size), |b| {
+            b.iter(|| {
+                appended_halves.clear();
+                append_f32_as_bf16(&src, &mut appended_halves)
+            })
+        });
+        let bytes: Vec<u8> = halves.iter().flat_map(|h| h.to_le_bytes()).collect();
+        let mut appended = Vec::with_capacity(n);
+        group.bench_function(BenchmarkId::new("append_decode_bf16", size), |b| {
+            b.iter(|| {
+                appended.clear();
+                append_bf16_le_as_f32(&bytes[1..], &mut appended)
+            })
         });
         group.bench_function(BenchmarkId::new("encode_f16", size), |b| {
             b.iter(|| f32_to_f16(&src, &mut halves))

@@ -305,6 +305,8 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     println!("{}", lagom::kernels::describe_cpu());
     lagom::compute::set_cpu_threads(1);
+    // The heap settings of the `lagom` binary (its main sets them for every role).
+    lagom::compute::keep_freed_tensor_buffers();
     if let Some(at) = args.iter().position(|a| a == "--quic") {
         let name = args.get(at + 1).map_or("f32", String::as_str);
         let dtype = WireDtype::ALL

@@ -195,6 +195,24 @@ fn bf16_rounds_to_nearest_even_on_every_instruction_set_path() {
         let what = format!("bf16, {} path", path.as_str());
         let n = check_encoding(BF16, &what, f32_to_bf16);
         check_round_trip(BF16, &what, bf16_to_f32, f32_to_bf16);
+        // The appending forms the wire uses: the same results, from bytes at an odd address.
+        let append_encode = |src: &[f32], dst: &mut [u16]| {
+            let mut out = vec![7u16];
+            kernels::append_f32_as_bf16(src, &mut out);
+            assert_eq!(out[0], 7, "appends after what is there");
+            dst.copy_from_slice(&out[1..]);
+        };
+        let append_decode = |src: &[u16], dst: &mut [f32]| {
+            let bytes: Vec<u8> = std::iter::once(0xAB)
+                .chain(src.iter().flat_map(|h| h.to_le_bytes()))
+                .collect();
+            let mut out = Vec::new();
+            kernels::append_bf16_le_as_f32(&bytes[1..], &mut out);
+            dst.copy_from_slice(&out);
+        };
+        let what = format!("{what}, appending");
+        check_encoding(BF16, &what, append_encode);
+        check_round_trip(BF16, &what, append_decode, append_encode);
         println!("{what}: {n} values checked");
     }
     kernels::force_simd_path(None);

@@ -342,3 +342,81 @@ async fn a_revoked_node_is_refused_and_the_others_still_connect() {
     let err = lagom::net::revoke(dir.path(), &["nobody".to_string()]).expect_err("unknown");
     assert!(format!("{err:#}").contains("nobody.pem"), "{err:#}");
 }
+
+/// The largest UDP payload this machine lets a lagom endpoint take over loopback: what a receive
+/// buffer of `net.core.rmem_max` (doubled by the kernel) holds 64 of, within loopback's MTU.
+fn loopback_payload_expected() -> Option<u16> {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()?
+            .trim()
+            .parse::<usize>()
+            .ok()
+    };
+    let rmem_max = read("/proc/sys/net/core/rmem_max")?;
+    let lo_mtu = read("/sys/class/net/lo/mtu")?;
+    let fits = (2 * rmem_max.min(16 << 20) / 64).clamp(1_200, 65_507);
+    Some(fits.min(lo_mtu - 28) as u16)
+}
+
+#[tokio::test]
+async fn megabyte_tensors_go_in_packets_as_large_as_the_path_and_buffers_allow() {
+    let c = cluster();
+    let len = 272_186;
+    let t = TransportSettings::for_params(len);
+    let server = server_endpoint(local(), &c.server, &t).expect("server");
+    let addr = server.local_addr().expect("addr");
+    let limit = lagom::proto::frame_limit(len);
+    let serving = tokio::spawn(async move {
+        let conn = server
+            .accept()
+            .await
+            .expect("incoming")
+            .await
+            .expect("conn");
+        let mut received = Vec::new();
+        while let Ok(Some(msg)) = recv(&conn, limit).await {
+            received.push(msg);
+        }
+        received
+    });
+    let client = client_endpoint(&c.worker, &t).expect("client");
+    let conn = connect(&client, addr).await.expect("connect");
+    let params: Vec<f32> = (0..len).map(|i| i as f32 * 0.5 - 7.0).collect();
+    let expected = loopback_payload_expected();
+    // Path-MTU discovery raises the packet size while tensors flow; give it up to 40 tensors.
+    let mut sent = 0;
+    while sent < 40 && Some(conn.stats().path.current_mtu) != expected {
+        let msg = Message::Params {
+            index: sent,
+            params: params.clone(),
+        };
+        send(&conn, msg).await.expect("send");
+        sent += 1;
+    }
+    let path = conn.stats().path;
+    eprintln!(
+        "{sent} tensors: packets of {} bytes, {} lost",
+        path.current_mtu, path.lost_packets
+    );
+    conn.close(0u32.into(), b"done");
+    let received = serving.await.expect("join");
+    assert_eq!(received.len() as u64, sent, "every tensor arrived");
+    for (i, msg) in received.into_iter().enumerate() {
+        assert_eq!(
+            msg,
+            Message::Params {
+                index: i as u64,
+                params: params.clone()
+            }
+        );
+    }
+    match expected {
+        Some(expected) => assert_eq!(
+            path.current_mtu, expected,
+            "packet size after {sent} tensors ({} packets lost)",
+            path.lost_packets
+        ),
+        None => eprintln!("no /proc/sys/net/core/rmem_max or lo MTU here: packet size not checked"),
+    }
+}

@@ -8,17 +8,34 @@
 
 use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
 
+/// `x` as bf16 bits, rounded to nearest with ties to even (a NaN stays a NaN, quieted).
+#[inline(always)]
+fn bf16_bits(x: f32) -> u16 {
+    let bits = x.to_bits();
+    // Round to nearest, ties to even: add just under half an ulp of bf16, plus the bit that
+    // makes an exact tie round up only from an odd result.
+    let rounded = bits.wrapping_add(0x7FFF + ((bits >> 16) & 1)) >> 16;
+    let nan = (bits & 0x7FFF_FFFF) > 0x7F80_0000;
+    if nan {
+        ((bits >> 16) | 0x0040) as u16
+    } else {
+        rounded as u16
+    }
+}
+
 crate::simd_fn! {
     /// One slice of [`f32_to_bf16`].
     fn encode_bf16(src: &[f32], dst: &mut [u16]) {
         for (d, &x) in dst.iter_mut().zip(src) {
-            let bits = x.to_bits();
-            // Round to nearest, ties to even: add just under half an ulp of bf16, plus the bit
-            // that makes an exact tie round up only from an odd result.
-            let rounded = bits.wrapping_add(0x7FFF + ((bits >> 16) & 1)) >> 16;
-            let nan = (bits & 0x7FFF_FFFF) > 0x7F80_0000;
-            *d = if nan { ((bits >> 16) | 0x0040) as u16 } else { rounded as u16 };
+            *d = bf16_bits(x);
         }
+    }
+}
+
+crate::simd_fn! {
+    /// One call of [`append_f32_as_bf16`].
+    fn append_encoded_bf16(src: &[f32], dst: &mut Vec<u16>) {
+        dst.extend(src.iter().map(|&x| bf16_bits(x)));
     }
 }
 
@@ -28,6 +45,16 @@ crate::simd_fn! {
         for (d, &b) in dst.iter_mut().zip(src) {
             *d = f32::from_bits(u32::from(b) << 16);
         }
+    }
+}
+
+crate::simd_fn! {
+    /// One call of [`append_bf16_le_as_f32`].
+    fn append_decoded_bf16(src: &[u8], dst: &mut Vec<f32>) {
+        dst.extend(
+            src.chunks_exact(2)
+                .map(|b| f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16)),
+        );
     }
 }
 
@@ -49,6 +76,18 @@ pub fn bf16_to_f32(src: &[u16], dst: &mut [f32]) {
         "bf16_to_f32: slices of different lengths"
     );
     decode_bf16(src, dst);
+}
+
+/// Appends `src` as bf16 bits to `dst`, as [`f32_to_bf16`] converts them, writing the new
+/// storage once (no zero-fill before the conversion).
+pub fn append_f32_as_bf16(src: &[f32], dst: &mut Vec<u16>) {
+    append_encoded_bf16(src, dst);
+}
+
+/// Appends the little-endian bf16 values in `src` (at any alignment; an odd last byte is
+/// ignored) to `dst` as f32 (exact), writing the new storage once.
+pub fn append_bf16_le_as_f32(src: &[u8], dst: &mut Vec<f32>) {
+    append_decoded_bf16(src, dst);
 }
 
 /// `dst[i]` = `src[i]` as IEEE binary16 bits, rounded to nearest (ties to even); beyond ±65 504

@@ -26,7 +26,9 @@ pub use candle_ops::{
 pub use conv::{conv2d_forward, conv2d_input_grad, conv2d_weight_grad};
 pub use conv_shape::ConvShape;
 pub use cpu_info::{cpu_model, describe_cpu, simd_level};
-pub use half_precision::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
+pub use half_precision::{
+    append_bf16_le_as_f32, append_f32_as_bf16, bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16,
+};
 pub use kernels_config::CpuKernels;
 pub use relu_pool::{bias_relu_pool_backward, bias_relu_pool_forward};
 pub use simd::{

@@ -45,9 +45,9 @@ pub struct NetConfig {
     /// waits for a worker that heartbeats but delivers nothing; then that worker is dropped (its
     /// connection closed; if it is alive it rejoins). Seconds.
     pub round_timeout_s: f64,
-    /// The path MTU (largest UDP payload, bytes) when it is known, e.g. 6550 on loopback or a
-    /// jumbo-frame network: packets start there and never shrink below it. 0 = discover it
-    /// (from 1 200 bytes up; back to 1 200 where large packets vanish).
+    /// The path MTU (largest UDP payload, bytes) when it is known, e.g. 8 972 on a jumbo-frame
+    /// network or 65 507 on loopback: packets start there and never shrink below it. 0 = discover
+    /// it (from 1 200 bytes up; back to 1 200 where large packets vanish).
     pub mtu: u16,
     /// The precision of tensors on the wire — gradients, parameters, gossip: `f32` (exact),
     /// `bf16` or `f16` (half the bytes, rounded to nearest even; the server keeps `f32`). Every
@@ -183,8 +183,9 @@ mod tests {
             (0u16, true),
             (1_199, false),
             (1_200, true),
-            (6_550, true),
-            (9_000, false),
+            (8_972, true),
+            (65_507, true),
+            (65_508, false),
         ] {
             let p = problems(NetConfig {
                 mtu,
@@ -193,7 +194,7 @@ mod tests {
             assert_eq!(p.is_empty(), ok, "mtu {mtu}: {p:?}");
             if !ok {
                 assert_eq!(p[0].0, "net.mtu");
-                assert!(p[0].1.contains("from 1200 to 6550"), "{}", p[0].1);
+                assert!(p[0].1.contains("from 1200 to 65507"), "{}", p[0].1);
             }
         }
         for (fraction, ok) in [

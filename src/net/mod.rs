@@ -7,6 +7,7 @@ mod refusal;
 mod revocation;
 mod slot_grant;
 mod tls;
+mod udp_socket;
 
 pub use certs::{
     check_node_name, load_identity, node_files, role_name, write_cluster, ClusterCa, NodeIdentity,

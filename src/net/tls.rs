@@ -17,6 +17,7 @@ use rustls_pki_types::{CertificateDer, ServerName};
 
 use super::certs::{role_name, NodeIdentity};
 use super::slot_grant::slot_name;
+use super::udp_socket::bind_endpoint_socket;
 use crate::proto::{Role, WireDtype};
 
 /// ALPN protocol id: peers that speak something else fail the handshake.
@@ -116,44 +117,28 @@ pub fn open_windows(conn: &Connection, t: &TransportSettings) {
 /// benchmark: with 256 slots a server's resident memory grew by ~1.5 MB/s for minutes).
 pub const MAX_UNI_STREAMS: u32 = 16;
 
-/// Largest UDP payload an endpoint accepts and path-MTU discovery may probe for. quinn 0.11 hands
-/// the kernel up to 10 packets per `sendmsg` as one GSO batch, and a batch is one UDP datagram:
-/// 10 × this must stay within 65 507 bytes, or the kernel refuses the whole batch (`EMSGSIZE`)
-/// and quinn counts all ten as lost. At 8 972 (a jumbo frame) every full batch was refused —
-/// measured on loopback: 36 % of packets "lost", then black-hole detection pinned packets at
-/// 1 200 bytes, 300 updates/s in the server-capacity bench; at this size nothing is lost.
-pub const MAX_UDP_PAYLOAD: u16 = 6_550;
+/// Largest UDP payload an endpoint accepts and path-MTU discovery may probe for: the largest
+/// IPv4 UDP datagram, which loopback carries whole (jumbo-frame networks stop discovery at
+/// 8 972, ordinary ones at 1 472). Per-packet work is most of quinn's cost for megabyte tensors:
+/// 64 KB packets instead of 6 550-byte ones took the capacity bench from ~550 to ~750 updates/s in
+/// f32. quinn's segmentation-offload batches of such packets are cut to fit the kernel by
+/// [`FittedBatches`].
+pub const MAX_UDP_PAYLOAD: u16 = super::udp_socket::MAX_DATAGRAM as u16;
 
 /// QUIC's smallest UDP payload (RFC 9000 §14): the floor of a configured `net.mtu`.
 pub const MIN_MTU: u16 = 1_200;
 
-/// Socket buffer size asked for on every endpoint (the kernel may grant less).
-const SOCKET_BUFFER: usize = 16 << 20;
-
-/// An endpoint on a socket bound to `bind`, accepting datagrams up to [`MAX_UDP_PAYLOAD`].
-fn endpoint(bind: SocketAddr, server: Option<ServerConfig>) -> Result<Endpoint> {
+/// An endpoint on a socket bound to `bind`, accepting datagrams as large as its receive buffer
+/// has room for (at least a configured `mtu`).
+fn endpoint(bind: SocketAddr, server: Option<ServerConfig>, mtu: Option<u16>) -> Result<Endpoint> {
+    let runtime = quinn::default_runtime().ok_or_else(|| anyhow!("no async runtime found"))?;
+    let bound = bind_endpoint_socket(bind, runtime.as_ref(), mtu)?;
     let mut config = EndpointConfig::default();
     config
-        .max_udp_payload_size(MAX_UDP_PAYLOAD)
-        .map_err(|e| anyhow!("max UDP payload {MAX_UDP_PAYLOAD}: {e}"))?;
-    let socket =
-        std::net::UdpSocket::bind(bind).with_context(|| format!("cannot bind UDP {bind}"))?;
-    // Room for a few tensors' worth of datagrams: the kernel's default (≈ 200 KiB) overflows under
-    // a single megabyte burst, and the losses that follow also make quinn's black-hole detector
-    // pin the MTU at its minimum. The kernel clamps the request to `net.core.{r,w}mem_max`.
-    let sock = socket2::SockRef::from(&socket);
-    for (what, result) in [
-        ("receive", sock.set_recv_buffer_size(SOCKET_BUFFER)),
-        ("send", sock.set_send_buffer_size(SOCKET_BUFFER)),
-    ] {
-        if let Err(e) = result {
-            tracing::warn!(
-                "cannot raise the UDP {what} buffer of {bind} to {SOCKET_BUFFER} bytes: {e}"
-            );
-        }
-    }
-    let runtime = quinn::default_runtime().ok_or_else(|| anyhow!("no async runtime found"))?;
-    Endpoint::new(config, server, socket, runtime).with_context(|| format!("UDP socket {bind}"))
+        .max_udp_payload_size(bound.max_payload)
+        .map_err(|e| anyhow!("max UDP payload {}: {e}", bound.max_payload))?;
+    Endpoint::new_with_abstract_socket(config, server, bound.socket, runtime)
+        .with_context(|| format!("UDP socket {bind}"))
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -195,7 +180,7 @@ pub fn server_endpoint(
         QuicServerConfig::try_from(tls).context("TLS configuration unusable for QUIC")?,
     ));
     config.transport_config(Arc::new(t.quinn_until_hello()?));
-    endpoint(bind, Some(config)).with_context(|| format!("cannot listen on {bind}"))
+    endpoint(bind, Some(config), t.mtu).with_context(|| format!("cannot listen on {bind}"))
 }
 
 /// The client side of mutual TLS: presents `id`, trusts only the cluster CA.
@@ -217,7 +202,7 @@ fn client_config(id: &NodeIdentity, t: &TransportSettings) -> Result<ClientConfi
 pub fn client_endpoint(id: &NodeIdentity, t: &TransportSettings) -> Result<Endpoint> {
     let unspecified: SocketAddr = ([0, 0, 0, 0], 0).into();
     let mut endpoint =
-        endpoint(unspecified, None).context("cannot open a UDP socket for the client")?;
+        endpoint(unspecified, None, t.mtu).context("cannot open a UDP socket for the client")?;
     endpoint.set_default_client_config(client_config(id, t)?);
     Ok(endpoint)
 }

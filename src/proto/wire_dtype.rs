@@ -8,7 +8,9 @@ use std::fmt;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::kernels::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
+use crate::kernels::{
+    append_bf16_le_as_f32, append_f32_as_bf16, bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16,
+};
 
 /// How a node sends tensors: every node of a run uses the same one (checked at `Hello`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -62,13 +64,16 @@ impl WireDtype {
         };
         let n = values.len();
         // One u16 more than the values: its first byte (little-endian) is the tag.
-        let mut halves = vec![0u16; n + 1];
+        let mut halves = Vec::with_capacity(n + 1);
         match self {
-            WireDtype::Bf16 => f32_to_bf16(&values, &mut halves[..n]),
-            _ => f32_to_f16(&values, &mut halves[..n]),
+            WireDtype::Bf16 => append_f32_as_bf16(&values, &mut halves),
+            _ => {
+                halves.resize(n, 0);
+                f32_to_f16(&values, &mut halves);
+            }
         }
         drop(values);
-        halves[n] = u16::from(tag);
+        halves.push(u16::from(tag));
         Bytes::from_owner(HalfBytes(halves))
     }
 
@@ -108,21 +113,18 @@ impl WireDtype {
     pub fn decode(bin: &[u8]) -> Result<Vec<f32>, String> {
         let dtype = Self::of_bin(bin.len(), bin.last().copied())?;
         if dtype == WireDtype::F32 {
-            // Aligned storage, then one memcpy (a borrowed `bin` can start at any address). The
-            // zero-fill first costs a fraction of the copy and keeps this safe code.
-            let mut v = vec![0f32; bin.len() / 4];
-            bytemuck::cast_slice_mut::<f32, u8>(&mut v).copy_from_slice(bin);
-            return Ok(v);
+            return Ok(f32_from_le_bytes(bin));
         }
         let data = &bin[..bin.len() - 1];
         let n = data.len() / 2;
-        let convert = |src: &[u16], dst: &mut [f32]| match dtype {
-            WireDtype::Bf16 => bf16_to_f32(src, dst),
-            _ => f16_to_f32(src, dst),
-        };
+        if dtype == WireDtype::Bf16 {
+            let mut out = Vec::with_capacity(n);
+            append_bf16_le_as_f32(data, &mut out);
+            return Ok(out);
+        }
         let mut out = vec![0f32; n];
         match bytemuck::try_cast_slice::<u8, u16>(data) {
-            Ok(halves) => convert(halves, &mut out),
+            Ok(halves) => f16_to_f32(halves, &mut out),
             Err(_) => {
                 let mut block = [0u16; UNALIGNED_BLOCK];
                 for (bytes, dst) in data
@@ -133,12 +135,27 @@ impl WireDtype {
                     for (h, b) in block.iter_mut().zip(bytes.chunks_exact(2)) {
                         *h = u16::from_le_bytes([b[0], b[1]]);
                     }
-                    convert(block, dst);
+                    f16_to_f32(block, dst);
                 }
             }
         }
         Ok(out)
     }
+}
+
+/// The little-endian f32 values in `bin` (whose length is a multiple of 4, at any alignment) in
+/// aligned storage, with one copy and no zero-fill before it.
+fn f32_from_le_bytes(bin: &[u8]) -> Vec<f32> {
+    let n = bin.len() / 4;
+    let mut v = Vec::<f32>::with_capacity(n);
+    // SAFETY: the vector has room for n f32 = 4n = bin.len() bytes (its allocation cannot overlap
+    // the borrowed `bin`); the copy initialises exactly the n values that set_len then exposes,
+    // and every bit pattern is a valid f32.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bin.as_ptr(), v.as_mut_ptr().cast::<u8>(), n * 4);
+        v.set_len(n);
+    }
+    v
 }
 
 impl fmt::Display for WireDtype {
