@@ -138,7 +138,9 @@ fn across_namespaces_with_a_delayed_link_training_completes_and_the_delayed_work
         "--set",
         "net.listen=\"0.0.0.0:7070\"",
         "--set",
-        "server.updates=300",
+        // Long enough for both workers to join: over veth a small mlp runs ~330 updates/s, so
+        // 300 updates were over before a worker that started a second late had connected.
+        "server.updates=3000",
         "--set",
         "server.eval_every=0",
     ]);
@@ -167,7 +169,7 @@ fn across_namespaces_with_a_delayed_link_training_completes_and_the_delayed_work
         assert!(out.status.success(), "worker {w}: {}", stderr(&out));
     }
     let s = summary(run_dir.path());
-    assert_eq!(s["updates"], 300);
+    assert_eq!(s["updates"], 3000);
     let staleness = |w: usize| {
         s["per_worker"][w]["mean_staleness"]
             .as_f64()
