@@ -69,14 +69,18 @@ async fn fast_worker(
         },
     )
     .await?;
-    let grad = gradient(params_len);
     let mut seq = 0;
     let mut incarnation = NEW_PROCESS;
     loop {
         match recv(&conn, frame_limit(params_len)).await? {
             Some(Message::Welcome { incarnation: i, .. }) => incarnation = i,
-            Some(Message::Params { index, .. }) => {
+            Some(Message::Params { index, params }) => {
                 seq += 1;
+                // The parameters just received go back as the gradient: a vector of the right
+                // size that this worker owns, as a real worker owns the gradient it just computed
+                // (no copy here; PyTorch's anchor resends one tensor). The server then scales its
+                // parameters by 1 − lr each update: finite, and the same work as any gradient.
+                let grad = params;
                 send_as(
                     &conn,
                     Message::Gradient {
@@ -86,7 +90,7 @@ async fn fast_worker(
                         ite: index,
                         loss: 1.0,
                         samples: 128,
-                        grad: grad.clone(),
+                        grad,
                     },
                     dtype,
                 )
