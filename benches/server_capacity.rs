@@ -8,7 +8,9 @@
 //!   (decode, checks, the algorithm, copying and encoding parameters) on one thread, without the
 //!   transport (target: ≥ 2 000 updates/s on the 2-core machine).
 //! - **over QUIC** — real clients over loopback QUIC with mutual TLS (8 connections, 1.1 MB each
-//!   way per update in `f32`, half that in `bf16`). This is bounded by the transport, not by the
+//!   way per update in `f32`, half that in `bf16`), each answering with the parameters it just
+//!   received as its gradient (a vector it owns, as a real worker owns its fresh gradient, so no
+//!   copy is made for the send). This is bounded by the transport, not by the
 //!   server; it also prints the packet size the connections ended at and the packets they
 //!   declared lost.
 //!
