@@ -78,7 +78,10 @@ pub fn bind_endpoint_socket(
     let fits = payload_for_buffer(granted);
     if usize::from(fits) < MAX_DATAGRAM {
         tracing::info!(
-            "the UDP receive buffer of {bind} is {granted} bytes (the kernel's net.core.rmem_max              caps it): packets of at most {fits} bytes; `sysctl -w net.core.rmem_max={SOCKET_BUFFER}`              lets them grow to {MAX_DATAGRAM} where the path allows (loopback, jumbo frames)"
+            "the UDP receive buffer of {bind} is {granted} bytes (the kernel's net.core.rmem_max \
+             caps it): packets of at most {fits} bytes; `sysctl -w \
+             net.core.rmem_max={SOCKET_BUFFER}` lets them grow to {MAX_DATAGRAM} where the path \
+             allows (loopback, jumbo frames)"
         );
     }
     let max_payload = mtu.map_or(fits, |m| m.max(fits));
@@ -103,7 +106,8 @@ fn receive_segments(offered: usize, max_payload: u16) -> usize {
     offered.min(needed).max(1)
 }
 
-/// Wraps the runtime's UDP socket; every method but `try_send` is the inner socket's.
+/// Wraps the runtime's UDP socket: `try_send` fits batches, `max_receive_segments` sizes receive
+/// slots for the endpoint's payload; every other method is the inner socket's.
 pub struct FittedBatches {
     inner: Arc<dyn AsyncUdpSocket>,
     /// The endpoint's largest accepted UDP payload (what quinn sizes receive slots by).
