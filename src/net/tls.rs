@@ -117,12 +117,13 @@ pub fn open_windows(conn: &Connection, t: &TransportSettings) {
 /// benchmark: with 256 slots a server's resident memory grew by ~1.5 MB/s for minutes).
 pub const MAX_UNI_STREAMS: u32 = 16;
 
-/// Largest UDP payload an endpoint accepts and path-MTU discovery may probe for: the largest
-/// IPv4 UDP datagram, which loopback carries whole (jumbo-frame networks stop discovery at
+/// Largest UDP payload an endpoint may accept (it accepts what its receive buffer has room for,
+/// up to this) and path-MTU discovery may probe for: the largest IPv4 UDP datagram, which
+/// loopback carries whole (jumbo-frame networks stop discovery at
 /// 8 972, ordinary ones at 1 472). Per-packet work is most of quinn's cost for megabyte tensors:
 /// 64 KB packets instead of 6 550-byte ones took the capacity bench from ~550 to ~750 updates/s in
 /// f32. quinn's segmentation-offload batches of such packets are cut to fit the kernel by
-/// [`FittedBatches`].
+/// [`FittedBatches`](super::udp_socket::FittedBatches).
 pub const MAX_UDP_PAYLOAD: u16 = super::udp_socket::MAX_DATAGRAM as u16;
 
 /// QUIC's smallest UDP payload (RFC 9000 §14): the floor of a configured `net.mtu`.
