@@ -123,7 +123,7 @@ pub const MAX_UNI_STREAMS: u32 = 16;
 /// 8 972, ordinary ones at 1 472). Per-packet work is most of quinn's cost for megabyte tensors:
 /// 64 KB packets instead of 6 550-byte ones took the capacity bench from ~550 to ~750 updates/s in
 /// f32. quinn's segmentation-offload batches of such packets are cut to fit the kernel by
-/// [`FittedBatches`](super::udp_socket::FittedBatches).
+/// `FittedBatches` (`src/net/udp_socket.rs`).
 pub const MAX_UDP_PAYLOAD: u16 = super::udp_socket::MAX_DATAGRAM as u16;
 
 /// QUIC's smallest UDP payload (RFC 9000 §14): the floor of a configured `net.mtu`.
