@@ -9,6 +9,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use lagom::kernels::{
     append_bf16_le_as_f32, append_f32_as_bf16, bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16,
 };
+use lagom::proto::WireDtype;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -49,6 +50,14 @@ fn conversions(c: &mut Criterion) {
                 appended.clear();
                 append_bf16_le_as_f32(&bytes[1..], &mut appended)
             })
+        });
+        // An f32 tensor off the wire into a new vector (what a receiver does with every `f32`
+        // gradient or parameter copy), from an odd address; beside `copy_f32`.
+        let wire_f32: Vec<u8> = std::iter::once(0u8)
+            .chain(src.iter().flat_map(|x| x.to_le_bytes()))
+            .collect();
+        group.bench_function(BenchmarkId::new("decode_wire_f32", size), |b| {
+            b.iter(|| WireDtype::decode(&wire_f32[1..]))
         });
         group.bench_function(BenchmarkId::new("encode_f16", size), |b| {
             b.iter(|| f32_to_f16(&src, &mut halves))

@@ -19,6 +19,8 @@ use anyhow::{Context as _, Result};
 use quinn::udp::{RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, Runtime, UdpPoller};
 
+use super::tls::MIN_MTU;
+
 /// Largest UDP payload over IPv4 (65 535 − 20 IP − 8 UDP header bytes), and so the largest GSO
 /// batch the kernel accepts in one `sendmsg`.
 pub const MAX_DATAGRAM: usize = 65_507;
@@ -38,9 +40,10 @@ const SOCKET_BUFFER: usize = 16 << 20;
 const PACKETS_PER_RECEIVE_BUFFER: usize = 64;
 
 /// The largest UDP payload worth taking with a receive buffer of `granted` bytes: room for
-/// [`PACKETS_PER_RECEIVE_BUFFER`] of them, within QUIC's 1 200 and [`MAX_DATAGRAM`].
+/// [`PACKETS_PER_RECEIVE_BUFFER`] of them, within QUIC's minimum ([`MIN_MTU`]) and
+/// [`MAX_DATAGRAM`].
 pub fn payload_for_buffer(granted: usize) -> u16 {
-    (granted / PACKETS_PER_RECEIVE_BUFFER).clamp(1_200, MAX_DATAGRAM) as u16
+    (granted / PACKETS_PER_RECEIVE_BUFFER).clamp(usize::from(MIN_MTU), MAX_DATAGRAM) as u16
 }
 
 /// A bound UDP socket ready for a quinn endpoint.

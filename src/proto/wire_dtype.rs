@@ -144,17 +144,16 @@ impl WireDtype {
 }
 
 /// The little-endian f32 values in `bin` (whose length is a multiple of 4, at any alignment) in
-/// aligned storage, with one copy and no zero-fill before it.
+/// aligned storage, written once (no zero-fill before the copy) and in safe code: bytes from the
+/// network never meet `unsafe`. The loop compiles to vector loads and stores: 26 µs for a
+/// ResNet-20 tensor against 23 µs for a plain copy and 24 µs for an unsafe `memcpy` into
+/// uninitialised capacity (`decode_wire_f32` in `benches/half_precision.rs`, AMD EPYC).
 fn f32_from_le_bytes(bin: &[u8]) -> Vec<f32> {
-    let n = bin.len() / 4;
-    let mut v = Vec::<f32>::with_capacity(n);
-    // SAFETY: the vector has room for n f32 = 4n = bin.len() bytes (its allocation cannot overlap
-    // the borrowed `bin`); the copy initialises exactly the n values that set_len then exposes,
-    // and every bit pattern is a valid f32.
-    unsafe {
-        std::ptr::copy_nonoverlapping(bin.as_ptr(), v.as_mut_ptr().cast::<u8>(), n * 4);
-        v.set_len(n);
-    }
+    let mut v = Vec::with_capacity(bin.len() / 4);
+    v.extend(
+        bin.chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+    );
     v
 }
 
@@ -201,6 +200,10 @@ mod tests {
         assert_eq!(bytes.as_ptr() as usize, address);
         assert_eq!(bytes.len(), WireDtype::F32.encoded_len(1001));
         assert_eq!(WireDtype::decode(&bytes).unwrap(), v);
+        // The same bytes at an odd address (a borrowed `bin` can start anywhere).
+        let mut shifted = vec![0u8; bytes.len() + 1];
+        shifted[1..].copy_from_slice(&bytes);
+        assert_eq!(WireDtype::decode(&shifted[1..]).unwrap(), v);
     }
 
     #[test]
