@@ -9,7 +9,7 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::ConvShape;
+use super::{conv3x3, ConvShape};
 
 /// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)` for row-major slices with the given row strides
 /// (`lhs_t`/`rhs_t`: the operand is stored transposed, i.e. as `k×m` / `n×k` row-major).
@@ -55,6 +55,16 @@ fn matmul(
     }
 }
 
+/// The kernel that computes `s` on the instruction-set path taken now: `"direct-3x3"` (3×3,
+/// stride 1, padding 1 with AVX2 + FMA or wider) or `"im2col-gemm"` (every other shape and path).
+pub fn conv_kernel_name(s: &ConvShape) -> &'static str {
+    if conv3x3::handles(s) {
+        "direct-3x3"
+    } else {
+        "im2col-gemm"
+    }
+}
+
 /// Images per rayon task: enough tasks to balance the threads, few enough to reuse buffers.
 fn images_per_task(batch: usize) -> usize {
     let tasks = 4 * rayon::current_num_threads().max(1);
@@ -66,6 +76,9 @@ fn images_per_task(batch: usize) -> usize {
 pub fn conv2d_forward(x: &[f32], w: &[f32], s: &ConvShape) -> Vec<f32> {
     assert_eq!(x.len(), s.batch * s.in_image());
     assert_eq!(w.len(), s.weight_len());
+    if conv3x3::handles(s) {
+        return conv3x3::forward(x, w, s);
+    }
     let (patch, cols) = (s.patch(), s.out_plane());
     let mut out = vec![0.0f32; s.batch * s.out_image()];
     let per_task = images_per_task(s.batch);
@@ -95,6 +108,9 @@ pub fn conv2d_forward(x: &[f32], w: &[f32], s: &ConvShape) -> Vec<f32> {
 pub fn conv2d_input_grad(g: &[f32], w: &[f32], s: &ConvShape) -> Vec<f32> {
     assert_eq!(g.len(), s.batch * s.out_image());
     assert_eq!(w.len(), s.weight_len());
+    if conv3x3::handles(s) {
+        return conv3x3::input_grad(g, w, s);
+    }
     let (patch, cols) = (s.patch(), s.out_plane());
     let mut dx = vec![0.0f32; s.batch * s.in_image()];
     let per_task = images_per_task(s.batch);
@@ -123,6 +139,9 @@ pub fn conv2d_input_grad(g: &[f32], w: &[f32], s: &ConvShape) -> Vec<f32> {
 pub fn conv2d_weight_grad(x: &[f32], g: &[f32], s: &ConvShape) -> Vec<f32> {
     assert_eq!(x.len(), s.batch * s.in_image());
     assert_eq!(g.len(), s.batch * s.out_image());
+    if conv3x3::handles(s) {
+        return conv3x3::weight_grad(x, g, s);
+    }
     let (patch, cols) = (s.patch(), s.out_plane());
     let per_task = s.batch.div_ceil(rayon::current_num_threads().max(1)).max(1);
     x.par_chunks(per_task * s.in_image())

@@ -1,0 +1,542 @@
+//! Direct 3×3 convolution with stride 1 and padding 1 — the shape of almost every layer of
+//! ResNet-20 — on AVX2 + FMA (and the same code with AVX-512's 32 registers), without im2col and
+//! without `gemm`'s packing: each image is copied once into a zero-bordered buffer and the
+//! kernel reads the nine shifted taps straight from it.
+//!
+//! - **Forward** `y[co][p] = Σ_ci Σ_tap w[co][ci][tap] · xpad[ci][p + tap]`: a register tile of
+//!   `CB` output channels × `NV` vectors of 8 output positions accumulates over every input
+//!   channel and tap (weights repacked once per call so a tile's `CB` weights are adjacent).
+//! - **Input gradient**: the same kernel over the zero-bordered output gradient with the weight
+//!   transposed (`cin ↔ cout`) and its taps flipped — a "full" correlation, no col2im.
+//! - **Weight gradient** `dw[co][ci][ky][kx] = Σ_images Σ_p g[co][p] · xpad[ci][p + (ky, kx)]`: a
+//!   tile of `CB` output channels × the 3 horizontal taps of one (input channel, kernel row)
+//!   accumulates over the positions of a group of images, then is summed across its lanes.
+//!
+//! Rows are cut into vectors of 8 positions; a width that is not a multiple of 8 computes its
+//! last vector in full into a scratch row of whole vectors (the padded input is wide enough that
+//! every load stays inside it) and copies the valid part back. Images are spread over rayon's
+//! threads; each image's sums run in a fixed order, so results do not depend on the thread count
+//! except for the weight gradient's sum over images (per-thread partial sums, as the `gemm` path).
+
+use rayon::prelude::*;
+
+use super::ConvShape;
+
+/// Floats per vector.
+const LANES: usize = 8;
+
+/// Output position vectors per forward tile.
+const NV: usize = 3;
+
+/// True when the direct kernels compute `s`: a 3×3 kernel with stride 1 and padding 1 on an
+/// x86-64 CPU whose kernels may use AVX2 + FMA (`LAGOM_SIMD=baseline` keeps the `gemm` path).
+pub(super) fn handles(s: &ConvShape) -> bool {
+    cfg!(target_arch = "x86_64")
+        && s.kh == 3
+        && s.kw == 3
+        && s.stride == 1
+        && s.pad == 1
+        && super::has_avx2_fma()
+}
+
+/// One image plane's geometry in the zero-bordered layout: `h + 2` rows of `pw` floats, the
+/// data at rows `1..=h`, columns `1..=w`, zeros around it and to the right.
+#[derive(Debug, Clone, Copy)]
+struct Padded {
+    h: usize,
+    w: usize,
+    /// Vectors per output row (`⌈w / 8⌉`).
+    vw: usize,
+    /// Row stride of the bordered plane: `8·vw + 2`, so the last vector's taps stay inside.
+    pw: usize,
+    /// Floats per bordered plane.
+    plane: usize,
+}
+
+impl Padded {
+    fn of(h: usize, w: usize) -> Self {
+        let vw = w.div_ceil(LANES);
+        let pw = vw * LANES + 2;
+        Padded {
+            h,
+            w,
+            vw,
+            pw,
+            plane: (h + 2) * pw,
+        }
+    }
+
+    /// Output position vectors per plane.
+    fn vectors(&self) -> usize {
+        self.h * self.vw
+    }
+
+    /// Row stride of an output plane the kernels write: the width itself when it is a whole
+    /// number of vectors, else whole vectors (a scratch plane, compacted afterwards).
+    fn out_stride(&self) -> usize {
+        self.vw * LANES
+    }
+
+    /// True when output rows can be written in place (no partial last vector).
+    fn exact(&self) -> bool {
+        self.w % LANES == 0
+    }
+
+    /// Copies the `channels × h × w` image `src` into the interiors of `dst` (`channels` bordered
+    /// planes whose borders are already zero and stay so).
+    fn fill(&self, src: &[f32], channels: usize, dst: &mut [f32]) {
+        let (h, w) = (self.h, self.w);
+        for c in 0..channels {
+            let s = &src[c * h * w..(c + 1) * h * w];
+            let d = &mut dst[c * self.plane..(c + 1) * self.plane];
+            for (y, row) in s.chunks_exact(w).enumerate() {
+                let at = (y + 1) * self.pw + 1;
+                d[at..at + w].copy_from_slice(row);
+            }
+        }
+    }
+}
+
+/// `weights[out][in][tap]` rearranged as blocks of `cb` outputs: `[block][in][tap][cb]`, the
+/// outputs past `outs` zero. `at(o, i, tap)` reads the logical weight.
+fn pack(outs: usize, ins: usize, cb: usize, at: impl Fn(usize, usize, usize) -> f32) -> Vec<f32> {
+    let blocks = outs.div_ceil(cb);
+    let mut packed = vec![0.0f32; blocks * ins * 9 * cb];
+    for (b, block) in packed.chunks_exact_mut(ins * 9 * cb).enumerate() {
+        for i in 0..ins {
+            for tap in 0..9 {
+                for c in 0..cb {
+                    let o = b * cb + c;
+                    if o < outs {
+                        block[(i * 9 + tap) * cb + c] = at(o, i, tap);
+                    }
+                }
+            }
+        }
+    }
+    packed
+}
+
+/// Output channels per register tile on the path the CPU takes: 8 with AVX-512's 32 registers,
+/// 4 with AVX2's 16.
+fn channel_block() -> usize {
+    if super::simd_path() >= super::SimdPath::Avx512 {
+        8
+    } else {
+        4
+    }
+}
+
+/// Images per rayon task: enough tasks to balance the threads.
+fn images_per_task(batch: usize) -> usize {
+    let tasks = 4 * rayon::current_num_threads().max(1);
+    batch.div_ceil(tasks).max(1)
+}
+
+/// `out` (`batch × outs × h × w`) = the correlation of the bordered images of `src` (`batch × ins
+/// × h × w`) with the packed weights — the forward and, with transposed flipped weights, the
+/// input gradient. The output is never zero-filled: every value is written once, by the tasks
+/// in parallel (a zero-fill first is a serial pass over megabytes).
+fn correlate(
+    src: &[f32],
+    ins: usize,
+    outs: usize,
+    packed: &[f32],
+    cb: usize,
+    g: Padded,
+) -> Vec<f32> {
+    let (in_image, out_image) = (ins * g.h * g.w, outs * g.h * g.w);
+    let batch = src.len() / in_image;
+    let len = batch * out_image;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    let per_task = images_per_task(batch);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(per_task * out_image)
+        .zip(src.par_chunks(per_task * in_image))
+        .for_each(|(out, src)| {
+            let mut bordered = vec![0.0f32; ins * g.plane];
+            let mut scratch = if g.exact() {
+                Vec::new()
+            } else {
+                vec![0.0f32; outs * g.h * g.out_stride()]
+            };
+            for (o, s) in out.chunks_mut(out_image).zip(src.chunks(in_image)) {
+                g.fill(s, ins, &mut bordered);
+                if g.exact() {
+                    // `o` is `outs` planes of `h` rows of `w = out_stride()` floats: the values
+                    // `correlate_image` writes, every one of them.
+                    let dst = o.as_mut_ptr().cast::<f32>();
+                    correlate_image(&bordered, ins, outs, packed, cb, g, dst, o.len());
+                } else {
+                    let (dst, len) = (scratch.as_mut_ptr(), scratch.len());
+                    correlate_image(&bordered, ins, outs, packed, cb, g, dst, len);
+                    let (w, stride) = (g.w, g.out_stride());
+                    for (row, full) in o.chunks_exact_mut(w).zip(scratch.chunks_exact(stride)) {
+                        for (d, v) in row.iter_mut().zip(&full[..w]) {
+                            d.write(*v);
+                        }
+                    }
+                }
+            }
+        });
+    // SAFETY: the tasks above wrote all `len` values — every image's every plane, row and
+    // column, directly or through the scratch rows.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// One image of [`correlate`]: writes every value of `dst` (`len` floats: `outs` planes of `h`
+/// rows of `out_stride()` floats), reading nothing there.
+#[allow(clippy::too_many_arguments)]
+fn correlate_image(
+    bordered: &[f32],
+    ins: usize,
+    outs: usize,
+    packed: &[f32],
+    cb: usize,
+    g: Padded,
+    dst: *mut f32,
+    len: usize,
+) {
+    assert!(bordered.len() >= ins * g.plane);
+    assert!(packed.len() >= outs.div_ceil(cb) * ins * 9 * cb);
+    assert_eq!(len, outs * g.h * g.out_stride());
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: `handles` admitted this shape only on a CPU with AVX2 + FMA (and `cb` is 8
+        // only when the path is AVX-512); the assertions bound every index the kernel reaches,
+        // and `dst` is `len` writable floats the caller lends exclusively.
+        unsafe {
+            if cb == 8 {
+                x86::correlate_avx512(bordered, ins, outs, packed, g, dst)
+            } else {
+                x86::correlate_avx2(bordered, ins, outs, packed, g, dst)
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (bordered, ins, outs, packed, cb, g, dst, len);
+        unreachable!("`handles` admits the direct 3×3 kernels only on x86-64");
+    }
+}
+
+/// The output `batch × cout × h × w` of the 3×3, stride-1, padding-1 convolution of `x` with `w`.
+pub(super) fn forward(x: &[f32], w: &[f32], s: &ConvShape) -> Vec<f32> {
+    let cb = channel_block();
+    let packed = pack(s.cout, s.cin, cb, |o, i, tap| w[(o * s.cin + i) * 9 + tap]);
+    correlate(x, s.cin, s.cout, &packed, cb, Padded::of(s.h, s.w))
+}
+
+/// The gradient with respect to the input, given the output gradient `g`: the correlation of
+/// the bordered `g` with the weight transposed and its taps flipped.
+pub(super) fn input_grad(g: &[f32], w: &[f32], s: &ConvShape) -> Vec<f32> {
+    let cb = channel_block();
+    let packed = pack(s.cin, s.cout, cb, |i, o, tap| {
+        w[(o * s.cin + i) * 9 + 8 - tap]
+    });
+    correlate(g, s.cout, s.cin, &packed, cb, Padded::of(s.h, s.w))
+}
+
+/// The gradient `cout × cin × 3 × 3` with respect to the weight, summed over the batch.
+pub(super) fn weight_grad(x: &[f32], g: &[f32], s: &ConvShape) -> Vec<f32> {
+    let geo = Padded::of(s.h, s.w);
+    let cb = channel_block();
+    let (in_image, out_image) = (s.in_image(), s.out_image());
+    // Enough images per group that a tile accumulates over ≥ 64 vectors before its lane sums.
+    let group = 64usize.div_ceil(geo.vectors()).max(1);
+    let per_task = s.batch.div_ceil(rayon::current_num_threads().max(1)).max(1);
+    x.par_chunks(per_task * in_image)
+        .zip(g.par_chunks(per_task * out_image))
+        .map(|(x, g)| {
+            let mut dw = vec![0.0f32; s.weight_len()];
+            let mut bordered = vec![0.0f32; group * s.cin * geo.plane];
+            let mut grads = if geo.exact() {
+                Vec::new()
+            } else {
+                vec![0.0f32; group * s.cout * geo.h * geo.out_stride()]
+            };
+            for (xs, gs) in x.chunks(group * in_image).zip(g.chunks(group * out_image)) {
+                let images = xs.len() / in_image;
+                for (i, xi) in xs.chunks_exact(in_image).enumerate() {
+                    let at = i * s.cin * geo.plane;
+                    geo.fill(xi, s.cin, &mut bordered[at..at + s.cin * geo.plane]);
+                }
+                let gsrc: &[f32] = if geo.exact() {
+                    gs
+                } else {
+                    let stride = geo.out_stride();
+                    for (full, row) in grads.chunks_exact_mut(stride).zip(gs.chunks_exact(geo.w)) {
+                        full[..geo.w].copy_from_slice(row);
+                    }
+                    &grads
+                };
+                weight_grad_group(&bordered, gsrc, images, s.cin, s.cout, cb, geo, &mut dw);
+            }
+            dw
+        })
+        .reduce_with(|mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += *b);
+            a
+        })
+        .unwrap_or_else(|| vec![0.0f32; s.weight_len()])
+}
+
+/// Adds one group of `images` to `dw`: `bordered` holds their bordered inputs, `g` their output
+/// gradients as planes of `h` rows of `out_stride()` floats (zero past the width).
+#[allow(clippy::too_many_arguments)]
+fn weight_grad_group(
+    bordered: &[f32],
+    g: &[f32],
+    images: usize,
+    cin: usize,
+    cout: usize,
+    cb: usize,
+    geo: Padded,
+    dw: &mut [f32],
+) {
+    assert!(bordered.len() >= images * cin * geo.plane);
+    assert!(g.len() >= images * cout * geo.h * geo.out_stride());
+    assert!(dw.len() >= cout * cin * 9);
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: as in `correlate_image`: AVX2 + FMA present (AVX-512 when `cb` is 8), every
+        // index bounded by the assertions above.
+        unsafe {
+            if cb == 8 {
+                x86::weight_grad_avx512(bordered, g, images, cin, cout, geo, dw)
+            } else {
+                x86::weight_grad_avx2(bordered, g, images, cin, cout, geo, dw)
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (bordered, g, images, cin, cout, cb, geo, dw);
+        unreachable!("`handles` admits the direct 3×3 kernels only on x86-64");
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    //! The register tiles, written once with AVX2 intrinsics and compiled for AVX2 + FMA and for
+    //! AVX-512 (whose 32 registers hold the wider tile).
+
+    use std::arch::x86_64::*;
+
+    use super::{Padded, LANES, NV};
+
+    /// `acc[c][v]` for `CB` channels and `N` position vectors: one forward tile. `src` points at
+    /// the bordered input's first plane, `offs[v]` is vector `v`'s top-left tap in a plane,
+    /// `wts` the tile's packed weights `[in][tap][CB]`, `dst[v]` vector `v`'s output in the
+    /// tile's first channel (channel stride `oplane`); only the first `valid` channels are
+    /// stored.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile<const CB: usize, const N: usize>(
+        src: *const f32,
+        ins: usize,
+        g: &Padded,
+        offs: [usize; N],
+        wts: *const f32,
+        dst: [*mut f32; N],
+        oplane: usize,
+        valid: usize,
+    ) {
+        let mut acc = [[_mm256_setzero_ps(); N]; CB];
+        for i in 0..ins {
+            let plane = src.add(i * g.plane);
+            let wi = wts.add(i * 9 * CB);
+            for ky in 0..3 {
+                for kx in 0..3 {
+                    let mut xv = [_mm256_setzero_ps(); N];
+                    for v in 0..N {
+                        xv[v] = _mm256_loadu_ps(plane.add(offs[v] + ky * g.pw + kx));
+                    }
+                    let wt = wi.add((ky * 3 + kx) * CB);
+                    for (c, row) in acc.iter_mut().enumerate() {
+                        let wc = _mm256_broadcast_ss(&*wt.add(c));
+                        for v in 0..N {
+                            row[v] = _mm256_fmadd_ps(wc, xv[v], row[v]);
+                        }
+                    }
+                }
+            }
+        }
+        for (c, row) in acc.iter().enumerate().take(valid) {
+            for v in 0..N {
+                _mm256_storeu_ps(dst[v].add(c * oplane), row[v]);
+            }
+        }
+    }
+
+    /// Every tile of one image: position vectors outermost (their input rows stay in L1 across
+    /// the channel blocks), `N`-vector tiles then the remainder.
+    #[inline(always)]
+    unsafe fn correlate<const CB: usize>(
+        src: &[f32],
+        ins: usize,
+        outs: usize,
+        packed: &[f32],
+        g: Padded,
+        dst: *mut f32,
+    ) {
+        let stride = g.out_stride();
+        let oplane = g.h * stride;
+        let vectors = g.vectors();
+        let (src, packed) = (src.as_ptr(), packed.as_ptr());
+        let place = |v: usize| {
+            let (y, xv) = (v / g.vw, v % g.vw);
+            (y * g.pw + xv * LANES, y * stride + xv * LANES)
+        };
+        let mut v0 = 0;
+        while v0 < vectors {
+            let n = NV.min(vectors - v0);
+            for (b, o0) in (0..outs).step_by(CB).enumerate() {
+                let wts = packed.add(b * ins * 9 * CB);
+                let valid = CB.min(outs - o0);
+                let out = dst.add(o0 * oplane);
+                match n {
+                    NV => {
+                        let p: [(usize, usize); NV] = std::array::from_fn(|k| place(v0 + k));
+                        let offs = p.map(|(i, _)| i);
+                        let outp = p.map(|(_, o)| out.add(o));
+                        tile::<CB, NV>(src, ins, &g, offs, wts, outp, oplane, valid);
+                    }
+                    2 => {
+                        let p: [(usize, usize); 2] = std::array::from_fn(|k| place(v0 + k));
+                        let offs = p.map(|(i, _)| i);
+                        let outp = p.map(|(_, o)| out.add(o));
+                        tile::<CB, 2>(src, ins, &g, offs, wts, outp, oplane, valid);
+                    }
+                    _ => {
+                        let (i, o) = place(v0);
+                        tile::<CB, 1>(src, ins, &g, [i], wts, [out.add(o)], oplane, valid);
+                    }
+                }
+            }
+            v0 += n;
+        }
+    }
+
+    /// [`correlate`] with 4-channel tiles, for AVX2 + FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn correlate_avx2(
+        src: &[f32],
+        ins: usize,
+        outs: usize,
+        packed: &[f32],
+        g: Padded,
+        dst: *mut f32,
+    ) {
+        correlate::<4>(src, ins, outs, packed, g, dst)
+    }
+
+    /// [`correlate`] with 8-channel tiles, for AVX-512's 32 registers.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+    pub(super) unsafe fn correlate_avx512(
+        src: &[f32],
+        ins: usize,
+        outs: usize,
+        packed: &[f32],
+        g: Padded,
+        dst: *mut f32,
+    ) {
+        correlate::<8>(src, ins, outs, packed, g, dst)
+    }
+
+    /// The sum of a vector's lanes, in lane order.
+    #[inline(always)]
+    unsafe fn lane_sum(v: __m256) -> f32 {
+        let mut lanes = [0.0f32; LANES];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), v);
+        lanes.iter().sum()
+    }
+
+    /// The weight gradient of one group of images, tile by tile: for each block of `CB` output
+    /// channels (their gradient planes stay in L1), each input channel and kernel row, the
+    /// `CB × 3` sums over every position of every image of the group.
+    #[inline(always)]
+    unsafe fn weight_grad<const CB: usize>(
+        bordered: &[f32],
+        g: &[f32],
+        images: usize,
+        cin: usize,
+        cout: usize,
+        geo: Padded,
+        dw: &mut [f32],
+    ) {
+        let stride = geo.out_stride();
+        let gplane = geo.h * stride;
+        let (xs, gs) = (bordered.as_ptr(), g.as_ptr());
+        for o0 in (0..cout).step_by(CB) {
+            // Channels past `cout` reread the last one; their sums are not stored.
+            let chan: [usize; CB] = std::array::from_fn(|c| (o0 + c).min(cout - 1));
+            for ci in 0..cin {
+                for ky in 0..3 {
+                    let mut acc = [[_mm256_setzero_ps(); 3]; CB];
+                    for img in 0..images {
+                        let xplane = xs.add((img * cin + ci) * geo.plane + ky * geo.pw);
+                        let gimg = gs.add(img * cout * gplane);
+                        let grows: [*const f32; CB] =
+                            std::array::from_fn(|c| gimg.add(chan[c] * gplane));
+                        for y in 0..geo.h {
+                            let xrow = xplane.add(y * geo.pw);
+                            let at = y * stride;
+                            for x in (0..geo.vw * LANES).step_by(LANES) {
+                                let taps = [
+                                    _mm256_loadu_ps(xrow.add(x)),
+                                    _mm256_loadu_ps(xrow.add(x + 1)),
+                                    _mm256_loadu_ps(xrow.add(x + 2)),
+                                ];
+                                for (c, row) in acc.iter_mut().enumerate() {
+                                    let gv = _mm256_loadu_ps(grows[c].add(at + x));
+                                    for kx in 0..3 {
+                                        row[kx] = _mm256_fmadd_ps(gv, taps[kx], row[kx]);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    for (c, row) in acc.iter().enumerate() {
+                        let co = o0 + c;
+                        if co < cout {
+                            let base = ((co * cin + ci) * 3 + ky) * 3;
+                            for kx in 0..3 {
+                                dw[base + kx] += lane_sum(row[kx]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`weight_grad`] with 4-channel tiles, for AVX2 + FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn weight_grad_avx2(
+        bordered: &[f32],
+        g: &[f32],
+        images: usize,
+        cin: usize,
+        cout: usize,
+        geo: Padded,
+        dw: &mut [f32],
+    ) {
+        weight_grad::<4>(bordered, g, images, cin, cout, geo, dw)
+    }
+
+    /// [`weight_grad`] with 8-channel tiles, for AVX-512's 32 registers.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+    pub(super) unsafe fn weight_grad_avx512(
+        bordered: &[f32],
+        g: &[f32],
+        images: usize,
+        cin: usize,
+        cout: usize,
+        geo: Padded,
+        dw: &mut [f32],
+    ) {
+        weight_grad::<8>(bordered, g, images, cin, cout, geo, dw)
+    }
+}
