@@ -24,10 +24,11 @@ fn conv(c: &mut Criterion) {
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(3));
-    // (name, cin, size, cout, kernel, stride): the stage-1 layer, the stride-2 entries of stages
-    // 2 and 3 with their 1×1 shortcuts, and the stage-3 layer.
+    // (name, cin, size, cout, kernel, stride): the stage-1 and stage-2 layers, the stride-2 entries
+    // of stages 2 and 3 with their 1×1 shortcuts, and the stage-3 layer.
     for (name, cin, size, cout, k, stride) in [
         ("s1_3x3", 16, 32, 16, 3, 1),
+        ("s2_3x3", 32, 16, 32, 3, 1),
         ("s2_3x3_stride2", 16, 32, 32, 3, 2),
         ("s2_1x1_stride2", 16, 32, 32, 1, 2),
         ("s3_3x3", 64, 8, 64, 3, 1),

@@ -25,9 +25,6 @@ use super::ConvShape;
 /// Floats per vector.
 const LANES: usize = 8;
 
-/// Output position vectors per forward tile.
-const NV: usize = 3;
-
 /// True when the direct kernels compute `s`: a 3×3 kernel with stride 1 and padding 1 on an
 /// x86-64 CPU whose kernels may use AVX2 + FMA (`LAGOM_SIMD=baseline` keeps the `gemm` path).
 pub(super) fn handles(s: &ConvShape) -> bool {
@@ -324,7 +321,7 @@ mod x86 {
 
     use std::arch::x86_64::*;
 
-    use super::{Padded, LANES, NV};
+    use super::{Padded, LANES};
 
     /// `acc[c][v]` for `CB` channels and `N` position vectors: one forward tile. `src` points at
     /// the bordered input's first plane, `offs[v]` is vector `v`'s top-left tap in a plane,
@@ -373,7 +370,7 @@ mod x86 {
     /// Every tile of one image: position vectors outermost (their input rows stay in L1 across
     /// the channel blocks), `N`-vector tiles then the remainder.
     #[inline(always)]
-    unsafe fn correlate<const CB: usize>(
+    unsafe fn correlate<const CB: usize, const NV: usize>(
         src: &[f32],
         ins: usize,
         outs: usize,
@@ -396,23 +393,19 @@ mod x86 {
                 let wts = packed.add(b * ins * 9 * CB);
                 let valid = CB.min(outs - o0);
                 let out = dst.add(o0 * oplane);
-                match n {
-                    NV => {
-                        let p: [(usize, usize); NV] = std::array::from_fn(|k| place(v0 + k));
-                        let offs = p.map(|(i, _)| i);
-                        let outp = p.map(|(_, o)| out.add(o));
-                        tile::<CB, NV>(src, ins, &g, offs, wts, outp, oplane, valid);
-                    }
-                    2 => {
-                        let p: [(usize, usize); 2] = std::array::from_fn(|k| place(v0 + k));
-                        let offs = p.map(|(i, _)| i);
-                        let outp = p.map(|(_, o)| out.add(o));
-                        tile::<CB, 2>(src, ins, &g, offs, wts, outp, oplane, valid);
-                    }
-                    _ => {
-                        let (i, o) = place(v0);
-                        tile::<CB, 1>(src, ins, &g, [i], wts, [out.add(o)], oplane, valid);
-                    }
+                if n == NV {
+                    let p: [(usize, usize); NV] = std::array::from_fn(|k| place(v0 + k));
+                    let offs = p.map(|(i, _)| i);
+                    let outp = p.map(|(_, o)| out.add(o));
+                    tile::<CB, NV>(src, ins, &g, offs, wts, outp, oplane, valid);
+                } else if n == 2 {
+                    let p: [(usize, usize); 2] = std::array::from_fn(|k| place(v0 + k));
+                    let offs = p.map(|(i, _)| i);
+                    let outp = p.map(|(_, o)| out.add(o));
+                    tile::<CB, 2>(src, ins, &g, offs, wts, outp, oplane, valid);
+                } else {
+                    let (i, o) = place(v0);
+                    tile::<CB, 1>(src, ins, &g, [i], wts, [out.add(o)], oplane, valid);
                 }
             }
             v0 += n;
@@ -429,7 +422,7 @@ mod x86 {
         g: Padded,
         dst: *mut f32,
     ) {
-        correlate::<4>(src, ins, outs, packed, g, dst)
+        correlate::<4, 2>(src, ins, outs, packed, g, dst)
     }
 
     /// [`correlate`] with 8-channel tiles, for AVX-512's 32 registers.
@@ -442,7 +435,7 @@ mod x86 {
         g: Padded,
         dst: *mut f32,
     ) {
-        correlate::<8>(src, ins, outs, packed, g, dst)
+        correlate::<8, 3>(src, ins, outs, packed, g, dst)
     }
 
     /// The sum of a vector's lanes, in lane order.
