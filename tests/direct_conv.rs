@@ -2,7 +2,8 @@
 //! shapes that leave every remainder — widths that are not whole vectors, channel counts that are
 //! not whole register tiles, single rows and columns, odd batches — against the definition
 //! summed in f64: values, input gradient and weight gradient. The baseline path is the
-//! im2col + gemm kernel; AVX2 and AVX-512 take the direct 3×3 kernel for stride 1, padding 1.
+//! im2col + gemm kernel; AVX2 and AVX-512 take the direct 3×3 kernel for padding 1 and stride 1
+//! (stride 2: the forward and the weight gradient).
 //! One test in its own binary: the forced path is process-wide.
 
 use lagom::kernels::{self, ConvShape, SimdPath};
@@ -77,8 +78,15 @@ fn every_path_computes_the_convolution_and_its_gradients_by_the_definition() {
         (1, 16, 28, 28, 16, 3, 1, 1),
         (7, 16, 8, 8, 32, 3, 1, 1),
         (2, 8, 3, 24, 3, 3, 1, 1),
-        // Shapes the direct kernel does not take: the gemm path on every instruction set.
+        // Stride 2: the direct forward and weight gradient, gemm's input gradient.
         (3, 5, 8, 8, 6, 3, 2, 1),
+        (2, 3, 7, 9, 9, 3, 2, 1),
+        (1, 2, 1, 1, 3, 3, 2, 1),
+        (2, 4, 5, 2, 5, 3, 2, 1),
+        (3, 16, 32, 32, 32, 3, 2, 1),
+        (2, 6, 33, 17, 4, 3, 2, 1),
+        (1, 3, 15, 31, 8, 3, 2, 1),
+        // Shapes the direct kernel does not take: the gemm path on every instruction set.
         (2, 4, 9, 7, 3, 1, 2, 0),
         (2, 3, 6, 6, 2, 3, 1, 0),
         (2, 3, 7, 9, 4, 5, 1, 2),
@@ -101,9 +109,12 @@ fn every_path_computes_the_convolution_and_its_gradients_by_the_definition() {
                 pad,
             };
             s.check().expect("a valid case");
-            let direct = k == 3 && stride == 1 && pad == 1 && path >= SimdPath::Avx2Fma;
-            let kernel = kernels::conv_kernel_name(&s);
-            assert_eq!(kernel == "direct-3x3", direct, "{} {s:?}", path.as_str());
+            let direct = k == 3 && stride <= 2 && pad == 1 && path >= SimdPath::Avx2Fma;
+            let names = kernels::conv_kernel_names(&s);
+            let want = |direct: bool| if direct { "direct-3x3" } else { "im2col-gemm" };
+            let expected = [want(direct), want(direct && stride == 1), want(direct)];
+            assert_eq!(names, expected, "{} {s:?}", path.as_str());
+            let kernel = names.join("/");
             let x = random(batch * s.in_image(), &mut rng);
             let wt = random(s.weight_len(), &mut rng);
             let g = random(batch * s.out_image(), &mut rng);

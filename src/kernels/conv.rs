@@ -55,14 +55,17 @@ fn matmul(
     }
 }
 
-/// The kernel that computes `s` on the instruction-set path taken now: `"direct-3x3"` (3×3,
-/// stride 1, padding 1 with AVX2 + FMA or wider) or `"im2col-gemm"` (every other shape and path).
-pub fn conv_kernel_name(s: &ConvShape) -> &'static str {
-    if conv3x3::handles(s) {
-        "direct-3x3"
-    } else {
-        "im2col-gemm"
-    }
+/// The kernels that compute `s`'s forward, input gradient and weight gradient on the
+/// instruction-set path taken now: `"direct-3x3"` (3×3, padding 1, stride 1 — stride 1 or 2 for
+/// the forward and the weight gradient — with AVX2 + FMA or wider) or `"im2col-gemm"`.
+pub fn conv_kernel_names(s: &ConvShape) -> [&'static str; 3] {
+    let name = |direct: bool| if direct { "direct-3x3" } else { "im2col-gemm" };
+    let direct = conv3x3::handles(s);
+    [
+        name(direct),
+        name(conv3x3::handles_input_grad(s)),
+        name(direct),
+    ]
 }
 
 /// Images per rayon task: enough tasks to balance the threads, few enough to reuse buffers.
@@ -108,7 +111,7 @@ pub fn conv2d_forward(x: &[f32], w: &[f32], s: &ConvShape) -> Vec<f32> {
 pub fn conv2d_input_grad(g: &[f32], w: &[f32], s: &ConvShape) -> Vec<f32> {
     assert_eq!(g.len(), s.batch * s.out_image());
     assert_eq!(w.len(), s.weight_len());
-    if conv3x3::handles(s) {
+    if conv3x3::handles_input_grad(s) {
         return conv3x3::input_grad(g, w, s);
     }
     let (patch, cols) = (s.patch(), s.out_plane());

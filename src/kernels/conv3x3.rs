@@ -25,47 +25,76 @@ use super::ConvShape;
 /// Floats per vector.
 const LANES: usize = 8;
 
-/// True when the direct kernels compute `s`: a 3×3 kernel with stride 1 and padding 1 on an
-/// x86-64 CPU whose kernels may use AVX2 + FMA (`LAGOM_SIMD=baseline` keeps the `gemm` path).
+/// True when the direct kernels compute the forward and the weight gradient of `s`: a 3×3
+/// kernel, padding 1, stride 1 or 2, on an x86-64 CPU whose kernels may use AVX2 + FMA
+/// (`LAGOM_SIMD=baseline` keeps the `gemm` path).
 pub(super) fn handles(s: &ConvShape) -> bool {
     cfg!(target_arch = "x86_64")
         && s.kh == 3
         && s.kw == 3
-        && s.stride == 1
+        && (s.stride == 1 || s.stride == 2)
         && s.pad == 1
         && super::has_avx2_fma()
 }
 
-/// One image plane's geometry in the zero-bordered layout: `h + 2` rows of `pw` floats, the
-/// data at rows `1..=h`, columns `1..=w`, zeros around it and to the right.
+/// True when the direct kernel computes the input gradient of `s` too: [`handles`] with stride
+/// 1 (a stride-2 input gradient scatters; it stays on `gemm` + col2im).
+pub(super) fn handles_input_grad(s: &ConvShape) -> bool {
+    handles(s) && s.stride == 1
+}
+
+/// One image plane's geometry in the zero-bordered layout the kernels read: `h + 2` rows, the
+/// data at rows `1..=h` and bordered columns `1..=w`, zeros around it and to the right. With
+/// stride 1 a row is the bordered columns in order; with stride 2 it is the even bordered
+/// columns then the odd ones (two phases), so that the taps of 8 consecutive outputs are 8
+/// consecutive floats either way.
 #[derive(Debug, Clone, Copy)]
 struct Padded {
+    /// Input height and width.
     h: usize,
     w: usize,
-    /// Vectors per output row (`⌈w / 8⌉`).
+    /// Output height and width.
+    oh: usize,
+    ow: usize,
+    /// 1 or 2.
+    stride: usize,
+    /// Vectors per output row (`⌈ow / 8⌉`).
     vw: usize,
-    /// Row stride of the bordered plane: `8·vw + 2`, so the last vector's taps stay inside.
-    pw: usize,
+    /// Floats per phase of a row: `8·vw + 2` with stride 1 (the last vector's taps stay
+    /// inside), `8·vw + 1` with stride 2.
+    phase: usize,
+    /// Floats per bordered row (one phase, or two).
+    row: usize,
     /// Floats per bordered plane.
     plane: usize,
 }
 
 impl Padded {
-    fn of(h: usize, w: usize) -> Self {
-        let vw = w.div_ceil(LANES);
-        let pw = vw * LANES + 2;
+    /// The layout of an `h × w` input convolved with stride 1 or 2 (3×3 kernel, padding 1).
+    fn new(h: usize, w: usize, stride: usize) -> Self {
+        let (oh, ow) = ((h - 1) / stride + 1, (w - 1) / stride + 1);
+        let vw = ow.div_ceil(LANES);
+        let (phase, row) = if stride == 1 {
+            (vw * LANES + 2, vw * LANES + 2)
+        } else {
+            (vw * LANES + 1, 2 * (vw * LANES + 1))
+        };
         Padded {
             h,
             w,
+            oh,
+            ow,
+            stride,
             vw,
-            pw,
-            plane: (h + 2) * pw,
+            phase,
+            row,
+            plane: (h + 2) * row,
         }
     }
 
     /// Output position vectors per plane.
     fn vectors(&self) -> usize {
-        self.h * self.vw
+        self.oh * self.vw
     }
 
     /// Row stride of an output plane the kernels write: the width itself when it is a whole
@@ -76,7 +105,12 @@ impl Padded {
 
     /// True when output rows can be written in place (no partial last vector).
     fn exact(&self) -> bool {
-        self.w % LANES == 0
+        self.ow % LANES == 0
+    }
+
+    /// Where in a bordered plane the top-left tap of output row `y`'s first vector is.
+    fn row_start(&self, y: usize) -> usize {
+        y * self.stride * self.row
     }
 
     /// Copies the `channels × h × w` image `src` into the interiors of `dst` (`channels` bordered
@@ -86,9 +120,20 @@ impl Padded {
         for c in 0..channels {
             let s = &src[c * h * w..(c + 1) * h * w];
             let d = &mut dst[c * self.plane..(c + 1) * self.plane];
-            for (y, row) in s.chunks_exact(w).enumerate() {
-                let at = (y + 1) * self.pw + 1;
-                d[at..at + w].copy_from_slice(row);
+            for (y, src_row) in s.chunks_exact(w).enumerate() {
+                let row = &mut d[(y + 1) * self.row..(y + 2) * self.row];
+                if self.stride == 1 {
+                    row[1..=w].copy_from_slice(src_row);
+                } else {
+                    // Bordered column x + 1: even ones first, odd ones after `phase`.
+                    let (even, odd) = row.split_at_mut(self.phase);
+                    for (pair, out) in src_row.chunks(2).zip(0..) {
+                        odd[out] = pair[0];
+                        if let Some(&v) = pair.get(1) {
+                            even[out + 1] = v;
+                        }
+                    }
+                }
             }
         }
     }
@@ -142,7 +187,7 @@ fn correlate(
     cb: usize,
     g: Padded,
 ) -> Vec<f32> {
-    let (in_image, out_image) = (ins * g.h * g.w, outs * g.h * g.w);
+    let (in_image, out_image) = (ins * g.h * g.w, outs * g.oh * g.ow);
     let batch = src.len() / in_image;
     let len = batch * out_image;
     let mut out: Vec<f32> = Vec::with_capacity(len);
@@ -155,7 +200,7 @@ fn correlate(
             let mut scratch = if g.exact() {
                 Vec::new()
             } else {
-                vec![0.0f32; outs * g.h * g.out_stride()]
+                vec![0.0f32; outs * g.oh * g.out_stride()]
             };
             for (o, s) in out.chunks_mut(out_image).zip(src.chunks(in_image)) {
                 g.fill(s, ins, &mut bordered);
@@ -167,7 +212,7 @@ fn correlate(
                 } else {
                     let (dst, len) = (scratch.as_mut_ptr(), scratch.len());
                     correlate_image(&bordered, ins, outs, packed, cb, g, dst, len);
-                    let (w, stride) = (g.w, g.out_stride());
+                    let (w, stride) = (g.ow, g.out_stride());
                     for (row, full) in o.chunks_exact_mut(w).zip(scratch.chunks_exact(stride)) {
                         for (d, v) in row.iter_mut().zip(&full[..w]) {
                             d.write(*v);
@@ -197,7 +242,7 @@ fn correlate_image(
 ) {
     assert!(bordered.len() >= ins * g.plane);
     assert!(packed.len() >= outs.div_ceil(cb) * ins * 9 * cb);
-    assert_eq!(len, outs * g.h * g.out_stride());
+    assert_eq!(len, outs * g.oh * g.out_stride());
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: `handles` admitted this shape only on a CPU with AVX2 + FMA (and `cb` is 8
@@ -222,7 +267,14 @@ fn correlate_image(
 pub(super) fn forward(x: &[f32], w: &[f32], s: &ConvShape) -> Vec<f32> {
     let cb = channel_block();
     let packed = pack(s.cout, s.cin, cb, |o, i, tap| w[(o * s.cin + i) * 9 + tap]);
-    correlate(x, s.cin, s.cout, &packed, cb, Padded::of(s.h, s.w))
+    correlate(
+        x,
+        s.cin,
+        s.cout,
+        &packed,
+        cb,
+        Padded::new(s.h, s.w, s.stride),
+    )
 }
 
 /// The gradient with respect to the input, given the output gradient `g`: the correlation of
@@ -232,12 +284,12 @@ pub(super) fn input_grad(g: &[f32], w: &[f32], s: &ConvShape) -> Vec<f32> {
     let packed = pack(s.cin, s.cout, cb, |i, o, tap| {
         w[(o * s.cin + i) * 9 + 8 - tap]
     });
-    correlate(g, s.cout, s.cin, &packed, cb, Padded::of(s.h, s.w))
+    correlate(g, s.cout, s.cin, &packed, cb, Padded::new(s.h, s.w, 1))
 }
 
 /// The gradient `cout × cin × 3 × 3` with respect to the weight, summed over the batch.
 pub(super) fn weight_grad(x: &[f32], g: &[f32], s: &ConvShape) -> Vec<f32> {
-    let geo = Padded::of(s.h, s.w);
+    let geo = Padded::new(s.h, s.w, s.stride);
     let cb = channel_block();
     let (in_image, out_image) = (s.in_image(), s.out_image());
     // Enough images per group that a tile accumulates over ≥ 64 vectors before its lane sums.
@@ -251,7 +303,7 @@ pub(super) fn weight_grad(x: &[f32], g: &[f32], s: &ConvShape) -> Vec<f32> {
             let mut grads = if geo.exact() {
                 Vec::new()
             } else {
-                vec![0.0f32; group * s.cout * geo.h * geo.out_stride()]
+                vec![0.0f32; group * s.cout * geo.oh * geo.out_stride()]
             };
             for (xs, gs) in x.chunks(group * in_image).zip(g.chunks(group * out_image)) {
                 let images = xs.len() / in_image;
@@ -263,8 +315,8 @@ pub(super) fn weight_grad(x: &[f32], g: &[f32], s: &ConvShape) -> Vec<f32> {
                     gs
                 } else {
                     let stride = geo.out_stride();
-                    for (full, row) in grads.chunks_exact_mut(stride).zip(gs.chunks_exact(geo.w)) {
-                        full[..geo.w].copy_from_slice(row);
+                    for (full, row) in grads.chunks_exact_mut(stride).zip(gs.chunks_exact(geo.ow)) {
+                        full[..geo.ow].copy_from_slice(row);
                     }
                     &grads
                 };
@@ -293,7 +345,7 @@ fn weight_grad_group(
     dw: &mut [f32],
 ) {
     assert!(bordered.len() >= images * cin * geo.plane);
-    assert!(g.len() >= images * cout * geo.h * geo.out_stride());
+    assert!(g.len() >= images * cout * geo.oh * geo.out_stride());
     assert!(dw.len() >= cout * cin * 9);
     #[cfg(target_arch = "x86_64")]
     {
@@ -323,6 +375,17 @@ mod x86 {
 
     use super::{Padded, LANES};
 
+    /// Offsets of the three horizontal taps from a vector's first: adjacent floats with stride
+    /// 1, even phase / odd phase / even phase one further with stride 2.
+    #[inline(always)]
+    fn columns<const STRIDE: usize>(g: &Padded) -> [usize; 3] {
+        if STRIDE == 1 {
+            [0, 1, 2]
+        } else {
+            [0, g.phase, 1]
+        }
+    }
+
     /// `acc[c][v]` for `CB` channels and `N` position vectors: one forward tile. `src` points at
     /// the bordered input's first plane, `offs[v]` is vector `v`'s top-left tap in a plane,
     /// `wts` the tile's packed weights `[in][tap][CB]`, `dst[v]` vector `v`'s output in the
@@ -330,7 +393,7 @@ mod x86 {
     /// stored.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn tile<const CB: usize, const N: usize>(
+    unsafe fn tile<const CB: usize, const N: usize, const STRIDE: usize>(
         src: *const f32,
         ins: usize,
         g: &Padded,
@@ -341,14 +404,15 @@ mod x86 {
         valid: usize,
     ) {
         let mut acc = [[_mm256_setzero_ps(); N]; CB];
+        let cols = columns::<STRIDE>(g);
         for i in 0..ins {
             let plane = src.add(i * g.plane);
             let wi = wts.add(i * 9 * CB);
             for ky in 0..3 {
-                for kx in 0..3 {
+                for (kx, col) in cols.iter().enumerate() {
                     let mut xv = [_mm256_setzero_ps(); N];
                     for v in 0..N {
-                        xv[v] = _mm256_loadu_ps(plane.add(offs[v] + ky * g.pw + kx));
+                        xv[v] = _mm256_loadu_ps(plane.add(offs[v] + ky * g.row + col));
                     }
                     let wt = wi.add((ky * 3 + kx) * CB);
                     for (c, row) in acc.iter_mut().enumerate() {
@@ -370,7 +434,7 @@ mod x86 {
     /// Every tile of one image: position vectors outermost (their input rows stay in L1 across
     /// the channel blocks), `N`-vector tiles then the remainder.
     #[inline(always)]
-    unsafe fn correlate<const CB: usize, const NV: usize>(
+    unsafe fn correlate<const CB: usize, const NV: usize, const STRIDE: usize>(
         src: &[f32],
         ins: usize,
         outs: usize,
@@ -379,12 +443,12 @@ mod x86 {
         dst: *mut f32,
     ) {
         let stride = g.out_stride();
-        let oplane = g.h * stride;
+        let oplane = g.oh * stride;
         let vectors = g.vectors();
         let (src, packed) = (src.as_ptr(), packed.as_ptr());
         let place = |v: usize| {
             let (y, xv) = (v / g.vw, v % g.vw);
-            (y * g.pw + xv * LANES, y * stride + xv * LANES)
+            (g.row_start(y) + xv * LANES, y * stride + xv * LANES)
         };
         let mut v0 = 0;
         while v0 < vectors {
@@ -397,15 +461,15 @@ mod x86 {
                     let p: [(usize, usize); NV] = std::array::from_fn(|k| place(v0 + k));
                     let offs = p.map(|(i, _)| i);
                     let outp = p.map(|(_, o)| out.add(o));
-                    tile::<CB, NV>(src, ins, &g, offs, wts, outp, oplane, valid);
+                    tile::<CB, NV, STRIDE>(src, ins, &g, offs, wts, outp, oplane, valid);
                 } else if n == 2 {
                     let p: [(usize, usize); 2] = std::array::from_fn(|k| place(v0 + k));
                     let offs = p.map(|(i, _)| i);
                     let outp = p.map(|(_, o)| out.add(o));
-                    tile::<CB, 2>(src, ins, &g, offs, wts, outp, oplane, valid);
+                    tile::<CB, 2, STRIDE>(src, ins, &g, offs, wts, outp, oplane, valid);
                 } else {
                     let (i, o) = place(v0);
-                    tile::<CB, 1>(src, ins, &g, [i], wts, [out.add(o)], oplane, valid);
+                    tile::<CB, 1, STRIDE>(src, ins, &g, [i], wts, [out.add(o)], oplane, valid);
                 }
             }
             v0 += n;
@@ -422,7 +486,11 @@ mod x86 {
         g: Padded,
         dst: *mut f32,
     ) {
-        correlate::<4, 2>(src, ins, outs, packed, g, dst)
+        if g.stride == 1 {
+            correlate::<4, 2, 1>(src, ins, outs, packed, g, dst)
+        } else {
+            correlate::<4, 2, 2>(src, ins, outs, packed, g, dst)
+        }
     }
 
     /// [`correlate`] with 8-channel tiles, for AVX-512's 32 registers.
@@ -435,7 +503,11 @@ mod x86 {
         g: Padded,
         dst: *mut f32,
     ) {
-        correlate::<8, 3>(src, ins, outs, packed, g, dst)
+        if g.stride == 1 {
+            correlate::<8, 3, 1>(src, ins, outs, packed, g, dst)
+        } else {
+            correlate::<8, 3, 2>(src, ins, outs, packed, g, dst)
+        }
     }
 
     /// The sum of a vector's lanes, in lane order.
@@ -450,7 +522,7 @@ mod x86 {
     /// channels (their gradient planes stay in L1), each input channel and kernel row, the
     /// `CB × 3` sums over every position of every image of the group.
     #[inline(always)]
-    unsafe fn weight_grad<const CB: usize>(
+    unsafe fn weight_grad<const CB: usize, const STRIDE: usize>(
         bordered: &[f32],
         g: &[f32],
         images: usize,
@@ -460,7 +532,8 @@ mod x86 {
         dw: &mut [f32],
     ) {
         let stride = geo.out_stride();
-        let gplane = geo.h * stride;
+        let gplane = geo.oh * stride;
+        let cols = columns::<STRIDE>(&geo);
         let (xs, gs) = (bordered.as_ptr(), g.as_ptr());
         for o0 in (0..cout).step_by(CB) {
             // Channels past `cout` reread the last one; their sums are not stored.
@@ -469,18 +542,18 @@ mod x86 {
                 for ky in 0..3 {
                     let mut acc = [[_mm256_setzero_ps(); 3]; CB];
                     for img in 0..images {
-                        let xplane = xs.add((img * cin + ci) * geo.plane + ky * geo.pw);
+                        let xplane = xs.add((img * cin + ci) * geo.plane + ky * geo.row);
                         let gimg = gs.add(img * cout * gplane);
                         let grows: [*const f32; CB] =
                             std::array::from_fn(|c| gimg.add(chan[c] * gplane));
-                        for y in 0..geo.h {
-                            let xrow = xplane.add(y * geo.pw);
+                        for y in 0..geo.oh {
+                            let xrow = xplane.add(geo.row_start(y));
                             let at = y * stride;
                             for x in (0..geo.vw * LANES).step_by(LANES) {
                                 let taps = [
-                                    _mm256_loadu_ps(xrow.add(x)),
-                                    _mm256_loadu_ps(xrow.add(x + 1)),
-                                    _mm256_loadu_ps(xrow.add(x + 2)),
+                                    _mm256_loadu_ps(xrow.add(x + cols[0])),
+                                    _mm256_loadu_ps(xrow.add(x + cols[1])),
+                                    _mm256_loadu_ps(xrow.add(x + cols[2])),
                                 ];
                                 for (c, row) in acc.iter_mut().enumerate() {
                                     let gv = _mm256_loadu_ps(grows[c].add(at + x));
@@ -516,7 +589,11 @@ mod x86 {
         geo: Padded,
         dw: &mut [f32],
     ) {
-        weight_grad::<4>(bordered, g, images, cin, cout, geo, dw)
+        if geo.stride == 1 {
+            weight_grad::<4, 1>(bordered, g, images, cin, cout, geo, dw)
+        } else {
+            weight_grad::<4, 2>(bordered, g, images, cin, cout, geo, dw)
+        }
     }
 
     /// [`weight_grad`] with 8-channel tiles, for AVX-512's 32 registers.
@@ -530,6 +607,10 @@ mod x86 {
         geo: Padded,
         dw: &mut [f32],
     ) {
-        weight_grad::<8>(bordered, g, images, cin, cout, geo, dw)
+        if geo.stride == 1 {
+            weight_grad::<8, 1>(bordered, g, images, cin, cout, geo, dw)
+        } else {
+            weight_grad::<8, 2>(bordered, g, images, cin, cout, geo, dw)
+        }
     }
 }

@@ -24,7 +24,7 @@ pub use batch_norm::{
 pub use candle_ops::{
     add_relu, batch_norm_train, conv2d, conv_bias_relu_pool, f32_slice, with_f32,
 };
-pub use conv::{conv2d_forward, conv2d_input_grad, conv2d_weight_grad, conv_kernel_name};
+pub use conv::{conv2d_forward, conv2d_input_grad, conv2d_weight_grad, conv_kernel_names};
 pub use conv_shape::ConvShape;
 pub use cpu_info::{cpu_model, describe_cpu, simd_level};
 pub use half_precision::{
