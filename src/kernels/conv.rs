@@ -5,6 +5,8 @@
 //! Per image, with `X` its `patch × positions` patch matrix, `W` the `cout × patch` weight and
 //! `Y`/`G` the `cout × positions` output and output gradient:
 //! forward `Y = W·X`; input gradient `col2im(Wᵀ·G)`; weight gradient `Σ_images G·Xᵀ`.
+//! The passes the private module `conv3x3` computes directly (3×3, padding 1, on AVX2 or wider)
+//! are handed to it; these functions are the entry points either way.
 
 use gemm::Parallelism;
 use rayon::prelude::*;

@@ -1,5 +1,6 @@
 //! Fast CPU kernels for convolutional training — convolution (forward, input and weight
-//! gradients) as im2col + `gemm`, training-mode batch norm fused with ReLU, the residual sum
+//! gradients) as a direct 3×3 kernel on AVX2/AVX-512 registers or as im2col + `gemm` for other
+//! shapes and CPUs, training-mode batch norm fused with ReLU, the residual sum
 //! fused with ReLU, and bias + ReLU + 2×2 max-pooling fused after a convolution — as pure
 //! functions on slices, wrapped as candle custom ops with their own backward. Models use them
 //! for CPU tensors; candle's own ops stay the reference (and the CUDA path), and every kernel is

@@ -165,10 +165,10 @@ impl Network {
         &self.device
     }
 
-    /// True when the model's layers run lagom's fast CPU kernels (ResNet-20 on a CPU device with
-    /// `compute.cpu_kernels = "fast"`); false where candle's ops do the work.
+    /// True when the model's layers run lagom's fast CPU kernels (ResNet-20 or the `cnn` on a CPU
+    /// device with `compute.cpu_kernels = "fast"`); false where candle's ops do the work.
     pub fn uses_fast_kernels(&self) -> bool {
-        matches!(&self.arch, Arch::ResNet20(_)) && self.kernels.fast_on(&self.device)
+        matches!(&self.arch, Arch::ResNet20(_) | Arch::Cnn(_)) && self.kernels.fast_on(&self.device)
     }
 
     /// The flat parameter layout.
@@ -201,7 +201,7 @@ impl Network {
         loss_of: impl FnOnce(&Tensor) -> candle_core::Result<Tensor>,
     ) -> Result<TrainStep> {
         if let Arch::ResNet20(m) = &self.arch {
-            if self.uses_fast_kernels() {
+            if self.kernels.fast_on(&self.device) {
                 let mut grad = vec![0.0f32; self.layout.len()];
                 let keep = memory == ActivationMemory::Keep;
                 let (logits, loss) =
