@@ -1,12 +1,14 @@
 //! The fast CPU kernels at ResNet-20's batch-128 shapes, one by one: where a training step's time
-//! goes. Threads: `RAYON_NUM_THREADS`. `cargo bench --bench kernels [-- FILTER]`.
+//! goes. Each convolution pass runs on the kernel this CPU's path picks (`direct-3x3` with AVX2
+//! or wider) and then on `im2col-gemm` (the baseline path's), side by side; the ids name the
+//! kernel. Threads: `RAYON_NUM_THREADS`. `cargo bench --bench kernels [-- FILTER]`.
 
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use lagom::kernels::{
     bn_train_backward, bn_train_forward, conv2d_forward, conv2d_input_grad, conv2d_weight_grad,
-    BnShape, ConvShape,
+    conv_kernel_names, force_simd_path, BnShape, ConvShape, SimdPath,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -47,15 +49,30 @@ fn conv(c: &mut Criterion) {
         let x = random(BATCH * s.in_image(), &mut rng);
         let w = random(s.weight_len(), &mut rng);
         let g = random(BATCH * s.out_image(), &mut rng);
-        group.bench_function(format!("{name}/forward"), |b| {
-            b.iter(|| conv2d_forward(&x, &w, &s))
-        });
-        group.bench_function(format!("{name}/input_grad"), |b| {
-            b.iter(|| conv2d_input_grad(&g, &w, &s))
-        });
-        group.bench_function(format!("{name}/weight_grad"), |b| {
-            b.iter(|| conv2d_weight_grad(&x, &g, &s))
-        });
+        // Each pass on the kernel the CPU's path picks, then on im2col + gemm (the baseline
+        // path's kernel) as the reference, side by side.
+        let mut measured = Vec::new();
+        for forced in [None, Some(SimdPath::Baseline)] {
+            force_simd_path(forced);
+            let [fwd, input, weight] = conv_kernel_names(&s);
+            // A pass already measured on the same kernel (a gemm-only shape, or a CPU without
+            // AVX2) is not measured twice.
+            let mut first = |id: String| {
+                let new = !measured.contains(&id);
+                measured.push(id.clone());
+                new.then_some(id)
+            };
+            if let Some(id) = first(format!("{name}/forward/{fwd}")) {
+                group.bench_function(id, |b| b.iter(|| conv2d_forward(&x, &w, &s)));
+            }
+            if let Some(id) = first(format!("{name}/input_grad/{input}")) {
+                group.bench_function(id, |b| b.iter(|| conv2d_input_grad(&g, &w, &s)));
+            }
+            if let Some(id) = first(format!("{name}/weight_grad/{weight}")) {
+                group.bench_function(id, |b| b.iter(|| conv2d_weight_grad(&x, &g, &s)));
+            }
+        }
+        force_simd_path(None);
     }
     group.finish();
 }

@@ -66,9 +66,9 @@ echo "isa: $ISA; lagom: $BINARY"
 "$PYTHON" -c 'import torch; print("pytorch", torch.__version__, "cpu capability", torch.backends.cpu.get_cpu_capability())'
 export RAYON_NUM_THREADS=$THREADS CANDLE_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS
 
-candle_times=()
+lagom_times=()
 torch_times=()
-candle_mem=""
+lagom_mem=""
 torch_mem=""
 for round in $(seq 1 "$ROUNDS"); do
   # lagom bench: one untimed warm-up step, then "step i: T s" lines.
@@ -78,31 +78,31 @@ for round in $(seq 1 "$ROUNDS"); do
         --set "compute.cpu_kernels=\"$KERNELS\"" 2>/dev/null)
   c=$(grep '^step ' <<<"$out" | awk '{print $3}')
   [ "$round" != 1 ] || echo "lagom's $(grep -m1 '^cpu:' <<<"$out")"
-  candle_mem=$(grep '^peak_rss_mib' <<<"$out" || true)
+  lagom_mem=$(grep '^peak_rss_mib' <<<"$out" || true)
   # torch: "it i total Ts" lines; the first is a warm-up.
   out=$("$PYTHON" benches/torch_peak_memory.py "$TORCH_SCRIPT" "${TORCH_ARGS[@]}" "$BATCH" "$((STEPS + 1))")
   t=$(grep '^it ' <<<"$out" | tail -n +2 | sed 's/.*total \([0-9.]*\)s/\1/')
   torch_mem=$(grep '^peak_rss_mib' <<<"$out" || true)
-  candle_times+=($c)
+  lagom_times+=($c)
   torch_times+=($t)
-  echo "round $round: candle $(tr '\n' ' ' <<<"$c")| torch $(tr '\n' ' ' <<<"$t")"
+  echo "round $round: lagom $(tr '\n' ' ' <<<"$c")| torch $(tr '\n' ' ' <<<"$t")"
 done
 
-python3 - "$BATCH" "$THREADS" "${candle_times[*]}" "${torch_times[*]}" "$KERNELS" \
-  "$candle_mem" "$torch_mem" "$MODEL" <<'PY'
+python3 - "$BATCH" "$THREADS" "${lagom_times[*]}" "${torch_times[*]}" "$KERNELS" \
+  "$lagom_mem" "$torch_mem" "$MODEL" <<'PY'
 import statistics, sys
 batch, threads, kernels, model = sys.argv[1], sys.argv[2], sys.argv[5], sys.argv[8]
-candle = [float(x) for x in sys.argv[3].split()]
+lagom = [float(x) for x in sys.argv[3].split()]
 torch = [float(x) for x in sys.argv[4].split()]
 def mem(line):
     f = line.split()
     return (float(f[1]), float(f[3])) if len(f) == 4 else (float("nan"), float("nan"))
 (cp, ca), (tp, ta) = mem(sys.argv[6]), mem(sys.argv[7])
-c, t = statistics.median(candle), statistics.median(torch)
-print(f"{model} training step, batch {batch}, {threads} threads, median of {len(candle)} steps each:")
-print(f"  lagom ({kernels} kernels) {c:.3f} s ({int(batch) / c:.1f} images/s), "
+c, t = statistics.median(lagom), statistics.median(torch)
+print(f"{model} training step, batch {batch}, {threads} threads, median of {len(lagom)} steps each:")
+print(f"  lagom ({kernels} kernels) {c:.4f} s ({int(batch) / c:.1f} images/s), "
       f"peak RSS {cp:.0f} MiB ({ca:.0f} MiB above start)")
-print(f"  PyTorch {t:.3f} s ({int(batch) / t:.1f} images/s), "
+print(f"  PyTorch {t:.4f} s ({int(batch) / t:.1f} images/s), "
       f"peak RSS {tp:.0f} MiB ({ta:.0f} MiB above start)")
 print(f"  ratio lagom/PyTorch = {c / t:.2f}x time, {ca / ta:.2f}x memory above start")
 PY

@@ -44,15 +44,21 @@ pub fn simd_level() -> String {
     have.join(" ")
 }
 
-/// One line for a benchmark's header: `cpu: MODEL; simd: LEVEL; lagom's kernels use: PATH`.
+/// One line for a benchmark's header: `cpu: MODEL; simd: LEVEL; lagom's elementwise kernels use:
+/// PATH; 3×3 convolutions: KERNEL; gemm: ...`.
 pub fn describe_cpu() -> String {
     let gemm = if cfg!(feature = "avx512-gemm") {
         "gemm: avx512 kernels compiled in"
     } else {
         "gemm: built without its avx512 kernels"
     };
+    let conv = if super::has_avx2_fma() {
+        "3×3 convolutions: direct kernel"
+    } else {
+        "3×3 convolutions: im2col + gemm"
+    };
     format!(
-        "cpu: {}; simd: {}; lagom's elementwise kernels use: {}; {gemm}",
+        "cpu: {}; simd: {}; lagom's elementwise kernels use: {}; {conv}; {gemm}",
         cpu_model(),
         simd_level(),
         super::simd_path().as_str()
