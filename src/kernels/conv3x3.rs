@@ -109,6 +109,7 @@ impl Padded {
     }
 
     /// Where in a bordered plane the top-left tap of output row `y`'s first vector is.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     fn row_start(&self, y: usize) -> usize {
         y * self.stride * self.row
     }
