@@ -71,7 +71,7 @@ pub fn conv_kernel_names(s: &ConvShape) -> [&'static str; 3] {
 }
 
 /// Images per rayon task: enough tasks to balance the threads, few enough to reuse buffers.
-fn images_per_task(batch: usize) -> usize {
+pub(super) fn images_per_task(batch: usize) -> usize {
     let tasks = 4 * rayon::current_num_threads().max(1);
     batch.div_ceil(tasks).max(1)
 }

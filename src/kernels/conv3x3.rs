@@ -1,7 +1,10 @@
-//! Direct 3×3 convolution with stride 1 and padding 1 — the shape of almost every layer of
-//! ResNet-20 — on AVX2 + FMA (and the same code with AVX-512's 32 registers), without im2col and
-//! without `gemm`'s packing: each image is copied once into a zero-bordered buffer and the
-//! kernel reads the nine shifted taps straight from it.
+//! Direct 3×3 convolution with padding 1 and stride 1 or 2 — the shape of all but two layers of
+//! ResNet-20 — on AVX2 + FMA (4 × 2 register tiles) and the same code with AVX-512's 32
+//! registers (8 × 3 tiles), without im2col and without `gemm`'s packing: each image is copied
+//! once into a zero-bordered buffer and the kernel reads the nine shifted taps straight from it.
+//! With stride 2 each bordered row is stored as its even columns then its odd ones, so the taps
+//! of 8 consecutive outputs are 8 consecutive floats (forward and weight gradient; the stride-2
+//! input gradient scatters and stays on `gemm`).
 //!
 //! - **Forward** `y[co][p] = Σ_ci Σ_tap w[co][ci][tap] · xpad[ci][p + tap]`: a register tile of
 //!   `CB` output channels × `NV` vectors of 8 output positions accumulates over every input
@@ -20,6 +23,7 @@
 
 use rayon::prelude::*;
 
+use super::conv::images_per_task;
 use super::ConvShape;
 
 /// Floats per vector.
@@ -170,14 +174,8 @@ fn channel_block() -> usize {
     }
 }
 
-/// Images per rayon task: enough tasks to balance the threads.
-fn images_per_task(batch: usize) -> usize {
-    let tasks = 4 * rayon::current_num_threads().max(1);
-    batch.div_ceil(tasks).max(1)
-}
-
-/// `out` (`batch × outs × h × w`) = the correlation of the bordered images of `src` (`batch × ins
-/// × h × w`) with the packed weights — the forward and, with transposed flipped weights, the
+/// `out` (`batch × outs × oh × ow`) = the correlation of the bordered images of `src` (`batch ×
+/// ins × h × w`) with the packed weights — the forward and, with transposed flipped weights, the
 /// input gradient. The output is never zero-filled: every value is written once, by the tasks
 /// in parallel (a zero-fill first is a serial pass over megabytes).
 fn correlate(
