@@ -1,7 +1,8 @@
 //! The convolution kernels on every instruction-set path this CPU executes (forced in turn), on
 //! shapes that leave every remainder — widths that are not whole vectors, channel counts that are
 //! not whole register tiles, single rows and columns, odd batches — against the definition
-//! summed in f64: values, input gradient and weight gradient. The baseline path is the
+//! summed in f64: values, input gradient and weight gradient, and the output and input gradient
+//! bit for bit the same on 1 and 3 threads. The baseline path is the
 //! im2col + gemm kernel; AVX2 and AVX-512 take the direct 3×3 kernel for padding 1 and stride 1
 //! (stride 2: the forward and the weight gradient).
 //! One test in its own binary: the forced path is process-wide.
@@ -126,6 +127,24 @@ fn every_path_computes_the_convolution_and_its_gradients_by_the_definition() {
             assert!(d <= 1e-6, "{case}: input gradient differs by {d:e}");
             let d = rel_diff(&kernels::conv2d_weight_grad(&x, &g, &s), &dw);
             assert!(d <= 1e-6, "{case}: weight gradient differs by {d:e}");
+            // Each image's sums run in a fixed order: the output and the input gradient are the
+            // same bits on 1 thread and on 3.
+            let on = |threads: usize| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("a thread pool")
+                    .install(|| {
+                        (
+                            kernels::conv2d_forward(&x, &wt, &s),
+                            kernels::conv2d_input_grad(&g, &wt, &s),
+                        )
+                    })
+            };
+            assert!(
+                on(1) == on(3),
+                "{case}: the result depends on the thread count"
+            );
         }
         println!("simd path {} checked", path.as_str());
     }
