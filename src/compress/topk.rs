@@ -43,7 +43,7 @@ impl TopK {
         }
     }
 
-    /// The same, with the fraction falling geometrically from [`WARMUP_START`] (or `fraction`,
+    /// The same, with the fraction falling geometrically from `WARMUP_START` = 0.25 (or `fraction`,
     /// if larger) to `fraction` over the first `gradients` gradients: the early, large gradients
     /// go out nearly whole instead of waiting in the residual.
     pub fn with_warmup(mut self, gradients: u64) -> Self {

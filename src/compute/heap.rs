@@ -13,7 +13,7 @@ const GROW_BYTES: i32 = 64 << 20;
 /// Makes glibc's allocator keep freed tensor buffers for reuse. By default every buffer above
 /// 128 KiB is a fresh `mmap` (or heap growth that is soon trimmed), so each megabyte vector costs
 /// page faults and zeroing of pages; with this, a process's steady state allocates from memory it
-/// already has. Costs at most [`KEEP_BYTES`] of retained memory. A no-op off glibc.
+/// already has. Costs at most `KEEP_BYTES` (256 MiB) of retained memory. A no-op off glibc.
 pub fn keep_freed_tensor_buffers() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

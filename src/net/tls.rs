@@ -102,7 +102,7 @@ impl TransportSettings {
 const UNTIL_HELLO_WINDOW: u32 = 2 * crate::proto::CONTROL_FRAME_LIMIT as u32;
 
 /// Opens an accepted connection's windows to what `t` allows, once its peer has introduced
-/// itself (until then it may send [`UNTIL_HELLO_WINDOW`] bytes on two streams).
+/// itself (until then it may send `UNTIL_HELLO_WINDOW` bytes (two control frames) on two streams).
 pub fn open_windows(conn: &Connection, t: &TransportSettings) {
     if let Ok(window) = t.connection_window() {
         conn.set_receive_window(window);
@@ -220,8 +220,9 @@ pub fn peer_endpoint(
     Ok(endpoint)
 }
 
-/// Dials the server at `addr` (TLS server name [`SERVER_NAME`]). A completed handshake does not
-/// prove the server accepted this client's certificate: wait for its `Welcome`.
+/// Dials the server at `addr` (TLS server name [`SERVER_NAME`](super::SERVER_NAME)). A
+/// completed handshake does not prove the server accepted this client's certificate: wait for
+/// its `Welcome`.
 pub async fn connect(endpoint: &Endpoint, addr: SocketAddr) -> Result<Connection> {
     connect_to(endpoint, addr, Role::Server).await
 }
