@@ -58,8 +58,8 @@ fn matmul(
 }
 
 /// The kernels that compute `s`'s forward, input gradient and weight gradient on the
-/// instruction-set path taken now: `"direct-3x3"` (3×3, padding 1, stride 1 — stride 1 or 2 for
-/// the forward and the weight gradient — with AVX2 + FMA or wider) or `"im2col-gemm"`.
+/// instruction-set path taken now: `"direct-3x3"` (3×3, padding 1, stride 1 or 2, with AVX2 +
+/// FMA or wider) or `"im2col-gemm"` (every other shape and path).
 pub fn conv_kernel_names(s: &ConvShape) -> [&'static str; 3] {
     let name = |direct: bool| if direct { "direct-3x3" } else { "im2col-gemm" };
     let direct = conv3x3::handles(s);

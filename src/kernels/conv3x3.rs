@@ -3,14 +3,16 @@
 //! registers (8 × 3 tiles), without im2col and without `gemm`'s packing: each image is copied
 //! once into a zero-bordered buffer and the kernel reads the nine shifted taps straight from it.
 //! With stride 2 each bordered row is stored as its even columns then its odd ones, so the taps
-//! of 8 consecutive outputs are 8 consecutive floats (forward and weight gradient; the stride-2
-//! input gradient scatters and stays on `gemm`).
+//! of 8 consecutive outputs are 8 consecutive floats (forward and weight gradient); the stride-2
+//! input gradient is four small correlations, one per parity class of input positions,
+//! interleaved into place.
 //!
 //! - **Forward** `y[co][p] = Σ_ci Σ_tap w[co][ci][tap] · xpad[ci][p + tap]`: a register tile of
 //!   `CB` output channels × `NV` vectors of 8 output positions accumulates over every input
 //!   channel and tap (weights repacked once per call so a tile's `CB` weights are adjacent).
 //! - **Input gradient**: the same kernel over the zero-bordered output gradient with the weight
-//!   transposed (`cin ↔ cout`) and its taps flipped — a "full" correlation, no col2im.
+//!   transposed (`cin ↔ cout`) and its taps flipped — a "full" correlation, no col2im; with
+//!   stride 2, one such correlation per parity class of input positions.
 //! - **Weight gradient** `dw[co][ci][ky][kx] = Σ_images Σ_p g[co][p] · xpad[ci][p + (ky, kx)]`: a
 //!   tile of `CB` output channels × the 3 horizontal taps of one (input channel, kernel row)
 //!   accumulates over the positions of a group of images, then is summed across its lanes.
@@ -29,7 +31,7 @@ use super::ConvShape;
 /// Floats per vector.
 const LANES: usize = 8;
 
-/// True when the direct kernels compute the forward and the weight gradient of `s`: a 3×3
+/// True when the direct kernels compute `s` (forward, input gradient, weight gradient): a 3×3
 /// kernel, padding 1, stride 1 or 2, on an x86-64 CPU whose kernels may use AVX2 + FMA
 /// (`LAGOM_SIMD=baseline` keeps the `gemm` path).
 pub(super) fn handles(s: &ConvShape) -> bool {
@@ -41,10 +43,10 @@ pub(super) fn handles(s: &ConvShape) -> bool {
         && super::has_avx2_fma()
 }
 
-/// True when the direct kernel computes the input gradient of `s` too: [`handles`] with stride
-/// 1 (a stride-2 input gradient scatters; it stays on `gemm` + col2im).
+/// True when the direct kernels compute the input gradient of `s`: the same shapes as
+/// [`handles`] (stride 2 through its four parity classes).
 pub(super) fn handles_input_grad(s: &ConvShape) -> bool {
-    handles(s) && s.stride == 1
+    handles(s)
 }
 
 /// One image plane's geometry in the zero-bordered layout the kernels read: `h + 2` rows, the
@@ -144,18 +146,24 @@ impl Padded {
     }
 }
 
-/// `weights[out][in][tap]` rearranged as blocks of `cb` outputs: `[block][in][tap][cb]`, the
-/// outputs past `outs` zero. `at(o, i, tap)` reads the logical weight.
-fn pack(outs: usize, ins: usize, cb: usize, at: impl Fn(usize, usize, usize) -> f32) -> Vec<f32> {
+/// `weights[out][in][tap]` for `taps` taps rearranged as blocks of `cb` outputs:
+/// `[block][in][tap][cb]`, the outputs past `outs` zero. `at(o, i, tap)` reads the logical weight.
+fn pack(
+    outs: usize,
+    ins: usize,
+    taps: usize,
+    cb: usize,
+    at: impl Fn(usize, usize, usize) -> f32,
+) -> Vec<f32> {
     let blocks = outs.div_ceil(cb);
-    let mut packed = vec![0.0f32; blocks * ins * 9 * cb];
-    for (b, block) in packed.chunks_exact_mut(ins * 9 * cb).enumerate() {
+    let mut packed = vec![0.0f32; blocks * ins * taps * cb];
+    for (b, block) in packed.chunks_exact_mut(ins * taps * cb).enumerate() {
         for i in 0..ins {
-            for tap in 0..9 {
+            for tap in 0..taps {
                 for c in 0..cb {
                     let o = b * cb + c;
                     if o < outs {
-                        block[(i * 9 + tap) * cb + c] = at(o, i, tap);
+                        block[(i * taps + tap) * cb + c] = at(o, i, tap);
                     }
                 }
             }
@@ -265,7 +273,9 @@ fn correlate_image(
 /// The output `batch × cout × h × w` of the 3×3, stride-1, padding-1 convolution of `x` with `w`.
 pub(super) fn forward(x: &[f32], w: &[f32], s: &ConvShape) -> Vec<f32> {
     let cb = channel_block();
-    let packed = pack(s.cout, s.cin, cb, |o, i, tap| w[(o * s.cin + i) * 9 + tap]);
+    let packed = pack(s.cout, s.cin, 9, cb, |o, i, tap| {
+        w[(o * s.cin + i) * 9 + tap]
+    });
     correlate(
         x,
         s.cin,
@@ -277,13 +287,227 @@ pub(super) fn forward(x: &[f32], w: &[f32], s: &ConvShape) -> Vec<f32> {
 }
 
 /// The gradient with respect to the input, given the output gradient `g`: the correlation of
-/// the bordered `g` with the weight transposed and its taps flipped.
+/// the bordered `g` with the weight transposed and its taps flipped (stride 2: per parity class).
 pub(super) fn input_grad(g: &[f32], w: &[f32], s: &ConvShape) -> Vec<f32> {
+    if s.stride == 2 {
+        return input_grad_stride2(g, w, s);
+    }
     let cb = channel_block();
-    let packed = pack(s.cin, s.cout, cb, |i, o, tap| {
+    let packed = pack(s.cin, s.cout, 9, cb, |i, o, tap| {
         w[(o * s.cin + i) * 9 + 8 - tap]
     });
     correlate(g, s.cout, s.cin, &packed, cb, Padded::new(s.h, s.w, 1))
+}
+
+/// The most taps a parity class of the stride-2 input gradient has (2 rows × 2 columns).
+const MAX_CLASS_TAPS: usize = 4;
+
+/// One parity class of a stride-2 input gradient: the input positions `(2a + py, 2b + px)`, each
+/// the sum over output channels of `w[co][ci][ky][kx] · g[co][a + dy][b + dx]` for the class's
+/// taps — one tap along an axis for even positions (`k = 1, d = 0`), two for odd ones (`k = 0,
+/// d = 1` and `k = 2, d = 0`).
+#[derive(Debug, Clone, Copy)]
+struct ParityClass {
+    py: usize,
+    px: usize,
+    /// Rows and columns of the class (`a < rows`, `b < cols`).
+    rows: usize,
+    cols: usize,
+    /// Vectors per class row (`⌈cols / 8⌉`).
+    vw: usize,
+    /// Tap count, offsets in the gradient's plane (`dy·row + dx`) and kernel taps (`3·ky + kx`).
+    taps: usize,
+    offsets: [usize; MAX_CLASS_TAPS],
+    kernel: [usize; MAX_CLASS_TAPS],
+}
+
+impl ParityClass {
+    /// The four classes of an `h × w` input whose output gradient rows are `row` floats apart
+    /// (empty classes of 1-row or 1-column inputs left out).
+    fn all(h: usize, w: usize, row: usize) -> Vec<ParityClass> {
+        // (d, k) per axis: even positions, then odd ones.
+        let axis = |parity: usize| -> &'static [(usize, usize)] {
+            if parity == 0 {
+                &[(0, 1)]
+            } else {
+                &[(1, 0), (0, 2)]
+            }
+        };
+        let mut classes = Vec::new();
+        for (py, px) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+            let (rows, cols) = ((h + 1 - py) / 2, (w + 1 - px) / 2);
+            if rows == 0 || cols == 0 {
+                continue;
+            }
+            let (mut offsets, mut kernel, mut taps) = ([0; MAX_CLASS_TAPS], [0; MAX_CLASS_TAPS], 0);
+            for &(dy, ky) in axis(py) {
+                for &(dx, kx) in axis(px) {
+                    offsets[taps] = dy * row + dx;
+                    kernel[taps] = 3 * ky + kx;
+                    taps += 1;
+                }
+            }
+            classes.push(ParityClass {
+                py,
+                px,
+                rows,
+                cols,
+                vw: cols.div_ceil(LANES),
+                taps,
+                offsets,
+                kernel,
+            });
+        }
+        classes
+    }
+}
+
+/// The gradient with respect to the input of a stride-2 convolution, given the output gradient
+/// `g`: each of the four parity classes of input positions is a small correlation of the output
+/// gradient (bordered with a zero row and zero columns after it) with 1, 2 or 4 of the kernel's
+/// taps, computed into a scratch plane of whole vectors and interleaved into place — no
+/// col2im and none of the multiplications by zero a transposed convolution would do.
+fn input_grad_stride2(g: &[f32], w: &[f32], s: &ConvShape) -> Vec<f32> {
+    let cb = channel_block();
+    let (oh, ow) = (s.out_h(), s.out_w());
+    // A gradient row holds every class's last vector and its one-column shift.
+    let row = ow.div_ceil(LANES) * LANES + 1;
+    let plane = (oh + 1) * row;
+    let classes = ParityClass::all(s.h, s.w, row);
+    let packed: Vec<Vec<f32>> = classes
+        .iter()
+        .map(|c| {
+            pack(s.cin, s.cout, c.taps, cb, |ci, co, t| {
+                w[(co * s.cin + ci) * 9 + c.kernel[t]]
+            })
+        })
+        .collect();
+    let (in_image, out_image) = (s.in_image(), s.out_image());
+    let len = s.batch * in_image;
+    let mut dx: Vec<f32> = Vec::with_capacity(len);
+    let per_task = images_per_task(s.batch);
+    let geo = ClassGeometry { plane, row };
+    dx.spare_capacity_mut()[..len]
+        .par_chunks_mut(per_task * in_image)
+        .zip(g.par_chunks(per_task * out_image))
+        .for_each(|(dx, g)| {
+            let mut bordered = vec![0.0f32; s.cout * plane];
+            // One scratch per class: `cin` planes of `rows` rows of whole vectors.
+            let mut scratch: Vec<Vec<f32>> = classes
+                .iter()
+                .map(|c| vec![0.0f32; s.cin * c.rows * c.vw * LANES])
+                .collect();
+            for (dxi, gi) in dx.chunks_mut(in_image).zip(g.chunks(out_image)) {
+                // Rows `0..oh`, columns `0..ow` of each plane; the zero row and columns after
+                // them are never written.
+                for (src, dst) in gi
+                    .chunks_exact(oh * ow)
+                    .zip(bordered.chunks_exact_mut(plane))
+                {
+                    for (r, src_row) in src.chunks_exact(ow).enumerate() {
+                        dst[r * row..r * row + ow].copy_from_slice(src_row);
+                    }
+                }
+                for ((class, packed), out) in classes.iter().zip(&packed).zip(&mut scratch) {
+                    class_correlate(&bordered, s.cout, s.cin, packed, cb, class, geo, out);
+                }
+                interleave(&classes, &scratch, s, dxi);
+            }
+        });
+    // SAFETY: `interleave` wrote every value of every image: the four parity classes cover each
+    // input position once (an empty class has no positions).
+    unsafe { dx.set_len(len) };
+    dx
+}
+
+/// Writes one image's input gradient `dx` (`cin × h × w`, every value) from its classes' scratch
+/// planes: an input row `y` interleaves the rows `y / 2` of classes `(y % 2, 0)` and `(y % 2, 1)`.
+fn interleave(
+    classes: &[ParityClass],
+    scratch: &[Vec<f32>],
+    s: &ConvShape,
+    dx: &mut [std::mem::MaybeUninit<f32>],
+) {
+    let find = |py: usize, px: usize| classes.iter().position(|c| c.py == py && c.px == px);
+    for y in 0..s.h {
+        let (py, a) = (y % 2, y / 2);
+        // A row of parity `py` exists, so class `(py, 0)` has rows and ⌈w/2⌉ ≥ 1 columns.
+        let Some(even) = find(py, 0) else {
+            unreachable!("input row {y} has no parity class")
+        };
+        let odd = find(py, 1);
+        let (ce, stride_e) = (&classes[even], classes[even].vw * LANES);
+        for ci in 0..s.cin {
+            let dst = &mut dx[(ci * s.h + y) * s.w..(ci * s.h + y + 1) * s.w];
+            let at_e = (ci * ce.rows + a) * stride_e;
+            let even_row = &scratch[even][at_e..at_e + ce.cols];
+            match odd {
+                Some(odd) => {
+                    let co = &classes[odd];
+                    let at_o = (ci * co.rows + a) * co.vw * LANES;
+                    let odd_row = &scratch[odd][at_o..at_o + co.cols];
+                    for (pair, (e, o)) in dst.chunks_exact_mut(2).zip(even_row.iter().zip(odd_row))
+                    {
+                        pair[0].write(*e);
+                        pair[1].write(*o);
+                    }
+                    if s.w % 2 == 1 {
+                        dst[s.w - 1].write(even_row[ce.cols - 1]);
+                    }
+                }
+                None => {
+                    dst[0].write(even_row[0]);
+                }
+            }
+        }
+    }
+}
+
+/// The bordered output gradient a parity class reads: floats per plane and per row.
+#[derive(Debug, Clone, Copy)]
+struct ClassGeometry {
+    plane: usize,
+    row: usize,
+}
+
+/// One parity class of one image: `dst` (`outs` planes of `rows` rows of `8·vw` floats) = the
+/// correlation of the `ins` bordered gradient planes with the class's packed taps.
+#[allow(clippy::too_many_arguments)]
+fn class_correlate(
+    bordered: &[f32],
+    ins: usize,
+    outs: usize,
+    packed: &[f32],
+    cb: usize,
+    class: &ParityClass,
+    geo: ClassGeometry,
+    dst: &mut [f32],
+) {
+    assert!(bordered.len() >= ins * geo.plane);
+    // The last vector's furthest tap stays inside its plane.
+    assert!(class.rows * geo.row + class.vw * LANES <= geo.plane);
+    assert!(class.offsets[..class.taps]
+        .iter()
+        .all(|&o| o <= geo.row + 1));
+    assert!(packed.len() >= outs.div_ceil(cb) * ins * class.taps * cb);
+    assert_eq!(dst.len(), outs * class.rows * class.vw * LANES);
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: `handles_input_grad` admitted this shape only on a CPU with AVX2 + FMA (`cb`
+        // is 8 only on the AVX-512 path); the assertions bound every index the kernel reaches.
+        unsafe {
+            if cb == 8 {
+                x86::class_correlate_avx512(bordered, ins, outs, packed, class, geo, dst)
+            } else {
+                x86::class_correlate_avx2(bordered, ins, outs, packed, class, geo, dst)
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (bordered, ins, outs, packed, cb, class, geo, dst);
+        unreachable!("`handles_input_grad` admits the direct 3×3 kernels only on x86-64");
+    }
 }
 
 /// The gradient `cout × cin × 3 × 3` with respect to the weight, summed over the batch.
@@ -372,7 +596,7 @@ mod x86 {
 
     use std::arch::x86_64::*;
 
-    use super::{Padded, LANES};
+    use super::{ClassGeometry, Padded, ParityClass, LANES};
 
     /// Offsets of the three horizontal taps from a vector's first: adjacent floats with stride
     /// 1, even phase / odd phase / even phase one further with stride 2.
@@ -506,6 +730,142 @@ mod x86 {
             correlate::<8, 3, 1>(src, ins, outs, packed, g, dst)
         } else {
             correlate::<8, 3, 2>(src, ins, outs, packed, g, dst)
+        }
+    }
+
+    /// A tile of [`class_correlate`]: like [`tile`], over `T` taps at the given offsets.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn class_tile<const CB: usize, const N: usize, const T: usize>(
+        src: *const f32,
+        ins: usize,
+        plane: usize,
+        offs: [usize; N],
+        taps: [usize; T],
+        wts: *const f32,
+        dst: [*mut f32; N],
+        oplane: usize,
+        valid: usize,
+    ) {
+        let mut acc = [[_mm256_setzero_ps(); N]; CB];
+        for i in 0..ins {
+            let p = src.add(i * plane);
+            let wi = wts.add(i * T * CB);
+            for (t, tap) in taps.iter().enumerate() {
+                let mut xv = [_mm256_setzero_ps(); N];
+                for v in 0..N {
+                    xv[v] = _mm256_loadu_ps(p.add(offs[v] + tap));
+                }
+                let wt = wi.add(t * CB);
+                for (c, row) in acc.iter_mut().enumerate() {
+                    let wc = _mm256_broadcast_ss(&*wt.add(c));
+                    for v in 0..N {
+                        row[v] = _mm256_fmadd_ps(wc, xv[v], row[v]);
+                    }
+                }
+            }
+        }
+        for (c, row) in acc.iter().enumerate().take(valid) {
+            for v in 0..N {
+                _mm256_storeu_ps(dst[v].add(c * oplane), row[v]);
+            }
+        }
+    }
+
+    /// Every tile of one parity class of one image, `T` taps.
+    #[inline(always)]
+    unsafe fn class_correlate<const CB: usize, const NV: usize, const T: usize>(
+        src: &[f32],
+        ins: usize,
+        outs: usize,
+        packed: &[f32],
+        class: &ParityClass,
+        geo: ClassGeometry,
+        dst: &mut [f32],
+    ) {
+        let stride = class.vw * LANES;
+        let oplane = class.rows * stride;
+        let vectors = class.rows * class.vw;
+        let taps: [usize; T] = std::array::from_fn(|t| class.offsets[t]);
+        let (src, packed, dst) = (src.as_ptr(), packed.as_ptr(), dst.as_mut_ptr());
+        let place = |v: usize| {
+            let (a, xv) = (v / class.vw, v % class.vw);
+            (a * geo.row + xv * LANES, a * stride + xv * LANES)
+        };
+        let mut v0 = 0;
+        while v0 < vectors {
+            let n = NV.min(vectors - v0);
+            for (b, o0) in (0..outs).step_by(CB).enumerate() {
+                let wts = packed.add(b * ins * T * CB);
+                let valid = CB.min(outs - o0);
+                let out = dst.add(o0 * oplane);
+                if n == NV {
+                    let p: [(usize, usize); NV] = std::array::from_fn(|k| place(v0 + k));
+                    let offs = p.map(|(i, _)| i);
+                    let outp = p.map(|(_, o)| out.add(o));
+                    class_tile::<CB, NV, T>(
+                        src, ins, geo.plane, offs, taps, wts, outp, oplane, valid,
+                    );
+                } else if n == 2 {
+                    let p: [(usize, usize); 2] = std::array::from_fn(|k| place(v0 + k));
+                    let offs = p.map(|(i, _)| i);
+                    let outp = p.map(|(_, o)| out.add(o));
+                    class_tile::<CB, 2, T>(
+                        src, ins, geo.plane, offs, taps, wts, outp, oplane, valid,
+                    );
+                } else {
+                    let (i, o) = place(v0);
+                    let outp = [out.add(o)];
+                    class_tile::<CB, 1, T>(
+                        src,
+                        ins,
+                        geo.plane,
+                        [i],
+                        taps,
+                        wts,
+                        outp,
+                        oplane,
+                        valid,
+                    );
+                }
+            }
+            v0 += n;
+        }
+    }
+
+    /// [`class_correlate`] with 4 × 2 tiles, for AVX2 + FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn class_correlate_avx2(
+        src: &[f32],
+        ins: usize,
+        outs: usize,
+        packed: &[f32],
+        class: &ParityClass,
+        geo: ClassGeometry,
+        dst: &mut [f32],
+    ) {
+        match class.taps {
+            1 => class_correlate::<4, 2, 1>(src, ins, outs, packed, class, geo, dst),
+            2 => class_correlate::<4, 2, 2>(src, ins, outs, packed, class, geo, dst),
+            _ => class_correlate::<4, 2, 4>(src, ins, outs, packed, class, geo, dst),
+        }
+    }
+
+    /// [`class_correlate`] with 8 × 3 tiles, for AVX-512's 32 registers.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+    pub(super) unsafe fn class_correlate_avx512(
+        src: &[f32],
+        ins: usize,
+        outs: usize,
+        packed: &[f32],
+        class: &ParityClass,
+        geo: ClassGeometry,
+        dst: &mut [f32],
+    ) {
+        match class.taps {
+            1 => class_correlate::<8, 3, 1>(src, ins, outs, packed, class, geo, dst),
+            2 => class_correlate::<8, 3, 2>(src, ins, outs, packed, class, geo, dst),
+            _ => class_correlate::<8, 3, 4>(src, ins, outs, packed, class, geo, dst),
         }
     }
 
