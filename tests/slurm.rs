@@ -86,7 +86,9 @@ fn a_lagom_job_trains_to_completion_on_a_one_node_slurm() {
             "--set",
             "model.name=\"mlp\"",
         ])
-        .args(["--set", "server.updates=200"])
+        // Enough updates that the second worker, started a moment after the first, joins before
+        // the run ends (200 took 0.7 s and one run finished on the first worker alone).
+        .args(["--set", "server.updates=2000"])
         .current_dir(work.path())
         .env("SLURM_CONF", slurm_dir.join("slurm.conf"))
         .env("LAGOM", env!("CARGO_BIN_EXE_lagom"))
@@ -110,7 +112,7 @@ fn a_lagom_job_trains_to_completion_on_a_one_node_slurm() {
     );
     let s = summary(&run);
     assert_eq!(s["workers"], 2, "{s}");
-    assert_eq!(s["updates"], 200, "{s}");
+    assert_eq!(s["updates"], 2000, "{s}");
     for w in s["per_worker"].as_array().expect("per_worker") {
         assert_eq!(
             w["speed"], 0.5,
