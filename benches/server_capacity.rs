@@ -225,6 +225,10 @@ struct WireRun {
     mtu: u16,
     /// Packets the workers' connections declared lost.
     lost_packets: u64,
+    /// CPU time of the server's thread per update, in microseconds.
+    server_cpu_us: f64,
+    /// CPU time of the workers' thread per update, in microseconds.
+    workers_cpu_us: f64,
 }
 
 /// Updates per second over loopback QUIC with mutual TLS, tensors in `dtype` both ways.
@@ -243,7 +247,13 @@ fn measure_quic(algorithm: AlgorithmName, dtype: WireDtype) -> anyhow::Result<Wi
         // The workers run on a thread of their own (as they would in other processes), so the
         // server's thread does only the server's work.
         let clients = actix::Arbiter::new();
+        let (cpu_tx, cpu_rx) = tokio::sync::oneshot::channel();
+        clients.spawn(async move {
+            let _ = cpu_tx.send(thread_cpu_s());
+        });
+        let workers_cpu_started = cpu_rx.await?;
         let started = Instant::now();
+        let server_cpu_started = thread_cpu_s();
         let mut results = Vec::new();
         for (w, id) in identities.into_iter().enumerate() {
             let (tx, rx) = tokio::sync::oneshot::channel();
@@ -260,6 +270,12 @@ fn measure_quic(algorithm: AlgorithmName, dtype: WireDtype) -> anyhow::Result<Wi
             mtu = mtu.min(worker.mtu);
             lost_packets += worker.lost_packets;
         }
+        let server_cpu = thread_cpu_s() - server_cpu_started;
+        let (cpu_tx, cpu_rx) = tokio::sync::oneshot::channel();
+        clients.spawn(async move {
+            let _ = cpu_tx.send(thread_cpu_s());
+        });
+        let workers_cpu = cpu_rx.await? - workers_cpu_started;
         clients.stop();
         let elapsed = started.elapsed().as_secs_f64();
         let _ = tokio::time::timeout(Duration::from_secs(120), node.done).await;
@@ -285,6 +301,8 @@ fn measure_quic(algorithm: AlgorithmName, dtype: WireDtype) -> anyhow::Result<Wi
             bytes_per_update: frame_size(&mut grad, dtype)? + frame_size(&mut params, dtype)?,
             mtu,
             lost_packets,
+            server_cpu_us: server_cpu * 1e6 / UPDATES as f64,
+            workers_cpu_us: workers_cpu * 1e6 / UPDATES as f64,
         })
     })
 }
@@ -294,13 +312,16 @@ fn print_wire(algorithm: AlgorithmName, dtype: WireDtype) -> anyhow::Result<f64>
     let w = measure_quic(algorithm, dtype)?;
     println!(
         "over QUIC+TLS, {}, wire {dtype}: {:.1} updates/s ({WORKERS} workers, {} parameters, \
-         {UPDATES} updates; {} bytes per update, packets of {} bytes, {} declared lost)",
+         {UPDATES} updates; {} bytes per update, packets of {} bytes, {} declared lost; CPU per \
+         update: server thread {:.0} µs, workers' thread {:.0} µs)",
         algorithm.as_str(),
         w.updates_per_s,
         w.params_len,
         w.bytes_per_update,
         w.mtu,
-        w.lost_packets
+        w.lost_packets,
+        w.server_cpu_us,
+        w.workers_cpu_us
     );
     Ok(w.updates_per_s)
 }
