@@ -207,7 +207,7 @@ async fn a_client_without_a_certificate_is_refused() {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(c.server.ca.clone()).expect("root");
     let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
+        rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_protocol_versions(&[&rustls::version::TLS13])
     .expect("tls13")

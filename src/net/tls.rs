@@ -143,7 +143,7 @@ fn endpoint(bind: SocketAddr, server: Option<ServerConfig>, mtu: Option<u16>) ->
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 fn roots(id: &NodeIdentity) -> Result<Arc<RootCertStore>> {
