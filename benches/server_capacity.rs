@@ -27,9 +27,9 @@ use candle_core::Device;
 use lagom::algo::AlgorithmName;
 use lagom::config::Config;
 use lagom::net::{client_endpoint, connect, recv, send, send_as, TransportSettings};
-use lagom::node::{load_split, start_server, Deliver, Register};
+use lagom::node::{load_split, start_server, Deliver, Outgoing, Register};
 use lagom::proto::{
-    decode_payload, encode, encode_chunks, frame_limit, frame_size, Message, Role, WireDtype,
+    decode_payload, encode, encode_chunks_with, frame_limit, frame_size, Message, Role, WireDtype,
 };
 use lagom::run::RunDir;
 use lagom::server::{GradientIn, NEW_PROCESS};
@@ -139,13 +139,15 @@ async fn in_process_worker(
         grad: gradient(params_len),
     })?;
     let mut seq = 0;
-    while let Some(msg) = rx.recv().await {
-        let Message::Params { index, .. } = &msg else {
+    while let Some(out) = rx.recv().await {
+        let Outgoing::Encoded(header, tensor) = out else {
             break;
         };
-        let index = *index;
+        let Message::Params { index, .. } = header else {
+            break;
+        };
         // What the server's sending task does with it (the tensor is not copied).
-        drop(std::hint::black_box(encode_chunks(msg, WireDtype::F32)?));
+        drop(std::hint::black_box(encode_chunks_with(header, tensor)?));
         let Message::Gradient { grad, loss, .. } = decode_payload(&frame[4..])? else {
             anyhow::bail!("the precomputed frame is not a gradient");
         };

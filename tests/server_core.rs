@@ -23,7 +23,7 @@ fn core(k: usize, scheduler: Scheduler, max_updates: Option<u64>) -> ServerCore<
     )
 }
 
-fn join(c: &mut ServerCore<f32>, worker: usize, incarnation: u64) -> Vec<Action<f32>> {
+fn join(c: &mut ServerCore<f32>, worker: usize, incarnation: u64) -> Vec<Action<Vec<f32>>> {
     c.handle(Event::Join {
         worker,
         incarnation,
@@ -37,7 +37,7 @@ fn grad(
     seq: u64,
     ite: u64,
     g: Vec<f32>,
-) -> Vec<Action<f32>> {
+) -> Vec<Action<Vec<f32>>> {
     c.handle(Event::Gradient(GradientIn {
         worker,
         incarnation,
@@ -47,7 +47,7 @@ fn grad(
     }))
 }
 
-fn sends(actions: &[Action<f32>]) -> Vec<(usize, u64)> {
+fn sends(actions: &[Action<Vec<f32>>]) -> Vec<(usize, u64)> {
     actions
         .iter()
         .filter_map(|a| match a {
@@ -57,7 +57,7 @@ fn sends(actions: &[Action<f32>]) -> Vec<(usize, u64)> {
         .collect()
 }
 
-fn rejection(actions: &[Action<f32>]) -> Option<&RejectReason> {
+fn rejection(actions: &[Action<Vec<f32>>]) -> Option<&RejectReason> {
     actions.iter().find_map(|a| match a {
         Action::Rejected { reason, .. } => Some(reason),
         _ => None,
@@ -242,4 +242,131 @@ fn the_update_budget_stops_training_and_refuses_later_gradients() {
     let late = grad(&mut c, 0, 1, 2, 1, vec![1.0, 1.0]);
     assert_eq!(rejection(&late), Some(&RejectReason::Stopped));
     assert_eq!(c.updates(), 2);
+}
+
+/// What a params form was handed: whether the values were borrowed from the algorithm (no copy
+/// before the shell's encoding), and the values.
+type Handed = (bool, Vec<f32>);
+
+/// A sent parameter copy: worker, index, values.
+type Sent = (usize, u64, Vec<f32>);
+
+fn core_of(name: AlgorithmName) -> ServerCore<f32> {
+    ServerCore::new(
+        core_config(),
+        algo::build(&config_of(name), 2, w0()).unwrap(),
+    )
+}
+
+fn config_of(name: AlgorithmName) -> AlgorithmConfig {
+    AlgorithmConfig {
+        name,
+        lr: 0.1,
+        momentum: 0.5,
+        ..Default::default()
+    }
+}
+
+fn core_config() -> ServerCoreConfig {
+    ServerCoreConfig {
+        workers: 2,
+        scheduler: Scheduler::Async,
+        max_updates: None,
+        lr: LrSchedule::constant(0.1),
+    }
+}
+
+fn w0() -> Vec<f32> {
+    vec![1.0, 2.0, -3.0]
+}
+
+/// Drives both cores with the same events and records what each sent; the formed core's form
+/// must have been handed borrowed values exactly when `borrowed`.
+struct Twins {
+    plain: ServerCore<f32>,
+    formed: ServerCore<f32, Handed>,
+    borrowed: bool,
+    sent_plain: Vec<Sent>,
+    sent_formed: Vec<Sent>,
+}
+
+impl Twins {
+    fn handle(&mut self, e: Event<f32>) {
+        for a in self.plain.handle(e.clone()) {
+            if let Action::SendParams {
+                worker,
+                index,
+                params,
+            } = a
+            {
+                self.sent_plain.push((worker, index, params));
+            }
+        }
+        for a in self.formed.handle(e) {
+            if let Action::SendParams {
+                worker,
+                index,
+                params: (was_borrowed, params),
+            } = a
+            {
+                assert_eq!(was_borrowed, self.borrowed, "borrowed");
+                self.sent_formed.push((worker, index, params));
+            }
+        }
+    }
+}
+
+#[test]
+fn the_params_form_gets_the_dispatched_values_borrowed_unless_the_algorithm_computes_them() {
+    for (name, borrowed) in [
+        (AlgorithmName::Asgd, true),
+        (AlgorithmName::Ormo, true),
+        (AlgorithmName::Dcasgd, true),
+        (AlgorithmName::Smega2, false),
+    ] {
+        let mut t = Twins {
+            plain: core_of(name),
+            formed: ServerCore::with_params_form(
+                core_config(),
+                algo::build(&config_of(name), 2, w0()).unwrap(),
+                Box::new(|v| (matches!(v, std::borrow::Cow::Borrowed(_)), v.into_owned())),
+            ),
+            borrowed,
+            sent_plain: Vec::new(),
+            sent_formed: Vec::new(),
+        };
+        for worker in 0..2 {
+            t.handle(Event::Join {
+                worker,
+                incarnation: NEW_PROCESS,
+            });
+        }
+        for step in 0..6u64 {
+            let worker = (step % 2) as usize;
+            let ite = t
+                .sent_plain
+                .iter()
+                .rev()
+                .find(|(w, _, _)| *w == worker)
+                .map(|(_, index, _)| *index)
+                .expect("the worker holds parameters");
+            t.handle(Event::Gradient(GradientIn {
+                worker,
+                incarnation: 1,
+                seq: step / 2 + 1,
+                ite,
+                grad: vec![0.5 * step as f32, -1.0, 0.25],
+            }));
+        }
+        assert_eq!(
+            t.sent_plain.len(),
+            8,
+            "{name:?}: every gradient applied and answered"
+        );
+        assert_eq!(
+            t.sent_formed, t.sent_plain,
+            "{name:?}: the form saw other values"
+        );
+        assert_eq!(t.formed.params(), t.plain.params(), "{name:?}");
+    }
 }

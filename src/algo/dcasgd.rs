@@ -2,6 +2,8 @@
 //! with a diagonal Hessian approximation, `g + λ g⊙g⊙(w − backup[k])`, where `backup[k]` is exactly
 //! what worker k computed on.
 
+use std::borrow::Cow;
+
 use super::{AlgorithmError, AlgorithmState, Applied, DcAsgdParams, Real, ServerAlgorithm, Update};
 use crate::algo::vector::{axpby, axpy};
 
@@ -104,7 +106,7 @@ impl<T: Real> ServerAlgorithm<T> for DcAsgd<T> {
         Ok(Applied::FULL)
     }
 
-    fn dispatch(&mut self, worker: usize, out: &mut Vec<T>) -> Result<(), AlgorithmError> {
+    fn dispatch_view(&mut self, worker: usize) -> Result<Cow<'_, [T]>, AlgorithmError> {
         let workers = self.backups.len();
         let slot = self
             .backups
@@ -117,9 +119,7 @@ impl<T: Real> ServerAlgorithm<T> for DcAsgd<T> {
             }
             None => *slot = Some(self.w.clone()),
         }
-        out.clear();
-        out.extend_from_slice(&self.w);
-        Ok(())
+        Ok(Cow::Borrowed(&self.w))
     }
 
     fn worker_weight_decay(&self) -> f64 {

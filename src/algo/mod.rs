@@ -22,6 +22,8 @@ mod ssgdm;
 mod state;
 pub mod vector;
 
+use std::borrow::Cow;
+
 pub use dcasgd::DcAsgd;
 pub use decen_params::{
     BmufParams, BufferStrategy, DpsgdForm, GossipParams, LocalSgdParams, LookaheadParams,
@@ -113,12 +115,17 @@ pub trait ServerAlgorithm<T: Real>: Send {
     fn params(&self) -> &[T];
     /// Applies one gradient; on error the state is unchanged.
     fn apply(&mut self, update: &Update<'_, T>) -> Result<Applied, AlgorithmError>;
-    /// Writes into `out` the parameters to send to `worker` now, and records whatever the
-    /// algorithm must remember about that send. The default sends `w`; SMEGA² sends its estimate
-    /// and DC-ASGD keeps a backup.
-    fn dispatch(&mut self, _worker: usize, out: &mut Vec<T>) -> Result<(), AlgorithmError> {
+    /// The parameters to send to `worker` now, having recorded whatever the algorithm must
+    /// remember about that send: `w` itself by default (borrowed, so a caller can convert it for
+    /// the wire without copying it first); SMEGA² computes its estimate, DC-ASGD keeps a backup.
+    fn dispatch_view(&mut self, _worker: usize) -> Result<Cow<'_, [T]>, AlgorithmError> {
+        Ok(Cow::Borrowed(self.params()))
+    }
+    /// [`ServerAlgorithm::dispatch_view`] written into `out` (its previous contents replaced).
+    fn dispatch(&mut self, worker: usize, out: &mut Vec<T>) -> Result<(), AlgorithmError> {
+        let values = self.dispatch_view(worker)?;
         out.clear();
-        out.extend_from_slice(self.params());
+        out.extend_from_slice(&values);
         Ok(())
     }
     /// The weight decay a worker must add to its gradient (`wd·w_ite`); 0 when the algorithm

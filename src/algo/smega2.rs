@@ -2,6 +2,8 @@
 //! the mean of the cycle's gradients; workers receive an estimate of where θ will be N arrivals
 //! later instead of θ itself.
 
+use std::borrow::Cow;
+
 use super::{
     AlgorithmError, AlgorithmState, Applied, Real, ServerAlgorithm, Smega2Estimate, Smega2Params,
     Update,
@@ -117,9 +119,10 @@ impl<T: Real> ServerAlgorithm<T> for Smega2<T> {
         Ok(Applied::FULL)
     }
 
-    fn dispatch(&mut self, _worker: usize, out: &mut Vec<T>) -> Result<(), AlgorithmError> {
-        self.write_estimate(out);
-        Ok(())
+    fn dispatch_view(&mut self, _worker: usize) -> Result<Cow<'_, [T]>, AlgorithmError> {
+        let mut estimate = Vec::with_capacity(self.theta.len());
+        self.write_estimate(&mut estimate);
+        Ok(Cow::Owned(estimate))
     }
 
     fn worker_weight_decay(&self) -> f64 {

@@ -2,9 +2,12 @@
 //! tensor never delays a heartbeat or a refusal queued behind it.
 
 use anyhow::{Context, Result};
+use bytes::Bytes;
 use quinn::Connection;
 
-use crate::proto::{encode_chunks, read_frame_sized, Message, WireDtype};
+use crate::proto::{
+    encode_chunks, encode_chunks_with, read_frame_sized, Message, WireDtype, WireTensor,
+};
 
 /// Sends `msg` (its tensor, if any, in `f32`) on a fresh stream and waits until the peer has
 /// received all of it; returns the frame's size in bytes.
@@ -16,11 +19,25 @@ pub async fn send(conn: &Connection, msg: Message) -> Result<usize> {
 /// being copied into a frame first; a half-precision one is converted once.
 pub async fn send_as(conn: &Connection, msg: Message, dtype: WireDtype) -> Result<usize> {
     let kind = msg.kind();
+    let chunks = encode_chunks(msg, dtype).with_context(|| format!("cannot encode {kind}"))?;
+    send_chunks(conn, kind, chunks).await
+}
+
+/// [`send`] of `msg` (a message with a tensor, left empty) carrying `tensor`, already in its
+/// wire form — sent as it is, without a conversion or a copy.
+pub async fn send_encoded(conn: &Connection, msg: Message, tensor: WireTensor) -> Result<usize> {
+    let kind = msg.kind();
+    let chunks =
+        encode_chunks_with(msg, tensor).with_context(|| format!("cannot encode {kind}"))?;
+    send_chunks(conn, kind, chunks).await
+}
+
+/// Sends one frame's chunks on a fresh stream and waits until the peer has received them all.
+async fn send_chunks(conn: &Connection, kind: &str, mut chunks: Vec<Bytes>) -> Result<usize> {
     let mut stream = conn
         .open_uni()
         .await
         .with_context(|| format!("cannot open a stream for {kind}"))?;
-    let mut chunks = encode_chunks(msg, dtype).with_context(|| format!("cannot encode {kind}"))?;
     let bytes = chunks.iter().map(|c| c.len()).sum();
     stream
         .write_all_chunks(&mut chunks)

@@ -14,7 +14,7 @@ pub use certs::{
     DEFAULT_VALIDITY_DAYS, RESERVED_NAMES, SERVER_NAME, WORKER_NAME,
 };
 pub use config::{Compression, NetConfig};
-pub use link::{recv, recv_sized, send, send_as};
+pub use link::{recv, recv_sized, send, send_as, send_encoded};
 pub use refusal::{closed_by_refusal, handshake_refusal};
 pub use revocation::{load_crls, revoke, CRL_FILE, REVOKED_FILE};
 pub use slot_grant::{parse_worker_host, slot_name, SlotGrant, MAX_GRANTED_SLOTS};

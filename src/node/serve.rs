@@ -13,8 +13,8 @@ use tokio::sync::mpsc;
 
 use super::hello::refuse;
 use super::warn_limit::WarnLimit;
-use crate::net::{recv, send_as};
-use crate::proto::{Message, RefusalCode, WireDtype};
+use crate::net::{recv, send_as, send_encoded};
+use crate::proto::{Message, RefusalCode, WireDtype, WireTensor};
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
@@ -131,23 +131,45 @@ pub async fn read_until_gone<F, Fut>(
     }
 }
 
+/// What an actor queues for a connection's writer task.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A message; its tensor, if any, converted to the connection's wire dtype on the way.
+    Message(Message),
+    /// A message with its tensor left empty and the tensor already in wire form (the server's
+    /// parameters, encoded straight from the algorithm's memory), sent as it is.
+    Encoded(Message, WireTensor),
+}
+
+impl From<Message> for Outgoing {
+    fn from(msg: Message) -> Self {
+        Outgoing::Message(msg)
+    }
+}
+
 /// Sends what the actor queues for `worker` on its connection (tensors in `dtype`), in order, on
 /// a task of its own, until a send fails or a `Stop` has gone out; when the actor drops the queue
 /// (a newer connection of the slot replaced this one) the connection is closed.
-pub fn spawn_writer(
+pub fn spawn_writer<M: Into<Outgoing> + 'static>(
     conn: Connection,
-    mut rx: mpsc::UnboundedReceiver<Message>,
+    mut rx: mpsc::UnboundedReceiver<M>,
     worker: usize,
     dtype: WireDtype,
 ) {
     actix::spawn(async move {
         loop {
-            let Some(msg) = rx.recv().await else {
+            let Some(next) = rx.recv().await else {
                 conn.close(5u32.into(), b"superseded");
                 return;
             };
-            let stop = matches!(msg, Message::Stop { .. });
-            if let Err(e) = send_as(&conn, msg, dtype).await {
+            let (stop, sent) = match next.into() {
+                Outgoing::Message(msg) => (
+                    matches!(msg, Message::Stop { .. }),
+                    send_as(&conn, msg, dtype).await,
+                ),
+                Outgoing::Encoded(msg, tensor) => (false, send_encoded(&conn, msg, tensor).await),
+            };
+            if let Err(e) = sent {
                 tracing::debug!("worker {worker}: {e:#}");
                 return;
             }

@@ -2,9 +2,11 @@
 //! is handed over as it is (in `f32`) or converted once (in a half precision). Sending a `Params`
 //! or `Gradient` in `f32` then copies nothing of the tensor before the transport encrypts it.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 
-use super::{encode, Message, ProtoError, WireDtype};
+use super::{encode, Message, ProtoError, WireDtype, WireTensor};
 
 /// MessagePack `bin 8` with length 0: what an empty tensor encodes to.
 const EMPTY_BIN: [u8; 2] = [0xc4, 0x00];
@@ -47,7 +49,30 @@ pub fn encode_chunks(mut msg: Message, dtype: WireDtype) -> Result<Vec<Bytes>, P
         Some(t) => std::mem::take(t),
         None => return Ok(vec![Bytes::from(encode(&msg)?)]),
     };
-    let tensor_len = dtype.encoded_len(tensor.len());
+    encode_chunks_with(msg, dtype.wire_tensor(Cow::Owned(tensor)))
+}
+
+/// The frame of `msg` carrying `tensor` (already in its wire form) as its tensor, as chunks: the
+/// header, then `tensor`'s bytes as they are. `msg` must be a message with a tensor, left empty;
+/// anything else is refused.
+pub fn encode_chunks_with(msg: Message, tensor: WireTensor) -> Result<Vec<Bytes>, ProtoError> {
+    match msg.tensor() {
+        Some(t) if t.is_empty() => {}
+        Some(t) => {
+            return Err(ProtoError::Malformed(format!(
+                "a {} message given a wire tensor still holds {} values",
+                msg.kind(),
+                t.len()
+            )))
+        }
+        None => {
+            return Err(ProtoError::Malformed(format!(
+                "a {} message carries no tensor",
+                msg.kind()
+            )))
+        }
+    }
+    let tensor_len = tensor.len();
     let too_big = || ProtoError::Oversized {
         len: tensor_len,
         limit: u32::MAX as usize,
@@ -69,7 +94,7 @@ pub fn encode_chunks(mut msg: Message, dtype: WireDtype) -> Result<Vec<Bytes>, P
         .and_then(|n| u32::try_from(n).ok())
         .ok_or_else(too_big)?;
     head[..4].copy_from_slice(&payload.to_le_bytes());
-    Ok(vec![Bytes::from(head), dtype.encode(tensor)])
+    Ok(vec![Bytes::from(head), tensor.into_bytes()])
 }
 
 #[cfg(test)]
@@ -152,6 +177,40 @@ mod tests {
                 assert_eq!(chunks.len(), 2);
                 assert_eq!(concat(&chunks), whole, "{n} values");
             }
+        }
+    }
+
+    #[test]
+    fn a_tensor_encoded_beforehand_makes_the_same_frame_and_a_full_message_is_refused() {
+        let values: Vec<f32> = (0..1001).map(|i| i as f32 * 0.37 - 50.0).collect();
+        for dtype in WireDtype::ALL {
+            let whole = concat(
+                &encode_chunks(
+                    Message::Params {
+                        index: 9,
+                        params: values.clone(),
+                    },
+                    dtype,
+                )
+                .unwrap(),
+            );
+            let header = Message::Params {
+                index: 9,
+                params: Vec::new(),
+            };
+            let tensor = dtype.wire_tensor(Cow::Borrowed(&values));
+            assert_eq!(
+                concat(&encode_chunks_with(header, tensor.clone()).unwrap()),
+                whole,
+                "{dtype}"
+            );
+            let full = Message::Params {
+                index: 9,
+                params: vec![1.0],
+            };
+            assert!(encode_chunks_with(full, tensor.clone()).is_err());
+            let control = Message::Heartbeat { at_ms: 1 };
+            assert!(encode_chunks_with(control, tensor).is_err());
         }
     }
 

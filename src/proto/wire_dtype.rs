@@ -3,6 +3,7 @@
 //! and `f16` as 2 bytes per value followed by one tag byte — an odd length, so the receiver tells
 //! the three apart from the bytes alone and always holds `f32` once decoded.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use bytes::Bytes;
@@ -57,8 +58,15 @@ impl WireDtype {
     /// The bytes of `values` in this dtype: for `f32` the vector's own memory (no copy), for a
     /// half precision one conversion pass into a new buffer (round to nearest even).
     pub fn encode(self, values: Vec<f32>) -> Bytes {
+        self.wire_tensor(Cow::Owned(values)).0
+    }
+
+    /// `values` in their wire form in this dtype, made from wherever they are: owned `f32`
+    /// values are sent as they are, borrowed ones copied once; a half precision is converted
+    /// once, straight from the borrowed values (round to nearest even).
+    pub fn wire_tensor(self, values: Cow<'_, [f32]>) -> WireTensor {
         let tag = match self {
-            WireDtype::F32 => return Bytes::from_owner(F32Bytes(values)),
+            WireDtype::F32 => return WireTensor(Bytes::from_owner(F32Bytes(values.into_owned()))),
             WireDtype::Bf16 => BF16_TAG,
             WireDtype::F16 => F16_TAG,
         };
@@ -74,7 +82,7 @@ impl WireDtype {
         }
         drop(values);
         halves.push(u16::from(tag));
-        Bytes::from_owner(HalfBytes(halves))
+        WireTensor(Bytes::from_owner(HalfBytes(halves)))
     }
 
     /// `values` as a receiver of them in this dtype holds them (rounded to nearest even; `f32`
@@ -160,6 +168,28 @@ fn f32_from_le_bytes(bin: &[u8]) -> Vec<f32> {
 impl fmt::Display for WireDtype {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A tensor in its wire form: the bytes of its `bin` in one [`WireDtype`], as
+/// [`WireDtype::wire_tensor`] makes them (and as a frame carries them after its header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireTensor(Bytes);
+
+impl WireTensor {
+    /// The `bin`'s bytes.
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+
+    /// The `bin`'s length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the `bin` is empty (an `f32` tensor of no values).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 

@@ -2,6 +2,7 @@
 //! (membership, incarnation, sequence number, index, size, finiteness) before the algorithm sees
 //! it, so a bad or repeated gradient never changes what the server has learned.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::algo::vector::all_finite;
@@ -154,17 +155,18 @@ impl RejectReason {
     }
 }
 
-/// An output of the server core, for the shell to carry out in order.
+/// An output of the server core, for the shell to carry out in order. `P` is the form the
+/// parameters to send take ([`ParamsForm`]): `Vec<T>` unless the shell chose another.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action<T> {
+pub enum Action<P> {
     /// Send these parameters, tagged with `index`, to `worker`.
     SendParams {
         /// Destination slot.
         worker: usize,
         /// The parameter index (`t` of `w_t`).
         index: u64,
-        /// The parameters (SMEGA²: the estimate).
-        params: Vec<T>,
+        /// The parameters (SMEGA²: the estimate), in the shell's form.
+        params: P,
     },
     /// A gradient was applied as iteration `t`.
     Applied {
@@ -189,10 +191,17 @@ pub enum Action<T> {
     Stop,
 }
 
-/// The parameter server as a state machine over one algorithm.
-pub struct ServerCore<T: Real> {
+/// Turns the parameters the algorithm dispatches (borrowed from it, or computed for the send)
+/// into the form a [`Action::SendParams`] carries — e.g. straight into a network shell's wire
+/// encoding, without copying them first.
+pub type ParamsForm<T, P> = Box<dyn Fn(Cow<'_, [T]>) -> P + Send>;
+
+/// The parameter server as a state machine over one algorithm; `P` is the form of the
+/// parameters it sends (a `Vec<T>` by default).
+pub struct ServerCore<T: Real, P = Vec<T>> {
     pub(super) config: ServerCoreConfig,
     pub(super) algorithm: Box<dyn ServerAlgorithm<T>>,
+    pub(super) params_form: ParamsForm<T, P>,
     pub(super) dim: usize,
     pub(super) t: u64,
     pub(super) waiting: BTreeSet<usize>,
@@ -207,13 +216,30 @@ pub struct ServerCore<T: Real> {
 }
 
 impl<T: Real> ServerCore<T> {
-    /// A server at iteration 0 with no members.
+    /// A server at iteration 0 with no members, sending parameters as `Vec<T>`.
     pub fn new(config: ServerCoreConfig, algorithm: Box<dyn ServerAlgorithm<T>>) -> Self {
+        Self::with_params_form(
+            config,
+            algorithm,
+            Box::new(|values: Cow<'_, [T]>| values.into_owned()),
+        )
+    }
+}
+
+impl<T: Real, P> ServerCore<T, P> {
+    /// A server at iteration 0 with no members, sending parameters in the form `params_form`
+    /// makes of them.
+    pub fn with_params_form(
+        config: ServerCoreConfig,
+        algorithm: Box<dyn ServerAlgorithm<T>>,
+        params_form: ParamsForm<T, P>,
+    ) -> Self {
         let dim = algorithm.params().len();
         let workers = vec![WorkerRecord::default(); config.workers];
         ServerCore {
             config,
             algorithm,
+            params_form,
             dim,
             t: 0,
             waiting: BTreeSet::new(),
@@ -291,7 +317,7 @@ impl<T: Real> ServerCore<T> {
     }
 
     /// Ends training now (the shell's time budget ran out): every later gradient is refused.
-    pub fn stop(&mut self) -> Vec<Action<T>> {
+    pub fn stop(&mut self) -> Vec<Action<P>> {
         if self.stopped {
             return Vec::new();
         }
@@ -300,7 +326,7 @@ impl<T: Real> ServerCore<T> {
     }
 
     /// Feeds one event and returns what to do, in order.
-    pub fn handle(&mut self, event: Event<T>) -> Vec<Action<T>> {
+    pub fn handle(&mut self, event: Event<T>) -> Vec<Action<P>> {
         let mut actions = Vec::new();
         match event {
             Event::Join {
@@ -318,7 +344,7 @@ impl<T: Real> ServerCore<T> {
         actions
     }
 
-    fn reject(&mut self, worker: usize, reason: RejectReason, actions: &mut Vec<Action<T>>) {
+    fn reject(&mut self, worker: usize, reason: RejectReason, actions: &mut Vec<Action<P>>) {
         *self.rejected.entry(reason.code()).or_insert(0) += 1;
         if let Some(record) = self.workers.get_mut(worker) {
             record.rejected += 1;
@@ -326,7 +352,7 @@ impl<T: Real> ServerCore<T> {
         actions.push(Action::Rejected { worker, reason });
     }
 
-    fn on_join(&mut self, worker: usize, incarnation: u64, actions: &mut Vec<Action<T>>) {
+    fn on_join(&mut self, worker: usize, incarnation: u64, actions: &mut Vec<Action<P>>) {
         let workers = self.workers.len();
         let Some(record) = self.workers.get_mut(worker) else {
             self.reject(
@@ -366,7 +392,7 @@ impl<T: Real> ServerCore<T> {
         self.wait_for_params(worker, actions);
     }
 
-    fn on_leave(&mut self, worker: usize, actions: &mut Vec<Action<T>>) {
+    fn on_leave(&mut self, worker: usize, actions: &mut Vec<Action<P>>) {
         let Some(record) = self.workers.get_mut(worker) else {
             return;
         };
@@ -378,7 +404,7 @@ impl<T: Real> ServerCore<T> {
         }
     }
 
-    fn on_gradient(&mut self, g: GradientIn<T>, actions: &mut Vec<Action<T>>) {
+    fn on_gradient(&mut self, g: GradientIn<T>, actions: &mut Vec<Action<P>>) {
         let worker = g.worker;
         if let Err(reason) = self.check_sender(&g) {
             self.reject(worker, reason, actions);
@@ -483,7 +509,7 @@ impl<T: Real> ServerCore<T> {
     }
 
     /// Puts `worker` in the waiting set and runs the scheduler.
-    fn wait_for_params(&mut self, worker: usize, actions: &mut Vec<Action<T>>) {
+    fn wait_for_params(&mut self, worker: usize, actions: &mut Vec<Action<P>>) {
         self.waiting.insert(worker);
         match self.config.scheduler {
             Scheduler::Async => self.release_round(actions),
@@ -507,16 +533,18 @@ impl<T: Real> ServerCore<T> {
     }
 
     /// Sends `w_t` (index `t`) to every waiting worker and empties the waiting set.
-    fn release_round(&mut self, actions: &mut Vec<Action<T>>) {
+    fn release_round(&mut self, actions: &mut Vec<Action<P>>) {
         self.started = true;
         self.round_fresh = true;
         let index = self.t;
         for worker in std::mem::take(&mut self.waiting) {
-            let mut params = Vec::with_capacity(self.dim);
-            if let Err(e) = self.algorithm.dispatch(worker, &mut params) {
-                self.reject(worker, RejectReason::Algorithm(e), actions);
-                continue;
-            }
+            let params = match self.algorithm.dispatch_view(worker) {
+                Ok(values) => (self.params_form)(values),
+                Err(e) => {
+                    self.reject(worker, RejectReason::Algorithm(e), actions);
+                    continue;
+                }
+            };
             self.workers[worker].outstanding = Some(index);
             actions.push(Action::SendParams {
                 worker,

@@ -8,7 +8,7 @@ mod staleness;
 mod window;
 
 pub use self::core::{
-    Action, Event, GradientIn, RejectReason, ServerCore, ServerCoreConfig, NEW_PROCESS,
+    Action, Event, GradientIn, ParamsForm, RejectReason, ServerCore, ServerCoreConfig, NEW_PROCESS,
 };
 pub use membership::WorkerRecord;
 pub use snapshot::CoreSnapshot;

@@ -26,7 +26,7 @@ pub struct CoreSnapshot<T> {
     pub algorithm: AlgorithmState<T>,
 }
 
-impl<T: Real> ServerCore<T> {
+impl<T: Real, P> ServerCore<T, P> {
     /// The core's state now.
     pub fn snapshot(&self) -> CoreSnapshot<T> {
         CoreSnapshot {

@@ -110,7 +110,7 @@ pub fn run(
     let mut evaluated: Option<(u64, Evaluation)> = None;
     let step_time = config.sim.step_time_s;
 
-    let mut pending: Vec<Action<f32>> = Vec::new();
+    let mut pending: Vec<Action<Vec<f32>>> = Vec::new();
     // Host time inside the server core, for the `host time:` line (never in an output file).
     let mut core_time = Duration::ZERO;
     let started = Instant::now();

@@ -71,7 +71,7 @@ impl Harness {
     }
 
     /// Records the core's actions.
-    pub fn take(&mut self, actions: Vec<Action<f64>>) -> Vec<Action<f64>> {
+    pub fn take(&mut self, actions: Vec<Action<Vec<f64>>>) -> Vec<Action<Vec<f64>>> {
         for a in &actions {
             match a {
                 Action::SendParams {
@@ -100,14 +100,18 @@ impl Harness {
     }
 
     /// Worker `k` delivers the gradient `oracle(its parameters)`.
-    pub fn deliver(&mut self, k: usize, oracle: impl Fn(&[f64]) -> Vec<f64>) -> Vec<Action<f64>> {
+    pub fn deliver(
+        &mut self,
+        k: usize,
+        oracle: impl Fn(&[f64]) -> Vec<f64>,
+    ) -> Vec<Action<Vec<f64>>> {
         let (params, index) = self.held[k].take().expect("worker holds no parameters");
         let g = oracle(&params);
         self.send(k, index, g)
     }
 
     /// Worker `k` delivers an injected gradient for the parameters it holds.
-    pub fn deliver_grad(&mut self, k: usize, g: Vec<f64>) -> Vec<Action<f64>> {
+    pub fn deliver_grad(&mut self, k: usize, g: Vec<f64>) -> Vec<Action<Vec<f64>>> {
         let (_, index) = self.held[k].take().expect("worker holds no parameters");
         self.send(k, index, g)
     }
@@ -120,7 +124,7 @@ impl Harness {
             .expect("worker holds no parameters")
     }
 
-    fn send(&mut self, k: usize, ite: u64, grad: Vec<f64>) -> Vec<Action<f64>> {
+    fn send(&mut self, k: usize, ite: u64, grad: Vec<f64>) -> Vec<Action<Vec<f64>>> {
         self.seq[k] += 1;
         let incarnation = self.core.workers()[k].incarnation;
         let actions = self.core.handle(Event::Gradient(GradientIn {

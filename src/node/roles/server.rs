@@ -58,7 +58,10 @@ pub fn start_server(
     } = served_model(config, split, device, dir)?;
     let params_len = w0.len();
     let scheduler = config.algorithm.scheduler();
-    let mut core = ServerCore::new(
+    // The parameters each worker gets are encoded for the wire as the algorithm hands them over
+    // (a half precision straight from the master copy, without copying it first).
+    let wire_dtype = config.net.wire_dtype;
+    let mut core = ServerCore::with_params_form(
         ServerCoreConfig {
             workers: k,
             scheduler,
@@ -66,6 +69,7 @@ pub fn start_server(
             lr: config.algorithm.lr_schedule(),
         },
         algo::build::<f32>(&config.algorithm, k, w0).map_err(|e| anyhow!("{e}"))?,
+        Box::new(move |values| wire_dtype.wire_tensor(values)),
     );
     let mut resumed = Resumed::default();
     let resume = config.server.resume

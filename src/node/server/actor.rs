@@ -10,7 +10,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::compute::EvalOutput;
 use crate::node::eval::EvalActor;
 use crate::node::round_deadline::RoundDeadline;
-use crate::proto::Message;
+use crate::node::serve::Outgoing;
+use crate::proto::{Message, WireTensor};
 use crate::run::event::{ClusterDiverged, Diverged, Rejected, ServerProgress, Shutdown};
 use crate::run::{
     CheckpointWriter, MetricsWriter, ModelFacts, PerWorker, PolicyAction, PolicyConfig, Progress,
@@ -23,7 +24,7 @@ pub(super) struct Peer {
     /// A number unique to its connection.
     pub(super) connection: u64,
     /// Its outgoing queue.
-    pub(super) tx: mpsc::UnboundedSender<Message>,
+    pub(super) tx: mpsc::UnboundedSender<Outgoing>,
 }
 
 /// What the summary needs to know besides the core's counters.
@@ -68,7 +69,7 @@ pub struct Resumed {
 
 /// The server actor.
 pub struct ServerActor {
-    pub(super) core: ServerCore<f32>,
+    pub(super) core: ServerCore<f32, WireTensor>,
     pub(super) metrics: MetricsWriter,
     pub(super) evaluator: Addr<EvalActor>,
     pub(super) info: ServerRunInfo,
@@ -104,7 +105,7 @@ impl ServerActor {
     /// A server over `core` (fresh or restored; `resumed` says where it left off); `done`
     /// receives the summary when the run ends.
     pub fn new(
-        core: ServerCore<f32>,
+        core: ServerCore<f32, WireTensor>,
         metrics: MetricsWriter,
         evaluator: Addr<EvalActor>,
         info: ServerRunInfo,
@@ -209,7 +210,7 @@ impl ServerActor {
     }
 
     /// Does what the core returned, in order.
-    pub(super) fn carry_out(&mut self, actions: Vec<Action<f32>>, ctx: &mut Context<Self>) {
+    pub(super) fn carry_out(&mut self, actions: Vec<Action<WireTensor>>, ctx: &mut Context<Self>) {
         for action in actions {
             match action {
                 Action::SendParams {
@@ -218,7 +219,11 @@ impl ServerActor {
                     params,
                 } => {
                     if let Some(peer) = self.peers.get(worker).and_then(Option::as_ref) {
-                        let _ = peer.tx.send(Message::Params { index, params });
+                        let header = Message::Params {
+                            index,
+                            params: Vec::new(),
+                        };
+                        let _ = peer.tx.send(Outgoing::Encoded(header, params));
                     }
                 }
                 Action::Applied {
@@ -294,15 +299,15 @@ impl ServerActor {
 
     pub(super) fn stop_peers(&mut self, reason: &str) {
         for peer in self.peers.iter().flatten() {
-            let _ = peer.tx.send(Message::Stop {
+            let _ = peer.tx.send(Outgoing::Message(Message::Stop {
                 reason: reason.to_string(),
-            });
+            }));
         }
     }
 }
 
 /// The update budget of a core, for the progress bar.
-fn core_target(core: &ServerCore<f32>) -> u64 {
+fn core_target(core: &ServerCore<f32, WireTensor>) -> u64 {
     core.max_updates().unwrap_or(0)
 }
 

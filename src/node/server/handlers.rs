@@ -5,8 +5,9 @@ use actix::{Context, Handler, Message as ActixMessage};
 use tokio::sync::mpsc;
 
 use super::actor::{Peer, ServerActor};
+use crate::node::serve::Outgoing;
 use crate::node::shutdown::Shutdown;
-use crate::proto::{Message, RefusalCode};
+use crate::proto::RefusalCode;
 use crate::run::event::{Join, Leave, ServerJoin, ServerLeave};
 use crate::run::RunEvent;
 use crate::server::{Action, Event, GradientIn, RejectReason};
@@ -22,7 +23,7 @@ pub struct Register {
     /// A number unique to this connection.
     pub connection: u64,
     /// Where its outgoing messages go.
-    pub tx: mpsc::UnboundedSender<Message>,
+    pub tx: mpsc::UnboundedSender<Outgoing>,
 }
 
 /// What a registered worker is told in its `Welcome`.
