@@ -1,9 +1,10 @@
 //! The wire protocol: exact round trips, compact tensors, and every kind of bad frame refused
 //! with its own error.
 
+use bytes::Bytes;
 use lagom::proto::{
-    decode_payload, encode, frame_limit, read_frame, Message, ProtoError, RefusalCode, Role,
-    CONTROL_FRAME_LIMIT, PROTOCOL_VERSION,
+    decode_payload, encode, encode_chunks, frame_limit, read_frame, read_frame_from, ChunkRead,
+    Message, ProtoError, RefusalCode, Role, WireDtype, CONTROL_FRAME_LIMIT, PROTOCOL_VERSION,
 };
 
 fn every_message() -> Vec<Message> {
@@ -190,38 +191,159 @@ async fn truncated_frames_wrong_versions_and_garbage_get_their_own_errors() {
     ));
 }
 
+/// The payload of `msg`'s frame with its tensor in `dtype`.
+fn payload_of(msg: Message, dtype: WireDtype) -> Vec<u8> {
+    let chunks = encode_chunks(msg, dtype).expect("encode");
+    let frame: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+    frame[4..].to_vec()
+}
+
+fn malformed(payload: &[u8]) -> String {
+    match decode_payload(payload) {
+        Err(ProtoError::Malformed(why)) => why,
+        other => panic!("not malformed: {other:?}"),
+    }
+}
+
 #[test]
-fn a_tensor_that_is_not_a_whole_number_of_floats_is_malformed() {
-    let frame = encode(&Message::Params {
+fn a_tensor_that_is_not_whole_values_or_of_no_known_dtype_is_malformed() {
+    let params = Message::Params {
         index: 9,
-        params: vec![f32::from_bits(0x1122_3344)],
-    })
-    .expect("encode");
-    // The tensor is `bin8` of 4 bytes: 0xc4 0x04 then the value's bytes. Make it 3 bytes long.
-    let value = 0x1122_3344u32.to_le_bytes();
-    let at = frame
-        .windows(6)
-        .position(|w| w[..2] == [0xc4, 0x04] && w[2..] == value)
-        .expect("bin marker");
-    let mut payload = frame[4..].to_vec();
-    let at = at - 4;
-    payload[at + 1] = 3;
-    payload.remove(at + 2);
-    // An odd length is a half-precision tensor, whose last byte (here 0x11) is its dtype tag.
-    let err = decode_payload(&payload).expect_err("3-byte tensor");
+        params: vec![f32::from_bits(0x1122_3344), 2.0],
+    };
+    // The payload ends in the tag byte and 8 bytes of values: drop one byte.
+    let mut payload = payload_of(params.clone(), WireDtype::F32);
+    payload.pop();
+    let why = malformed(&payload);
     assert!(
-        err.to_string()
-            .contains("tensor of 3 bytes has unknown dtype tag 17"),
-        "{err}"
+        why.contains("f32 tensor of 7 bytes is not whole 4-byte values"),
+        "{why}"
     );
-    // An even length that is not whole f32 values is no tensor at all.
-    let mut payload = frame[4..].to_vec();
-    payload[at + 1] = 2;
-    payload.truncate(at + 4);
-    let err = decode_payload(&payload).expect_err("2-byte tensor");
+    let mut payload = payload_of(params.clone(), WireDtype::Bf16);
+    payload.pop();
+    let why = malformed(&payload);
     assert!(
-        err.to_string()
-            .contains("tensor of 2 bytes is neither whole f32 values"),
-        "{err}"
+        why.contains("bf16 tensor of 3 bytes is not whole 2-byte values"),
+        "{why}"
     );
+    // The tag byte is the 9th byte from the end in f32.
+    let mut payload = payload_of(params, WireDtype::F32);
+    let at = payload.len() - 9;
+    payload[at] = 9;
+    let why = malformed(&payload);
+    assert!(why.contains("unknown tensor dtype tag 9"), "{why}");
+}
+
+#[test]
+fn headers_and_what_follows_them_must_agree_with_the_message_kind() {
+    // A header that carries the tensor itself (as version 5 frames did) is refused.
+    let mut payload = PROTOCOL_VERSION.to_le_bytes().to_vec();
+    let mut header = Vec::new();
+    rmp_serde::encode::write_named(
+        &mut header,
+        &Message::Params {
+            index: 1,
+            params: vec![1.0, 2.0],
+        },
+    )
+    .expect("header");
+    payload.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    payload.extend_from_slice(&header);
+    payload.extend_from_slice(&[WireDtype::F32.tag()]);
+    let why = malformed(&payload);
+    assert!(
+        why.contains("params header carries 2 tensor values itself"),
+        "{why}"
+    );
+    // A message without a tensor followed by bytes.
+    let mut payload = payload_of(Message::Heartbeat { at_ms: 5 }, WireDtype::F32);
+    payload.push(0);
+    let why = malformed(&payload);
+    assert!(
+        why.contains("1 bytes follow the header of a heartbeat"),
+        "{why}"
+    );
+    // A message with a tensor that ends at its header.
+    let mut payload = payload_of(
+        Message::Params {
+            index: 1,
+            params: Vec::new(),
+        },
+        WireDtype::F32,
+    );
+    assert_eq!(payload.pop(), Some(WireDtype::F32.tag()));
+    let why = malformed(&payload);
+    assert!(why.contains("params frame ends before its tensor"), "{why}");
+    // A header length beyond the payload.
+    let mut payload = payload_of(Message::Heartbeat { at_ms: 5 }, WireDtype::F32);
+    payload[2..6].copy_from_slice(&1000u32.to_le_bytes());
+    let why = malformed(&payload);
+    assert!(
+        why.contains("a header of 1000 bytes in a payload of"),
+        "{why}"
+    );
+}
+
+/// Hands out a byte string in chunks of a fixed size, as a transport's buffers may split it.
+struct Chunks {
+    data: Vec<u8>,
+    at: usize,
+    size: usize,
+}
+
+impl ChunkRead for Chunks {
+    async fn read_chunk(&mut self, max: usize) -> std::io::Result<Option<Bytes>> {
+        let n = self.size.min(max).min(self.data.len() - self.at);
+        let chunk = Bytes::copy_from_slice(&self.data[self.at..self.at + n]);
+        self.at += n;
+        Ok((n > 0).then_some(chunk))
+    }
+}
+
+#[tokio::test]
+async fn a_tensor_split_anywhere_between_chunks_decodes_to_the_same_values() {
+    let values: Vec<f32> = (0..1000).map(|i| (i as f32 - 500.5) * 0.013).collect();
+    for dtype in WireDtype::ALL {
+        let msg = Message::Gradient {
+            worker: 1,
+            incarnation: 2,
+            seq: 3,
+            ite: 4,
+            loss: 0.5,
+            samples: 8,
+            grad: values.clone(),
+        };
+        let chunks = encode_chunks(msg, dtype).expect("encode");
+        let frame: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        let whole = decode_payload(&frame[4..]).expect("decodes");
+        for size in [1, 2, 3, 5, 7, 64, 4097] {
+            let mut src = Chunks {
+                data: frame.clone(),
+                at: 0,
+                size,
+            };
+            let (got, bytes) = read_frame_from(&mut src, frame_limit(values.len()))
+                .await
+                .expect("read")
+                .expect("a frame");
+            assert_eq!(bytes, frame.len());
+            assert_eq!(
+                encode(&got).expect("encode"),
+                encode(&whole).expect("encode"),
+                "{dtype}, chunks of {size}"
+            );
+        }
+        let mut cut = Chunks {
+            data: frame[..frame.len() - 1].to_vec(),
+            at: 0,
+            size: 3,
+        };
+        let err = read_frame_from(&mut cut, frame_limit(values.len()))
+            .await
+            .expect_err("truncated");
+        assert!(
+            matches!(err, ProtoError::Truncated { .. }),
+            "{dtype}: {err}"
+        );
+    }
 }

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use quinn::Connection;
 
 use crate::proto::{
-    encode_chunks, encode_chunks_with, read_frame_sized, Message, WireDtype, WireTensor,
+    encode_chunks, encode_chunks_with, read_frame_from, ChunkRead, Message, WireDtype, WireTensor,
 };
 
 /// Sends `msg` (its tensor, if any, in `f32`) on a fresh stream and waits until the peer has
@@ -64,11 +64,20 @@ pub async fn recv_sized(conn: &Connection, limit: usize) -> Result<Option<(Messa
         | Err(quinn::ConnectionError::LocallyClosed) => return Ok(None),
         Err(e) => return Err(e).context("connection lost"),
     };
-    match read_frame_sized(&mut stream, limit).await? {
+    match read_frame_from(&mut QuicChunks(&mut stream), limit).await? {
         Some((m, bytes)) => {
             crate::monitor::bytes_received(bytes);
             Ok(Some((m, bytes)))
         }
         None => anyhow::bail!("a stream ended before its message started"),
+    }
+}
+
+/// A QUIC receive stream as a [`ChunkRead`]: its chunks are quinn's own buffers (no copy).
+struct QuicChunks<'a>(&'a mut quinn::RecvStream);
+
+impl ChunkRead for QuicChunks<'_> {
+    async fn read_chunk(&mut self, max: usize) -> std::io::Result<Option<Bytes>> {
+        Ok(self.0.read_chunk(max, true).await?.map(|c| c.bytes))
     }
 }

@@ -1,59 +1,42 @@
-//! Frames as a list of chunks that share the tensor's memory: the header is encoded, the tensor
-//! is handed over as it is (in `f32`) or converted once (in a half precision). Sending a `Params`
-//! or `Gradient` in `f32` then copies nothing of the tensor before the transport encrypts it.
+//! Frames as a list of chunks that share the tensor's memory: the head (length prefix, version,
+//! header, tag) is encoded, the tensor is handed over as it is (in `f32`) or converted once (in a
+//! half precision). Sending a `Params` or `Gradient` in `f32` then copies nothing of the tensor
+//! before the transport encrypts it.
 
 use std::borrow::Cow;
 
 use bytes::Bytes;
 
-use super::{encode, Message, ProtoError, WireDtype, WireTensor};
-
-/// MessagePack `bin 8` with length 0: what an empty tensor encodes to.
-const EMPTY_BIN: [u8; 2] = [0xc4, 0x00];
-
-/// The MessagePack `bin` header for `len` bytes, in the smallest form (as rmp writes it).
-fn bin_header(len: u32, out: &mut Vec<u8>) {
-    if let Ok(n) = u8::try_from(len) {
-        out.extend_from_slice(&[0xc4, n]);
-    } else if let Ok(n) = u16::try_from(len) {
-        out.push(0xc5);
-        out.extend_from_slice(&n.to_be_bytes());
-    } else {
-        out.push(0xc6);
-        out.extend_from_slice(&len.to_be_bytes());
-    }
-}
+use super::frame::encode_head;
+use super::{Message, ProtoError, WireDtype, WireTensor};
 
 /// The size in bytes of `msg`'s frame (length prefix included) with its tensor in `dtype`,
 /// without encoding the tensor.
 pub fn frame_size(msg: &mut Message, dtype: WireDtype) -> Result<usize, ProtoError> {
     let Some(tensor) = msg.tensor_mut().map(std::mem::take) else {
-        return Ok(encode(msg)?.len());
+        return Ok(encode_head(msg, None)?.len());
     };
-    let empty = encode(msg)?.len();
     let n = dtype.encoded_len(tensor.len());
+    let head = encode_head(msg, Some((dtype, n)));
     if let Some(t) = msg.tensor_mut() {
         *t = tensor;
     }
-    let mut header = Vec::new();
-    bin_header(u32::try_from(n).unwrap_or(u32::MAX), &mut header);
-    Ok(empty - EMPTY_BIN.len() + header.len() + n)
+    Ok(head?.len() + n)
 }
 
 /// The frame of `msg` with its tensor in `dtype`, as chunks: for a message with a tensor, the
-/// header (length prefix, version and every field before the tensor) and then the tensor's bytes
-/// (for `f32` the vector's own memory, and the concatenation is exactly [`encode`]`(&msg)`); any
-/// other message is one chunk.
+/// head and then the tensor's values (for `f32` the vector's own memory); any other message is
+/// one chunk.
 pub fn encode_chunks(mut msg: Message, dtype: WireDtype) -> Result<Vec<Bytes>, ProtoError> {
     let tensor = match msg.tensor_mut() {
         Some(t) => std::mem::take(t),
-        None => return Ok(vec![Bytes::from(encode(&msg)?)]),
+        None => return Ok(vec![Bytes::from(encode_head(&msg, None)?)]),
     };
     encode_chunks_with(msg, dtype.wire_tensor(Cow::Owned(tensor)))
 }
 
 /// The frame of `msg` carrying `tensor` (already in its wire form) as its tensor, as chunks: the
-/// header, then `tensor`'s bytes as they are. `msg` must be a message with a tensor, left empty;
+/// head, then `tensor`'s bytes as they are. `msg` must be a message with a tensor, left empty;
 /// anything else is refused.
 pub fn encode_chunks_with(msg: Message, tensor: WireTensor) -> Result<Vec<Bytes>, ProtoError> {
     match msg.tensor() {
@@ -72,33 +55,13 @@ pub fn encode_chunks_with(msg: Message, tensor: WireTensor) -> Result<Vec<Bytes>
             )))
         }
     }
-    let tensor_len = tensor.len();
-    let too_big = || ProtoError::Oversized {
-        len: tensor_len,
-        limit: u32::MAX as usize,
-    };
-    let bin_len = u32::try_from(tensor_len).map_err(|_| too_big())?;
-    // The tensor is the last field of every message that has one, so the frame with an empty tensor ends in
-    // an empty `bin`: swap it for the header of the real length and fix the prefix.
-    let mut head = encode(&msg)?;
-    if !head.ends_with(&EMPTY_BIN) {
-        return Err(ProtoError::Malformed(format!(
-            "the tensor of a {} message is not its last field",
-            msg.kind()
-        )));
-    }
-    head.truncate(head.len() - EMPTY_BIN.len());
-    bin_header(bin_len, &mut head);
-    let payload = (head.len() - 4)
-        .checked_add(tensor_len)
-        .and_then(|n| u32::try_from(n).ok())
-        .ok_or_else(too_big)?;
-    head[..4].copy_from_slice(&payload.to_le_bytes());
+    let head = encode_head(&msg, Some((tensor.dtype(), tensor.len())))?;
     Ok(vec![Bytes::from(head), tensor.into_bytes()])
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::encode;
     use super::*;
 
     fn concat(chunks: &[Bytes]) -> Vec<u8> {

@@ -1,7 +1,8 @@
-//! The precision of tensors on the wire (`net.wire_dtype`). A tensor is one MessagePack `bin`:
-//! `f32` as 4 bytes per value (a multiple of 4 bytes, the format of every earlier build), `bf16`
-//! and `f16` as 2 bytes per value followed by one tag byte — an odd length, so the receiver tells
-//! the three apart from the bytes alone and always holds `f32` once decoded.
+//! The precision of tensors on the wire (`net.wire_dtype`). A frame carries its tensor after
+//! the header as a tag byte ([`WireDtype::tag`]) and the values — `f32` as 4 little-endian bytes
+//! each, `bf16` and `f16` as 2 — which a [`TensorDecoder`] converts into `f32`s chunk by chunk, as
+//! the transport hands them over. Vectors inside a header are MessagePack `bin`s: `f32`s as they
+//! are, or (from earlier builds) a half precision followed by its tag byte, an odd length.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -27,9 +28,11 @@ pub enum WireDtype {
     F16,
 }
 
-/// The tag byte that ends a `bf16` tensor.
+/// The tag of an `f32` tensor.
+const F32_TAG: u8 = 0;
+/// The tag of a `bf16` tensor (it also ends a half-precision `bin`).
 const BF16_TAG: u8 = 1;
-/// The tag byte that ends an `f16` tensor.
+/// The tag of an `f16` tensor (it also ends a half-precision `bin`).
 const F16_TAG: u8 = 2;
 /// Values converted per step when the bytes of a half-precision tensor are not 2-aligned.
 const UNALIGNED_BLOCK: usize = 4096;
@@ -47,42 +50,93 @@ impl WireDtype {
         }
     }
 
-    /// Bytes of the `bin` that carries `values` values in this dtype.
-    pub fn encoded_len(self, values: usize) -> usize {
+    /// The byte that announces a tensor in this dtype in a frame.
+    pub fn tag(self) -> u8 {
         match self {
-            WireDtype::F32 => values.saturating_mul(4),
-            WireDtype::Bf16 | WireDtype::F16 => values.saturating_mul(2).saturating_add(1),
+            WireDtype::F32 => F32_TAG,
+            WireDtype::Bf16 => BF16_TAG,
+            WireDtype::F16 => F16_TAG,
         }
     }
 
-    /// The bytes of `values` in this dtype: for `f32` the vector's own memory (no copy), for a
-    /// half precision one conversion pass into a new buffer (round to nearest even).
+    /// The dtype a frame's tag byte announces, or what is wrong with it.
+    pub fn from_tag(tag: u8) -> Result<WireDtype, String> {
+        WireDtype::ALL
+            .into_iter()
+            .find(|d| d.tag() == tag)
+            .ok_or_else(|| format!("unknown tensor dtype tag {tag}"))
+    }
+
+    /// Bytes per value.
+    pub fn width(self) -> usize {
+        match self {
+            WireDtype::F32 => 4,
+            WireDtype::Bf16 | WireDtype::F16 => 2,
+        }
+    }
+
+    /// Bytes of the values of a tensor of `values` values in this dtype (the tag not counted).
+    pub fn encoded_len(self, values: usize) -> usize {
+        values.saturating_mul(self.width())
+    }
+
+    /// `values` as a `bin` inside a header: `f32`s as they are (the vector's own memory, no
+    /// copy), a half precision converted once and followed by its tag byte.
     pub fn encode(self, values: Vec<f32>) -> Bytes {
-        self.wire_tensor(Cow::Owned(values)).0
+        let tensor = self.wire_tensor(Cow::Owned(values));
+        if self == WireDtype::F32 {
+            return tensor.bytes;
+        }
+        let mut bin = Vec::with_capacity(tensor.len() + 1);
+        bin.extend_from_slice(&tensor.bytes);
+        bin.push(self.tag());
+        Bytes::from(bin)
     }
 
     /// `values` in their wire form in this dtype, made from wherever they are: owned `f32`
     /// values are sent as they are, borrowed ones copied once; a half precision is converted
     /// once, straight from the borrowed values (round to nearest even).
     pub fn wire_tensor(self, values: Cow<'_, [f32]>) -> WireTensor {
-        let tag = match self {
-            WireDtype::F32 => return WireTensor(Bytes::from_owner(F32Bytes(values.into_owned()))),
-            WireDtype::Bf16 => BF16_TAG,
-            WireDtype::F16 => F16_TAG,
-        };
-        let n = values.len();
-        // One u16 more than the values: its first byte (little-endian) is the tag.
-        let mut halves = Vec::with_capacity(n + 1);
-        match self {
-            WireDtype::Bf16 => append_f32_as_bf16(&values, &mut halves),
-            _ => {
-                halves.resize(n, 0);
+        let bytes = match self {
+            WireDtype::F32 => Bytes::from_owner(F32Bytes(values.into_owned())),
+            WireDtype::Bf16 => {
+                let mut halves = Vec::with_capacity(values.len());
+                append_f32_as_bf16(&values, &mut halves);
+                Bytes::from_owner(HalfBytes(halves))
+            }
+            WireDtype::F16 => {
+                let mut halves = vec![0u16; values.len()];
                 f32_to_f16(&values, &mut halves);
+                Bytes::from_owner(HalfBytes(halves))
+            }
+        };
+        WireTensor { dtype: self, bytes }
+    }
+
+    /// Appends to `out` the values of `bytes` (whole values of this dtype, little-endian, at any
+    /// alignment) as `f32`s.
+    pub fn append_decoded(self, bytes: &[u8], out: &mut Vec<f32>) {
+        debug_assert_eq!(bytes.len() % self.width(), 0);
+        match self {
+            WireDtype::F32 => out.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            ),
+            WireDtype::Bf16 => append_bf16_le_as_f32(bytes, out),
+            WireDtype::F16 => {
+                let mut block = [0u16; UNALIGNED_BLOCK];
+                let mut values = [0f32; UNALIGNED_BLOCK];
+                for bytes in bytes.chunks(2 * UNALIGNED_BLOCK) {
+                    let n = bytes.len() / 2;
+                    for (h, b) in block[..n].iter_mut().zip(bytes.chunks_exact(2)) {
+                        *h = u16::from_le_bytes([b[0], b[1]]);
+                    }
+                    f16_to_f32(&block[..n], &mut values[..n]);
+                    out.extend_from_slice(&values[..n]);
+                }
             }
         }
-        drop(values);
-        halves.push(u16::from(tag));
-        WireTensor(Bytes::from_owner(HalfBytes(halves)))
     }
 
     /// `values` as a receiver of them in this dtype holds them (rounded to nearest even; `f32`
@@ -117,52 +171,17 @@ impl WireDtype {
         }
     }
 
-    /// Decodes a tensor's `bin` (any alignment) into `f32`s, whatever dtype it was sent in.
+    /// Decodes a header's `bin` (any alignment) into `f32`s, whatever dtype it was sent in.
     pub fn decode(bin: &[u8]) -> Result<Vec<f32>, String> {
         let dtype = Self::of_bin(bin.len(), bin.last().copied())?;
-        if dtype == WireDtype::F32 {
-            return Ok(f32_from_le_bytes(bin));
-        }
-        let data = &bin[..bin.len() - 1];
-        let n = data.len() / 2;
-        if dtype == WireDtype::Bf16 {
-            let mut out = Vec::with_capacity(n);
-            append_bf16_le_as_f32(data, &mut out);
-            return Ok(out);
-        }
-        let mut out = vec![0f32; n];
-        match bytemuck::try_cast_slice::<u8, u16>(data) {
-            Ok(halves) => f16_to_f32(halves, &mut out),
-            Err(_) => {
-                let mut block = [0u16; UNALIGNED_BLOCK];
-                for (bytes, dst) in data
-                    .chunks(2 * UNALIGNED_BLOCK)
-                    .zip(out.chunks_mut(UNALIGNED_BLOCK))
-                {
-                    let block = &mut block[..dst.len()];
-                    for (h, b) in block.iter_mut().zip(bytes.chunks_exact(2)) {
-                        *h = u16::from_le_bytes([b[0], b[1]]);
-                    }
-                    f16_to_f32(block, dst);
-                }
-            }
-        }
+        let data = match dtype {
+            WireDtype::F32 => bin,
+            _ => &bin[..bin.len() - 1],
+        };
+        let mut out = Vec::with_capacity(data.len() / dtype.width());
+        dtype.append_decoded(data, &mut out);
         Ok(out)
     }
-}
-
-/// The little-endian f32 values in `bin` (whose length is a multiple of 4, at any alignment) in
-/// aligned storage, written once (no zero-fill before the copy) and in safe code: bytes from the
-/// network never meet `unsafe`. The loop compiles to vector loads and stores: 26 µs for a
-/// ResNet-20 tensor against 23 µs for a plain copy and 24 µs for an unsafe `memcpy` into
-/// uninitialised capacity (`decode_wire_f32` in `benches/half_precision.rs`, AMD EPYC).
-fn f32_from_le_bytes(bin: &[u8]) -> Vec<f32> {
-    let mut v = Vec::with_capacity(bin.len() / 4);
-    v.extend(
-        bin.chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-    );
-    v
 }
 
 impl fmt::Display for WireDtype {
@@ -171,25 +190,111 @@ impl fmt::Display for WireDtype {
     }
 }
 
-/// A tensor in its wire form: the bytes of its `bin` in one [`WireDtype`], as
-/// [`WireDtype::wire_tensor`] makes them (and as a frame carries them after its header).
+/// A tensor in its wire form: its values' bytes in one [`WireDtype`], as
+/// [`WireDtype::wire_tensor`] makes them (and as a frame carries them after its tag byte).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WireTensor(Bytes);
+pub struct WireTensor {
+    dtype: WireDtype,
+    bytes: Bytes,
+}
 
 impl WireTensor {
-    /// The `bin`'s bytes.
+    /// The dtype of the values.
+    pub fn dtype(&self) -> WireDtype {
+        self.dtype
+    }
+
+    /// The values' bytes.
     pub fn into_bytes(self) -> Bytes {
-        self.0
+        self.bytes
     }
 
-    /// The `bin`'s length in bytes.
+    /// The values' length in bytes.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.bytes.len()
     }
 
-    /// Whether the `bin` is empty (an `f32` tensor of no values).
+    /// Whether there are no values.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.bytes.is_empty()
+    }
+}
+
+/// Converts a frame's tensor into `f32`s as its bytes arrive, in chunks split anywhere (a value
+/// cut between two chunks is completed from the next), refusing more or fewer bytes than the
+/// frame announced.
+#[derive(Debug)]
+pub struct TensorDecoder {
+    dtype: WireDtype,
+    /// Bytes still to come.
+    remaining: usize,
+    /// The start of a value cut at the end of the previous chunk.
+    partial: [u8; 4],
+    partial_len: usize,
+    values: Vec<f32>,
+}
+
+impl TensorDecoder {
+    /// A decoder for `bytes` bytes of values in `dtype`; an error unless they are whole values.
+    pub fn new(dtype: WireDtype, bytes: usize) -> Result<Self, String> {
+        if bytes % dtype.width() != 0 {
+            return Err(format!(
+                "a {dtype} tensor of {bytes} bytes is not whole {}-byte values",
+                dtype.width()
+            ));
+        }
+        Ok(TensorDecoder {
+            dtype,
+            remaining: bytes,
+            partial: [0; 4],
+            partial_len: 0,
+            values: Vec::with_capacity(bytes / dtype.width()),
+        })
+    }
+
+    /// Bytes still expected.
+    pub fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    /// Converts the next `chunk` of the tensor's bytes; an error if it goes past the end.
+    pub fn push(&mut self, mut chunk: &[u8]) -> Result<(), String> {
+        if chunk.len() > self.remaining {
+            return Err(format!(
+                "a chunk of {} bytes where only {} tensor bytes remain",
+                chunk.len(),
+                self.remaining
+            ));
+        }
+        self.remaining -= chunk.len();
+        let width = self.dtype.width();
+        if self.partial_len > 0 {
+            let take = (width - self.partial_len).min(chunk.len());
+            self.partial[self.partial_len..self.partial_len + take].copy_from_slice(&chunk[..take]);
+            self.partial_len += take;
+            chunk = &chunk[take..];
+            if self.partial_len < width {
+                return Ok(());
+            }
+            let value = self.partial;
+            self.dtype.append_decoded(&value[..width], &mut self.values);
+            self.partial_len = 0;
+        }
+        let whole = chunk.len() - chunk.len() % width;
+        self.dtype.append_decoded(&chunk[..whole], &mut self.values);
+        let rest = &chunk[whole..];
+        self.partial[..rest.len()].copy_from_slice(rest);
+        self.partial_len = rest.len();
+        Ok(())
+    }
+
+    /// The values, once every announced byte has arrived; how many are missing otherwise.
+    pub fn finish(self) -> Result<Vec<f32>, usize> {
+        if self.remaining > 0 {
+            return Err(self.remaining);
+        }
+        debug_assert_eq!(self.partial_len, 0);
+        Ok(self.values)
     }
 }
 
@@ -202,14 +307,12 @@ impl AsRef<[u8]> for F32Bytes {
     }
 }
 
-/// Half-precision values and, in the low byte of one more `u16`, the tag: its bytes end after
-/// the tag (an odd length).
+/// Half-precision values viewed as their little-endian bytes.
 struct HalfBytes(Vec<u16>);
 
 impl AsRef<[u8]> for HalfBytes {
     fn as_ref(&self) -> &[u8] {
-        let bytes: &[u8] = bytemuck::cast_slice(&self.0);
-        &bytes[..bytes.len() - 1]
+        bytemuck::cast_slice(&self.0)
     }
 }
 
@@ -242,7 +345,7 @@ mod tests {
             for n in [0usize, 1, 2, 3, 4095, 4096, 4097, 10_000] {
                 let v = sample(n);
                 let bytes = dtype.encode(v.clone());
-                assert_eq!(bytes.len(), dtype.encoded_len(n));
+                assert_eq!(bytes.len(), dtype.encoded_len(n) + 1);
                 assert_eq!(bytes.len() % 2, 1, "{dtype} {n}");
                 let back = WireDtype::decode(&bytes).unwrap();
                 let rounded: Vec<f32> = v
