@@ -57,7 +57,11 @@ fn conversions(c: &mut Criterion) {
             .chain(src.iter().flat_map(|x| x.to_le_bytes()))
             .collect();
         group.bench_function(BenchmarkId::new("decode_wire_f32", size), |b| {
-            b.iter(|| WireDtype::decode(&wire_f32[1..]))
+            b.iter(|| {
+                let mut out = Vec::with_capacity(n);
+                WireDtype::F32.append_decoded(&wire_f32[1..], &mut out);
+                out
+            })
         });
         group.bench_function(BenchmarkId::new("encode_f16", size), |b| {
             b.iter(|| f32_to_f16(&src, &mut halves))

@@ -27,7 +27,7 @@ use candle_core::Device;
 use lagom::algo::AlgorithmName;
 use lagom::config::Config;
 use lagom::net::{client_endpoint, connect, recv, send, send_as, TransportSettings};
-use lagom::node::{load_split, start_server, Deliver, Outgoing, Register};
+use lagom::node::{load_split, start_server, Deliver, Queued, Register};
 use lagom::proto::{
     decode_payload, encode, encode_chunks_with, frame_limit, frame_size, Message, Role, WireDtype,
 };
@@ -140,7 +140,7 @@ async fn in_process_worker(
     })?;
     let mut seq = 0;
     while let Some(out) = rx.recv().await {
-        let Outgoing::Encoded(header, tensor) = out else {
+        let Queued::Encoded(header, tensor) = out else {
             break;
         };
         let Message::Params { index, .. } = header else {

@@ -26,7 +26,7 @@ pub use roles::{
     load_split, run_local, run_server, run_worker_role, start_server, start_server_node,
     worker_compute, ServerNode, StartedServer, WorkerShard,
 };
-pub use serve::Outgoing;
+pub use serve::Queued;
 pub use server::{
     accept_loop, Checkpoint, Deliver, Disconnected, Register, RegisterResult, Registered,
     ServerActor, ServerRunInfo, CHECKPOINT_FILE, CHECKPOINT_VERSION,

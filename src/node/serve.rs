@@ -133,7 +133,7 @@ pub async fn read_until_gone<F, Fut>(
 
 /// What an actor queues for a connection's writer task.
 #[derive(Debug)]
-pub enum Outgoing {
+pub enum Queued {
     /// A message; its tensor, if any, converted to the connection's wire dtype on the way.
     Message(Message),
     /// A message with its tensor left empty and the tensor already in wire form (the server's
@@ -141,16 +141,16 @@ pub enum Outgoing {
     Encoded(Message, WireTensor),
 }
 
-impl From<Message> for Outgoing {
+impl From<Message> for Queued {
     fn from(msg: Message) -> Self {
-        Outgoing::Message(msg)
+        Queued::Message(msg)
     }
 }
 
 /// Sends what the actor queues for `worker` on its connection (tensors in `dtype`), in order, on
 /// a task of its own, until a send fails or a `Stop` has gone out; when the actor drops the queue
 /// (a newer connection of the slot replaced this one) the connection is closed.
-pub fn spawn_writer<M: Into<Outgoing> + 'static>(
+pub fn spawn_writer<M: Into<Queued> + 'static>(
     conn: Connection,
     mut rx: mpsc::UnboundedReceiver<M>,
     worker: usize,
@@ -163,11 +163,11 @@ pub fn spawn_writer<M: Into<Outgoing> + 'static>(
                 return;
             };
             let (stop, sent) = match next.into() {
-                Outgoing::Message(msg) => (
+                Queued::Message(msg) => (
                     matches!(msg, Message::Stop { .. }),
                     send_as(&conn, msg, dtype).await,
                 ),
-                Outgoing::Encoded(msg, tensor) => (false, send_encoded(&conn, msg, tensor).await),
+                Queued::Encoded(msg, tensor) => (false, send_encoded(&conn, msg, tensor).await),
             };
             if let Err(e) = sent {
                 tracing::debug!("worker {worker}: {e:#}");

@@ -1,8 +1,8 @@
 //! The precision of tensors on the wire (`net.wire_dtype`). A frame carries its tensor after
 //! the header as a tag byte ([`WireDtype::tag`]) and the values — `f32` as 4 little-endian bytes
 //! each, `bf16` and `f16` as 2 — which a [`TensorDecoder`] converts into `f32`s chunk by chunk, as
-//! the transport hands them over. Vectors inside a header are MessagePack `bin`s: `f32`s as they
-//! are, or (from earlier builds) a half precision followed by its tag byte, an odd length.
+//! the transport hands them over. Vectors inside a header are MessagePack `bin`s of `f32`s
+//! ([`decode_f32_bin`]).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -30,11 +30,12 @@ pub enum WireDtype {
 
 /// The tag of an `f32` tensor.
 const F32_TAG: u8 = 0;
-/// The tag of a `bf16` tensor (it also ends a half-precision `bin`).
+/// The tag of a `bf16` tensor.
 const BF16_TAG: u8 = 1;
-/// The tag of an `f16` tensor (it also ends a half-precision `bin`).
+/// The tag of an `f16` tensor.
 const F16_TAG: u8 = 2;
-/// Values converted per step when the bytes of a half-precision tensor are not 2-aligned.
+/// Values converted per step of an `f16` decode (through a stack buffer: the bytes may sit at any
+/// alignment).
 const UNALIGNED_BLOCK: usize = 4096;
 
 impl WireDtype {
@@ -78,19 +79,6 @@ impl WireDtype {
     /// Bytes of the values of a tensor of `values` values in this dtype (the tag not counted).
     pub fn encoded_len(self, values: usize) -> usize {
         values.saturating_mul(self.width())
-    }
-
-    /// `values` as a `bin` inside a header: `f32`s as they are (the vector's own memory, no
-    /// copy), a half precision converted once and followed by its tag byte.
-    pub fn encode(self, values: Vec<f32>) -> Bytes {
-        let tensor = self.wire_tensor(Cow::Owned(values));
-        if self == WireDtype::F32 {
-            return tensor.bytes;
-        }
-        let mut bin = Vec::with_capacity(tensor.len() + 1);
-        bin.extend_from_slice(&tensor.bytes);
-        bin.push(self.tag());
-        Bytes::from(bin)
     }
 
     /// `values` in their wire form in this dtype, made from wherever they are: owned `f32`
@@ -155,33 +143,20 @@ impl WireDtype {
         }
         values
     }
+}
 
-    /// The dtype of a tensor's `bin` of `len` bytes whose last byte is `last`, or why none.
-    fn of_bin(len: usize, last: Option<u8>) -> Result<WireDtype, String> {
-        if len % 4 == 0 {
-            return Ok(WireDtype::F32);
-        }
-        match (len % 2, last) {
-            (1, Some(BF16_TAG)) => Ok(WireDtype::Bf16),
-            (1, Some(F16_TAG)) => Ok(WireDtype::F16),
-            (1, Some(tag)) => Err(format!("tensor of {len} bytes has unknown dtype tag {tag}")),
-            _ => Err(format!(
-                "tensor of {len} bytes is neither whole f32 values nor tagged half precision"
-            )),
-        }
+/// The values of a header's `bin` of little-endian `f32`s (any alignment); an error unless it is
+/// whole values.
+pub fn decode_f32_bin(bin: &[u8]) -> Result<Vec<f32>, String> {
+    if bin.len() % 4 != 0 {
+        return Err(format!(
+            "a vector of {} bytes is not whole f32 values",
+            bin.len()
+        ));
     }
-
-    /// Decodes a header's `bin` (any alignment) into `f32`s, whatever dtype it was sent in.
-    pub fn decode(bin: &[u8]) -> Result<Vec<f32>, String> {
-        let dtype = Self::of_bin(bin.len(), bin.last().copied())?;
-        let data = match dtype {
-            WireDtype::F32 => bin,
-            _ => &bin[..bin.len() - 1],
-        };
-        let mut out = Vec::with_capacity(data.len() / dtype.width());
-        dtype.append_decoded(data, &mut out);
-        Ok(out)
-    }
+    let mut out = Vec::with_capacity(bin.len() / 4);
+    WireDtype::F32.append_decoded(bin, &mut out);
+    Ok(out)
 }
 
 impl fmt::Display for WireDtype {
@@ -324,30 +299,35 @@ mod tests {
         (0..n).map(|i| (i as f32 - 7.5) * 0.37).collect()
     }
 
+    /// `bytes` decoded as a `dtype` tensor, from an odd address (a chunk can start anywhere).
+    fn decoded(dtype: WireDtype, bytes: &[u8]) -> Vec<f32> {
+        let mut shifted = vec![0u8; bytes.len() + 1];
+        shifted[1..].copy_from_slice(bytes);
+        let mut decoder = TensorDecoder::new(dtype, bytes.len()).unwrap();
+        decoder.push(&shifted[1..]).unwrap();
+        decoder.finish().unwrap()
+    }
+
     #[test]
     fn f32_goes_out_as_its_own_bytes_and_comes_back_exactly() {
         let v = sample(1001);
         let sent = v.clone();
         let address = sent.as_ptr() as usize;
-        let bytes = WireDtype::F32.encode(sent);
+        let tensor = WireDtype::F32.wire_tensor(Cow::Owned(sent));
+        assert_eq!(tensor.len(), WireDtype::F32.encoded_len(1001));
+        let bytes = tensor.into_bytes();
         assert_eq!(bytes.as_ptr() as usize, address);
-        assert_eq!(bytes.len(), WireDtype::F32.encoded_len(1001));
-        assert_eq!(WireDtype::decode(&bytes).unwrap(), v);
-        // The same bytes at an odd address (a borrowed `bin` can start anywhere).
-        let mut shifted = vec![0u8; bytes.len() + 1];
-        shifted[1..].copy_from_slice(&bytes);
-        assert_eq!(WireDtype::decode(&shifted[1..]).unwrap(), v);
+        assert_eq!(decoded(WireDtype::F32, &bytes), v);
+        assert_eq!(decode_f32_bin(&bytes[..]).unwrap(), v);
     }
 
     #[test]
-    fn half_precisions_are_tagged_odd_lengths_that_decode_to_the_rounded_values() {
+    fn half_precisions_decode_to_the_rounded_values() {
         for dtype in [WireDtype::Bf16, WireDtype::F16] {
             for n in [0usize, 1, 2, 3, 4095, 4096, 4097, 10_000] {
                 let v = sample(n);
-                let bytes = dtype.encode(v.clone());
-                assert_eq!(bytes.len(), dtype.encoded_len(n) + 1);
-                assert_eq!(bytes.len() % 2, 1, "{dtype} {n}");
-                let back = WireDtype::decode(&bytes).unwrap();
+                let tensor = dtype.wire_tensor(Cow::Borrowed(&v));
+                assert_eq!(tensor.len(), dtype.encoded_len(n));
                 let rounded: Vec<f32> = v
                     .iter()
                     .map(|&x| match dtype {
@@ -355,12 +335,8 @@ mod tests {
                         _ => half::f16::from_f32(x).to_f32(),
                     })
                     .collect();
-                assert_eq!(back, rounded, "{dtype} {n}");
+                assert_eq!(decoded(dtype, &tensor.into_bytes()), rounded, "{dtype} {n}");
                 assert_eq!(dtype.rounded(v.clone()), rounded, "{dtype} {n}");
-                // The same bytes at an odd address (a borrowed `bin` can start anywhere).
-                let mut shifted = vec![0u8; bytes.len() + 1];
-                shifted[1..].copy_from_slice(&bytes);
-                assert_eq!(WireDtype::decode(&shifted[1..]).unwrap(), rounded);
             }
         }
     }
@@ -369,24 +345,42 @@ mod tests {
     fn nan_and_infinities_survive_every_dtype() {
         let v = vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1.0, -0.0];
         for dtype in WireDtype::ALL {
-            let back = WireDtype::decode(&dtype.encode(v.clone())).unwrap();
+            let back = decoded(dtype, &dtype.wire_tensor(Cow::Borrowed(&v)).into_bytes());
             assert!(back[0].is_nan(), "{dtype}");
             assert_eq!(&back[1..], &v[1..], "{dtype}");
             assert!(back[4].is_sign_negative(), "{dtype}");
         }
         // Beyond f16's range a value becomes infinite, which the finiteness checks then catch.
-        let big = WireDtype::decode(&WireDtype::F16.encode(vec![1e6, -1e6])).unwrap();
-        assert_eq!(big, vec![f32::INFINITY, f32::NEG_INFINITY]);
+        let big = WireDtype::F16.wire_tensor(Cow::Owned(vec![1e6, -1e6]));
+        assert_eq!(
+            decoded(WireDtype::F16, &big.into_bytes()),
+            vec![f32::INFINITY, f32::NEG_INFINITY]
+        );
     }
 
     #[test]
-    fn malformed_bins_are_refused_with_what_is_wrong() {
-        let e = WireDtype::decode(&[0u8; 6]).unwrap_err();
-        assert!(e.contains("neither whole f32"), "{e}");
-        let e = WireDtype::decode(&[0, 0, 9]).unwrap_err();
-        assert!(e.contains("unknown dtype tag 9"), "{e}");
-        assert_eq!(WireDtype::decode(&[]).unwrap(), Vec::<f32>::new());
-        assert_eq!(WireDtype::decode(&[BF16_TAG]).unwrap(), Vec::<f32>::new());
+    fn tags_round_trip_and_malformed_tensors_are_refused_with_what_is_wrong() {
+        for dtype in WireDtype::ALL {
+            assert_eq!(WireDtype::from_tag(dtype.tag()), Ok(dtype));
+        }
+        let e = WireDtype::from_tag(9).unwrap_err();
+        assert!(e.contains("unknown tensor dtype tag 9"), "{e}");
+        let e = TensorDecoder::new(WireDtype::Bf16, 3).unwrap_err();
+        assert!(
+            e.contains("bf16 tensor of 3 bytes is not whole 2-byte values"),
+            "{e}"
+        );
+        let mut d = TensorDecoder::new(WireDtype::F32, 8).unwrap();
+        d.push(&[0; 5]).unwrap();
+        let e = d.push(&[0; 4]).unwrap_err();
+        assert!(
+            e.contains("a chunk of 4 bytes where only 3 tensor bytes remain"),
+            "{e}"
+        );
+        assert_eq!(d.finish().unwrap_err(), 3);
+        let e = decode_f32_bin(&[0u8; 6]).unwrap_err();
+        assert!(e.contains("6 bytes is not whole f32 values"), "{e}");
+        assert_eq!(decode_f32_bin(&[]).unwrap(), Vec::<f32>::new());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::compute::EvalOutput;
 use crate::node::eval::EvalActor;
 use crate::node::round_deadline::RoundDeadline;
-use crate::node::serve::Outgoing;
+use crate::node::serve::Queued;
 use crate::proto::{Message, WireTensor};
 use crate::run::event::{ClusterDiverged, Diverged, Rejected, ServerProgress, Shutdown};
 use crate::run::{
@@ -24,7 +24,7 @@ pub(super) struct Peer {
     /// A number unique to its connection.
     pub(super) connection: u64,
     /// Its outgoing queue.
-    pub(super) tx: mpsc::UnboundedSender<Outgoing>,
+    pub(super) tx: mpsc::UnboundedSender<Queued>,
 }
 
 /// What the summary needs to know besides the core's counters.
@@ -223,7 +223,7 @@ impl ServerActor {
                             index,
                             params: Vec::new(),
                         };
-                        let _ = peer.tx.send(Outgoing::Encoded(header, params));
+                        let _ = peer.tx.send(Queued::Encoded(header, params));
                     }
                 }
                 Action::Applied {
@@ -299,7 +299,7 @@ impl ServerActor {
 
     pub(super) fn stop_peers(&mut self, reason: &str) {
         for peer in self.peers.iter().flatten() {
-            let _ = peer.tx.send(Outgoing::Message(Message::Stop {
+            let _ = peer.tx.send(Queued::Message(Message::Stop {
                 reason: reason.to_string(),
             }));
         }

@@ -5,7 +5,7 @@ use actix::{Context, Handler, Message as ActixMessage};
 use tokio::sync::mpsc;
 
 use super::actor::{Peer, ServerActor};
-use crate::node::serve::Outgoing;
+use crate::node::serve::Queued;
 use crate::node::shutdown::Shutdown;
 use crate::proto::RefusalCode;
 use crate::run::event::{Join, Leave, ServerJoin, ServerLeave};
@@ -23,7 +23,7 @@ pub struct Register {
     /// A number unique to this connection.
     pub connection: u64,
     /// Where its outgoing messages go.
-    pub tx: mpsc::UnboundedSender<Outgoing>,
+    pub tx: mpsc::UnboundedSender<Queued>,
 }
 
 /// What a registered worker is told in its `Welcome`.

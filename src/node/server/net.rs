@@ -69,7 +69,7 @@ async fn serve_peer(conn: Connection, server: Addr<ServerActor>, req: PeerRequir
         weight_decay: welcome.weight_decay,
     };
     if send(&conn, welcome).await.is_ok() {
-        // Outgoing: parameters and stop, in order, on their own task.
+        // Queued: parameters and stop, in order, on their own task.
         spawn_writer(conn.clone(), rx, worker, req.wire_dtype);
         read_gradients(&conn, &server, worker, incarnation, &req).await;
     }
