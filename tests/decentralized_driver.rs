@@ -169,7 +169,7 @@ fn asynchronous(
                                 queue.push((
                                     at,
                                     worker,
-                                    Delivery::Reduced(iteration, kind, values),
+                                    Delivery::Reduced(iteration, kind, values.to_vec()),
                                 ));
                             }
                         }

@@ -8,6 +8,8 @@
 //! core in slot order. Every node is present and the drivers are polled in rounds, node by node,
 //! until each has completed the iteration; the bytes each node sends and absorbs are counted.
 
+use std::sync::Arc;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -215,7 +217,7 @@ impl<T: Real> InProcessCluster<T> {
             {
                 refused += u64::from(
                     self.drivers[worker]
-                        .on_reduced(iteration, kind, values)
+                        .on_reduced(iteration, kind, Arc::unwrap_or_clone(values))
                         .is_err(),
                 );
             }

@@ -18,6 +18,7 @@
 //! check when it dials them.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::node::ReduceKind;
 use super::node_mean;
@@ -88,8 +89,9 @@ pub enum RendezvousAction<T> {
         kind: ReduceKind,
         /// How many workers it averages.
         contributors: usize,
-        /// The mean, laid out as the parts were.
-        values: Vec<T>,
+        /// The mean, laid out as the parts were: one vector shared by every contributor's action
+        /// of this average (a shell converts it for the wire once, not once per worker).
+        values: Arc<Vec<T>>,
     },
     /// Every present worker has reported iteration `iteration`: evaluate and record.
     Report(RoundReport<T>),
@@ -600,7 +602,7 @@ impl<T: Real> RendezvousCore<T> {
             let contributors: Vec<usize> =
                 (0..slots.len()).filter(|&i| slots[i].is_some()).collect();
             let vectors: Vec<Vec<T>> = slots.into_iter().flatten().collect();
-            let mean = node_mean(&vectors);
+            let mean = Arc::new(node_mean(&vectors));
             self.totals.averages += 1;
             for worker in contributors {
                 if self.members[worker].is_some() {
@@ -609,7 +611,7 @@ impl<T: Real> RendezvousCore<T> {
                         iteration: key.0,
                         kind: key.1,
                         contributors: vectors.len(),
-                        values: mean.clone(),
+                        values: Arc::clone(&mean),
                     });
                 }
             }
@@ -729,7 +731,7 @@ mod tests {
                     values,
                     contributors,
                     ..
-                } => Some((*worker, values.clone(), *contributors)),
+                } => Some((*worker, values.to_vec(), *contributors)),
                 _ => None,
             })
             .collect();
@@ -737,6 +739,15 @@ mod tests {
             reduced,
             vec![(0, vec![2.0, 4.0], 2), (2, vec![2.0, 4.0], 2)]
         );
+        // One mean for every contributor: the shell converts it for the wire once.
+        let means: Vec<&Arc<Vec<f32>>> = out
+            .iter()
+            .filter_map(|a| match a {
+                RendezvousAction::Reduced { values, .. } => Some(values),
+                _ => None,
+            })
+            .collect();
+        assert!(Arc::ptr_eq(means[0], means[1]), "the mean is shared");
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! what it returns, evaluates the combined model of every report off the message path, writes
 //! metrics and checkpoints, and ends the run after the last iteration's report.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
@@ -14,7 +16,8 @@ use crate::compute::EvalOutput;
 use crate::decen::{RendezvousAction, RendezvousCore, RoundReport};
 use crate::node::eval::{EvalActor, Evaluate};
 use crate::node::round_deadline::RoundDeadline;
-use crate::proto::Message;
+use crate::node::serve::Queued;
+use crate::proto::{Message, WireDtype, WireTensor};
 use crate::run::event::{ClusterDiverged, ClusterEnd, Diverged, End, Eval, RendezvousEval};
 use crate::run::{
     MetricsWriter, ModelFacts, PerWorker, PolicyAction, PolicyConfig, Progress, RendezvousDetails,
@@ -42,6 +45,8 @@ pub struct RendezvousSetup {
     pub policy: PolicyConfig,
     /// `net.round_timeout_s`.
     pub round_timeout: std::time::Duration,
+    /// `net.wire_dtype`: what averages are sent in.
+    pub wire_dtype: WireDtype,
 }
 
 /// The actor (see the module docs).
@@ -126,8 +131,10 @@ impl RendezvousActor {
         actions: Vec<RendezvousAction<f32>>,
         ctx: &mut Context<Self>,
     ) {
+        // The average of one reduction goes to each contributor: converted for the wire once.
+        let mut encoded: Option<(Arc<Vec<f32>>, WireTensor)> = None;
         for action in actions {
-            let (worker, message) = match action {
+            let (worker, message): (usize, Queued) = match action {
                 RendezvousAction::Report(report) => {
                     self.evaluate(report, ctx);
                     continue;
@@ -145,11 +152,15 @@ impl RendezvousActor {
                         peers,
                         shared,
                         params,
-                    },
+                    }
+                    .into(),
                 ),
-                RendezvousAction::Members { worker, peers } => (worker, Message::Members { peers }),
+                RendezvousAction::Members { worker, peers } => {
+                    (worker, Message::Members { peers }.into())
+                }
                 RendezvousAction::RequestState { worker, joiner } => {
-                    self.ask_for_state(worker, joiner, ctx)
+                    let (worker, message) = self.ask_for_state(worker, joiner, ctx);
+                    (worker, message.into())
                 }
                 RendezvousAction::Reduced {
                     worker,
@@ -157,15 +168,23 @@ impl RendezvousActor {
                     kind,
                     contributors,
                     values,
-                } => (
-                    worker,
-                    Message::Reduced {
+                } => {
+                    let tensor = match &encoded {
+                        Some((mean, tensor)) if Arc::ptr_eq(mean, &values) => tensor.clone(),
+                        _ => {
+                            let tensor = self.setup.wire_dtype.wire_tensor(Cow::Borrowed(&values));
+                            encoded = Some((values, tensor.clone()));
+                            tensor
+                        }
+                    };
+                    let header = Message::Reduced {
                         iteration,
                         kind,
                         contributors: contributors as u32,
-                        values,
-                    },
-                ),
+                        values: Vec::new(),
+                    };
+                    (worker, Queued::Encoded(header, tensor))
+                }
             };
             if let Some(link) = &self.links[worker] {
                 let _ = link.tx.send(message);
@@ -269,9 +288,12 @@ impl RendezvousActor {
         }
         self.record_checkpoints();
         for link in self.links.iter().flatten() {
-            let _ = link.tx.send(Message::Stop {
-                reason: "the run is complete".into(),
-            });
+            let _ = link.tx.send(
+                Message::Stop {
+                    reason: "the run is complete".into(),
+                }
+                .into(),
+            );
         }
         let wall_s = self.t_s();
         let eval = self.last_eval;

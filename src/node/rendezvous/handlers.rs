@@ -7,6 +7,7 @@ use tokio::sync::mpsc;
 use super::actor::RendezvousActor;
 use super::net::Link;
 use crate::decen::RendezvousError;
+use crate::node::serve::Queued;
 use crate::node::shutdown::Shutdown;
 use crate::proto::Message;
 use crate::run::event::{self, RendezvousJoin, WorkerOnly};
@@ -22,7 +23,7 @@ pub struct Join {
     /// Connection id.
     pub connection: u64,
     /// Its outgoing queue.
-    pub tx: mpsc::UnboundedSender<Message>,
+    pub tx: mpsc::UnboundedSender<Queued>,
 }
 
 impl ActixMessage for Join {

@@ -13,7 +13,7 @@ use super::handlers::{FromWorker, Join, Left};
 use crate::net::send;
 use crate::node::hello::{accept_hello, refuse, Joined, PeerRequirements};
 use crate::node::serve::{
-    accept_each, connection_limit, next_connection, read_until_gone, spawn_writer, Flow,
+    accept_each, connection_limit, next_connection, read_until_gone, spawn_writer, Flow, Queued,
 };
 use crate::proto::{frame_limit, Message, RefusalCode};
 
@@ -128,5 +128,5 @@ pub(super) struct Link {
     /// The worker's incarnation.
     pub(super) incarnation: u64,
     /// Its outgoing queue.
-    pub(super) tx: mpsc::UnboundedSender<Message>,
+    pub(super) tx: mpsc::UnboundedSender<Queued>,
 }

@@ -76,6 +76,7 @@ pub(super) fn start_rendezvous_node(
         resumed_wall_s: wall_s,
         policy: config.server_policy(k),
         round_timeout: Duration::from_secs_f64(config.net.round_timeout_s),
+        wire_dtype: config.net.wire_dtype,
     };
     let (tx, done) = oneshot::channel();
     let core = RendezvousCore::new(k, params, iteration)
