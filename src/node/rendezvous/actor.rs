@@ -2,9 +2,7 @@
 //! what it returns, evaluates the combined model of every report off the message path, writes
 //! metrics and checkpoints, and ends the run after the last iteration's report.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
@@ -13,11 +11,10 @@ use tokio::sync::oneshot;
 use super::checkpoint::DecenCheckpoints;
 use super::net::Link;
 use crate::compute::EvalOutput;
-use crate::decen::{RendezvousAction, RendezvousCore, RoundReport};
+use crate::decen::{RendezvousCore, RoundReport};
 use crate::node::eval::{EvalActor, Evaluate};
 use crate::node::round_deadline::RoundDeadline;
-use crate::node::serve::Queued;
-use crate::proto::{Message, WireDtype, WireTensor};
+use crate::proto::{Message, WireDtype};
 use crate::run::event::{ClusterDiverged, ClusterEnd, Diverged, End, Eval, RendezvousEval};
 use crate::run::{
     MetricsWriter, ModelFacts, PerWorker, PolicyAction, PolicyConfig, Progress, RendezvousDetails,
@@ -125,75 +122,8 @@ impl RendezvousActor {
         }
     }
 
-    /// Turns the core's actions into messages for the workers and evaluations of reports.
-    pub(super) fn carry_out(
-        &mut self,
-        actions: Vec<RendezvousAction<f32>>,
-        ctx: &mut Context<Self>,
-    ) {
-        // The average of one reduction goes to each contributor: converted for the wire once.
-        let mut encoded: Option<(Arc<Vec<f32>>, WireTensor)> = None;
-        for action in actions {
-            let (worker, message): (usize, Queued) = match action {
-                RendezvousAction::Report(report) => {
-                    self.evaluate(report, ctx);
-                    continue;
-                }
-                RendezvousAction::Start {
-                    worker,
-                    iteration,
-                    peers,
-                    params,
-                    shared,
-                } => (
-                    worker,
-                    Message::Start {
-                        iteration,
-                        peers,
-                        shared,
-                        params,
-                    }
-                    .into(),
-                ),
-                RendezvousAction::Members { worker, peers } => {
-                    (worker, Message::Members { peers }.into())
-                }
-                RendezvousAction::RequestState { worker, joiner } => {
-                    let (worker, message) = self.ask_for_state(worker, joiner, ctx);
-                    (worker, message.into())
-                }
-                RendezvousAction::Reduced {
-                    worker,
-                    iteration,
-                    kind,
-                    contributors,
-                    values,
-                } => {
-                    let tensor = match &encoded {
-                        Some((mean, tensor)) if Arc::ptr_eq(mean, &values) => tensor.clone(),
-                        _ => {
-                            let tensor = self.setup.wire_dtype.wire_tensor(Cow::Borrowed(&values));
-                            encoded = Some((values, tensor.clone()));
-                            tensor
-                        }
-                    };
-                    let header = Message::Reduced {
-                        iteration,
-                        kind,
-                        contributors: contributors as u32,
-                        values: Vec::new(),
-                    };
-                    (worker, Queued::Encoded(header, tensor))
-                }
-            };
-            if let Some(link) = &self.links[worker] {
-                let _ = link.tx.send(message);
-            }
-        }
-    }
-
     /// Evaluates a combined model (queued behind earlier ones, in order), then records it.
-    fn evaluate(&mut self, report: RoundReport<f32>, ctx: &mut Context<Self>) {
+    pub(super) fn evaluate(&mut self, report: RoundReport<f32>, ctx: &mut Context<Self>) {
         let request = Evaluate {
             updates: report.iteration,
             params: report.params.clone(),

@@ -5,6 +5,7 @@ mod actor;
 mod checkpoint;
 mod handlers;
 mod net;
+mod outgoing;
 mod rejoin;
 mod round;
 
