@@ -139,11 +139,14 @@ fn measure(dtype: WireDtype) -> anyhow::Result<f64> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The heap of the `lagom` binary: on transparent huge pages (its main restarts itself so).
+    lagom::compute::restart_with_huge_page_heap();
     let dtype = std::env::args()
         .skip(1)
         .find_map(|a| WireDtype::ALL.into_iter().find(|d| d.as_str() == a))
         .unwrap_or(WireDtype::F32);
     println!("{}", lagom::kernels::describe_cpu());
+    println!("heap: {}", lagom::compute::describe_heap_pages());
     lagom::compute::set_cpu_threads(1);
     // The heap settings of the `lagom` binary (its main sets them for every role).
     lagom::compute::keep_freed_tensor_buffers();

@@ -329,10 +329,13 @@ fn print_wire(algorithm: AlgorithmName, dtype: WireDtype) -> anyhow::Result<f64>
 }
 
 fn main() -> anyhow::Result<()> {
+    // The heap of the `lagom` binary: on transparent huge pages (its main restarts itself so).
+    lagom::compute::restart_with_huge_page_heap();
     // `cargo bench` passes `--bench`; `--quic DTYPE` measures only the transport with tensors in
     // DTYPE (f32, bf16, f16), as benches/wire_vs_torch.sh runs it.
     let args: Vec<String> = std::env::args().collect();
     println!("{}", lagom::kernels::describe_cpu());
+    println!("heap: {}", lagom::compute::describe_heap_pages());
     lagom::compute::set_cpu_threads(1);
     // The heap settings of the `lagom` binary (its main sets them for every role).
     lagom::compute::keep_freed_tensor_buffers();

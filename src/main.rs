@@ -203,6 +203,8 @@ struct Refused {
 }
 
 fn main() -> ExitCode {
+    // Before anything else (no thread has started): the heap on transparent huge pages.
+    lagom::compute::restart_with_huge_page_heap();
     let cli = Cli::parse();
     if let Err(e) = init_logging(cli.log_format, cli.log_level.as_deref()) {
         eprintln!("lagom: {e}");
@@ -210,6 +212,7 @@ fn main() -> ExitCode {
     }
     // Every role allocates and frees megabyte tensors at a high rate (a training step ~5 000).
     lagom::compute::keep_freed_tensor_buffers();
+    tracing::debug!("heap: {}", lagom::compute::describe_heap_pages());
     let format = cli.log_format;
     if let Err(e) = lagom::kernels::simd_path_from_env() {
         complain(format, &e);

@@ -211,3 +211,45 @@ fn completions_and_the_manual_page_cover_every_command_and_flag() {
         "{page}"
     );
 }
+
+#[test]
+fn the_binary_restarts_itself_onto_a_huge_page_heap_unless_told_not_to() {
+    let mode =
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    let glibc_linux = cfg!(all(target_os = "linux", target_env = "gnu"));
+    // `lagom config` with debug logs, the heap variables as given (none inherited from here).
+    let run = |env: &[(&str, &str)]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lagom"))
+            .args(["config", "--log-level", "debug"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("GLIBC_TUNABLES")
+            .env_remove("LAGOM_HUGE_PAGES")
+            .envs(env.iter().copied())
+            .output()
+            .expect("lagom runs");
+        assert!(out.status.success(), "{}", stderr(&out));
+        stderr(&out)
+    };
+    let log = run(&[]);
+    if glibc_linux && mode.contains("[madvise]") {
+        // Huge pages only on request here: the process asked for them, by restarting itself.
+        assert!(
+            log.contains("heap: transparent huge pages, asked for (GLIBC_TUNABLES)"),
+            "{log}"
+        );
+    } else {
+        assert!(!log.contains("asked for (GLIBC_TUNABLES)"), "{log}");
+    }
+    // LAGOM_HUGE_PAGES=0 keeps ordinary pages (and is not read as a configuration key).
+    let log = run(&[("LAGOM_HUGE_PAGES", "0")]);
+    assert!(!log.contains("asked for (GLIBC_TUNABLES)"), "{log}");
+    if mode.contains("[madvise]") {
+        assert!(
+            log.contains("heap: ordinary pages (LAGOM_HUGE_PAGES=0)"),
+            "{log}"
+        );
+    }
+    // A user's own glibc setting wins: no restart that would override it.
+    let log = run(&[("GLIBC_TUNABLES", "glibc.malloc.hugetlb=0")]);
+    assert!(!log.contains("asked for (GLIBC_TUNABLES)"), "{log}");
+}

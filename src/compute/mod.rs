@@ -17,7 +17,9 @@ pub use config::{set_cpu_threads, ComputeConfig};
 pub use device::{describe, DeviceSpec, CUDA_BUILT};
 pub use engine::{Engine, EvalOutput, StepOutput};
 pub use gradient_compare::{compare_gradients, describe_side, ComputeSide, GradientDistance};
-pub use heap::keep_freed_tensor_buffers;
+pub use heap::{
+    describe_heap_pages, keep_freed_tensor_buffers, restart_with_huge_page_heap, HUGE_PAGES_ENV,
+};
 pub use memory::{resident_memory, ResidentMemory};
 pub use process_age::process_age;
 pub use step_bench::StepBench;

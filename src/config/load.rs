@@ -15,9 +15,10 @@ use crate::algo::AlgorithmName;
 pub const ENV_PREFIX: &str = "LAGOM_";
 
 /// `LAGOM_*` variables that are not configuration keys: the log format and level (see
-/// [`crate::logging`]), which every lagom process reads and passes on to its children, and the
-/// kernels' instruction-set cap ([`crate::kernels::SIMD_ENV`]).
-const NOT_CONFIGURATION: &[&str] = &["log_format", "log_level", "simd"];
+/// [`crate::logging`]), which every lagom process reads and passes on to its children, the
+/// kernels' instruction-set cap ([`crate::kernels::SIMD_ENV`]) and the heap's page size
+/// ([`crate::compute::HUGE_PAGES_ENV`]).
+const NOT_CONFIGURATION: &[&str] = &["log_format", "log_level", "simd", "huge_pages"];
 
 /// Command-line flags that choose the configuration file and override keys.
 #[derive(clap::Args, Debug, Clone, Default, PartialEq)]
@@ -430,11 +431,12 @@ mod tests {
     }
 
     #[test]
-    fn the_log_and_simd_variables_are_the_ones_kept_out_of_the_configuration() {
+    fn the_log_simd_and_heap_variables_are_the_ones_kept_out_of_the_configuration() {
         for var in [
             crate::logging::LOG_FORMAT_ENV,
             crate::logging::LOG_LEVEL_ENV,
             crate::kernels::SIMD_ENV,
+            crate::compute::HUGE_PAGES_ENV,
         ] {
             let key = var
                 .strip_prefix(ENV_PREFIX)
@@ -446,6 +448,7 @@ mod tests {
             jail.set_env(crate::logging::LOG_FORMAT_ENV, "json");
             jail.set_env(crate::logging::LOG_LEVEL_ENV, "debug");
             jail.set_env(crate::kernels::SIMD_ENV, "baseline");
+            jail.set_env(crate::compute::HUGE_PAGES_ENV, "0");
             load(&CliOverrides::default()).expect("not read as configuration keys");
             Ok(())
         });
