@@ -4,8 +4,6 @@
 //! resident memory unchanged), and a heap on transparent huge pages, so the passes over those
 //! tensors (TLS, copies, conversions, the update) do not miss the TLB every 4 KiB.
 
-use std::ffi::OsString;
-
 /// Largest block the allocator should keep serving from its heap instead of fresh `mmap`s, and
 /// the free space it may keep at the top of its heap instead of giving it back to the kernel.
 const KEEP_BYTES: i32 = 256 << 20;
@@ -69,8 +67,6 @@ pub fn thp_on_request_only(mode: &str) -> bool {
 pub fn restart_with_huge_page_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        use std::os::unix::process::CommandExt;
-
         if std::env::var_os(HUGE_PAGES_ENV).is_some_and(|v| v == "0") {
             return;
         }
@@ -85,14 +81,43 @@ pub fn restart_with_huge_page_heap() {
         let Ok(exe) = std::env::current_exe() else {
             return;
         };
-        let mut args = std::env::args_os();
-        let arg0 = args.next().unwrap_or_else(|| OsString::from("lagom"));
-        // `exec` only returns on failure; the process then carries on as it is.
-        let _ = std::process::Command::new(exe)
-            .arg0(arg0)
-            .args(args)
-            .env("GLIBC_TUNABLES", tunables)
-            .exec();
+        // Only returns on failure; the process then carries on as it is.
+        exec_same_process(&exe, &tunables);
+    }
+}
+
+/// Replaces this process with `exe` run on this process's arguments and environment, with
+/// `GLIBC_TUNABLES` set to `tunables`; returns only if that fails. `execve` itself, not
+/// `std::process::Command::exec`: that one (like `execvp`) hands a file the kernel cannot run
+/// (`ENOEXEC`: an aarch64 binary under qemu-user, without binfmt_misc) to `/bin/sh` as a script,
+/// which would end the process instead of letting it carry on.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn exec_same_process(exe: &std::path::Path, tunables: &str) {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+
+    let c = |bytes: &[u8]| CString::new(bytes).ok();
+    let Some(path) = c(exe.as_os_str().as_bytes()) else {
+        return;
+    };
+    let args: Option<Vec<CString>> = std::env::args_os().map(|a| c(a.as_bytes())).collect();
+    let mut env: Vec<Vec<u8>> = std::env::vars_os()
+        .filter(|(k, _)| k != "GLIBC_TUNABLES")
+        .map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes()].concat())
+        .collect();
+    env.push(format!("GLIBC_TUNABLES={tunables}").into_bytes());
+    let env: Option<Vec<CString>> = env.iter().map(|e| c(e)).collect();
+    let (Some(args), Some(env)) = (args, env) else {
+        return;
+    };
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // SAFETY: every pointer is to a NUL-terminated string owned by `path`, `args` or `env`, which
+    // outlive the call, and both arrays end with a null pointer, as execve requires.
+    unsafe {
+        libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
     }
 }
 
