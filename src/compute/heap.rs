@@ -52,6 +52,11 @@ pub fn tunables_with_huge_pages(current: Option<&str>) -> Option<String> {
     }
 }
 
+/// Whether `LAGOM_HUGE_PAGES=0` asks for ordinary pages.
+fn opted_out() -> bool {
+    std::env::var_os(HUGE_PAGES_ENV).is_some_and(|v| v == "0")
+}
+
 /// Whether the contents of [`THP_MODE_FILE`] say huge pages are given only on request.
 pub fn thp_on_request_only(mode: &str) -> bool {
     mode.contains("[madvise]")
@@ -67,7 +72,7 @@ pub fn thp_on_request_only(mode: &str) -> bool {
 pub fn restart_with_huge_page_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        if std::env::var_os(HUGE_PAGES_ENV).is_some_and(|v| v == "0") {
+        if opted_out() {
             return;
         }
         let current = std::env::var_os("GLIBC_TUNABLES");
@@ -129,7 +134,7 @@ pub fn describe_heap_pages() -> String {
     if tunables.contains(&format!("{HUGE_PAGE_TUNABLE}=1")) {
         return "transparent huge pages, asked for (GLIBC_TUNABLES)".into();
     }
-    if std::env::var_os(HUGE_PAGES_ENV).is_some_and(|v| v == "0") {
+    if opted_out() {
         return format!("ordinary pages ({HUGE_PAGES_ENV}=0)");
     }
     match std::fs::read_to_string(THP_MODE_FILE) {

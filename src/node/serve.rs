@@ -150,9 +150,9 @@ impl From<Message> for Queued {
 /// Sends what the actor queues for `worker` on its connection (tensors in `dtype`), in order, on
 /// a task of its own, until a send fails or a `Stop` has gone out; when the actor drops the queue
 /// (a newer connection of the slot replaced this one) the connection is closed.
-pub fn spawn_writer<M: Into<Queued> + 'static>(
+pub fn spawn_writer(
     conn: Connection,
-    mut rx: mpsc::UnboundedReceiver<M>,
+    mut rx: mpsc::UnboundedReceiver<Queued>,
     worker: usize,
     dtype: WireDtype,
 ) {
@@ -162,7 +162,7 @@ pub fn spawn_writer<M: Into<Queued> + 'static>(
                 conn.close(5u32.into(), b"superseded");
                 return;
             };
-            let (stop, sent) = match next.into() {
+            let (stop, sent) = match next {
                 Queued::Message(msg) => (
                     matches!(msg, Message::Stop { .. }),
                     send_as(&conn, msg, dtype).await,
