@@ -7,6 +7,7 @@ mod refusal;
 mod revocation;
 mod slot_grant;
 mod tls;
+mod tls_config;
 mod udp_socket;
 
 pub use certs::{
@@ -23,3 +24,4 @@ pub use tls::{
     peer_may_take_slot, server_endpoint, TransportSettings, ALPN, MAX_UDP_PAYLOAD, MAX_UNI_STREAMS,
     MIN_MTU,
 };
+pub use tls_config::PREFERRED_CIPHER_SUITE;

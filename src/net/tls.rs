@@ -11,12 +11,11 @@ use quinn::{
     ClientConfig, Connection, Endpoint, EndpointConfig, IdleTimeout, MtuDiscoveryConfig,
     ServerConfig, TransportConfig, VarInt,
 };
-use rustls::server::WebPkiClientVerifier;
-use rustls::RootCertStore;
 use rustls_pki_types::{CertificateDer, ServerName};
 
 use super::certs::{role_name, NodeIdentity};
 use super::slot_grant::slot_name;
+use super::tls_config::{client_tls, server_tls};
 use super::udp_socket::bind_endpoint_socket;
 use crate::proto::{Role, WireDtype};
 
@@ -142,41 +141,13 @@ fn endpoint(bind: SocketAddr, server: Option<ServerConfig>, mtu: Option<u16>) ->
         .with_context(|| format!("UDP socket {bind}"))
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
-
-fn roots(id: &NodeIdentity) -> Result<Arc<RootCertStore>> {
-    let mut roots = RootCertStore::empty();
-    roots
-        .add(id.ca.clone())
-        .context("the cluster CA certificate is not usable as a root")?;
-    Ok(Arc::new(roots))
-}
-
 /// A server endpoint on `bind` that accepts only clients with a certificate from the cluster CA.
 pub fn server_endpoint(
     bind: SocketAddr,
     id: &NodeIdentity,
     t: &TransportSettings,
 ) -> Result<Endpoint> {
-    let p = provider();
-    let mut verifier = WebPkiClientVerifier::builder_with_provider(roots(id)?, p.clone());
-    if !id.crls.is_empty() {
-        verifier = verifier
-            .with_crls(id.crls.iter().cloned())
-            .only_check_end_entity_revocation()
-            .allow_unknown_revocation_status();
-    }
-    let verifier = verifier
-        .build()
-        .context("cannot build the client-certificate verifier")?;
-    let mut tls = rustls::ServerConfig::builder_with_provider(p)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(vec![id.cert.clone()], id.key.clone_key())
-        .context("the node certificate and key do not match")?;
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let tls = server_tls(id)?;
     let mut config = ServerConfig::with_crypto(Arc::new(
         QuicServerConfig::try_from(tls).context("TLS configuration unusable for QUIC")?,
     ));
@@ -186,12 +157,7 @@ pub fn server_endpoint(
 
 /// The client side of mutual TLS: presents `id`, trusts only the cluster CA.
 fn client_config(id: &NodeIdentity, t: &TransportSettings) -> Result<ClientConfig> {
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_root_certificates(roots(id)?)
-        .with_client_auth_cert(vec![id.cert.clone()], id.key.clone_key())
-        .context("the node certificate and key do not match")?;
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let tls = client_tls(id)?;
     let mut config = ClientConfig::new(Arc::new(
         QuicClientConfig::try_from(tls).context("TLS configuration unusable for QUIC")?,
     ));
