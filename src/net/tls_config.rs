@@ -80,39 +80,38 @@ pub(super) fn client_tls(id: &NodeIdentity) -> Result<rustls::ClientConfig> {
 mod tests {
     use std::time::Duration;
 
-    use rustls::{ClientConnection, ServerConnection};
+    use rustls::{ClientConnection, Connection, ServerConnection};
     use rustls_pki_types::ServerName;
 
     use super::*;
     use crate::net::{ClusterCa, SlotGrant, SERVER_NAME};
 
+    /// Hands everything `from` has to send to `to`, which must accept it.
+    fn deliver(from: &mut Connection, to: &mut Connection) {
+        let mut flight = Vec::new();
+        while from.wants_write() {
+            from.write_tls(&mut flight).expect("write");
+        }
+        let mut reader = &flight[..];
+        while !reader.is_empty() {
+            to.read_tls(&mut reader).expect("read");
+            to.process_new_packets()
+                .expect("the peer accepts the flight");
+        }
+    }
+
     /// Runs a TLS handshake in memory between `client` and `server`; the suite they agreed on.
     fn negotiate(client: rustls::ClientConfig, server: rustls::ServerConfig) -> CipherSuite {
         let name = ServerName::try_from(SERVER_NAME).expect("server name");
-        let mut c = ClientConnection::new(Arc::new(client), name).expect("client");
-        let mut s = ServerConnection::new(Arc::new(server)).expect("server");
+        let mut c =
+            Connection::from(ClientConnection::new(Arc::new(client), name).expect("client"));
+        let mut s = Connection::from(ServerConnection::new(Arc::new(server)).expect("server"));
         for _ in 0..10 {
             if !c.is_handshaking() && !s.is_handshaking() {
                 break;
             }
-            let mut flight = Vec::new();
-            while c.wants_write() {
-                c.write_tls(&mut flight).expect("client writes");
-            }
-            let mut reader = &flight[..];
-            while !reader.is_empty() {
-                s.read_tls(&mut reader).expect("server reads");
-                s.process_new_packets().expect("server accepts the client");
-            }
-            let mut flight = Vec::new();
-            while s.wants_write() {
-                s.write_tls(&mut flight).expect("server writes");
-            }
-            let mut reader = &flight[..];
-            while !reader.is_empty() {
-                c.read_tls(&mut reader).expect("client reads");
-                c.process_new_packets().expect("client accepts the server");
-            }
+            deliver(&mut c, &mut s);
+            deliver(&mut s, &mut c);
         }
         assert!(
             !c.is_handshaking() && !s.is_handshaking(),
