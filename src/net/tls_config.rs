@@ -5,7 +5,8 @@
 //! whole, and AES-256 spends 14 rounds per block where AES-128 spends 10. The suite is the one
 //! every TLS 1.3 implementation must have (RFC 8446 §9.1), and it matches the 128-bit security
 //! level the rest of the handshake already sets (ECDSA P-256 certificates, an X25519 or P-256
-//! key exchange), so AES-256 bought no security there. Measured on the capacity bench
+//! key exchange), so AES-256 bought no security there (against a quantum computer the X25519
+//! exchange falls first, whatever the cipher). Measured on the capacity bench
 //! (`server_capacity --quic bf16`, 10 alternating rounds): server thread −5 % CPU per update,
 //! +4.6 % updates/s. AES-256-GCM and ChaCha20-Poly1305 stay accepted for a peer that offers
 //! only them; the server's preference decides between lagom nodes.
