@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use candle_core::Device;
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use lagom::compute::StepBench;
 use lagom::data::DatasetName;
 use lagom::kernels::CpuKernels;
@@ -26,6 +26,7 @@ fn input(data: DatasetName) -> InputSpec {
 
 fn training_step(c: &mut Criterion) {
     println!("{}", lagom::kernels::describe_cpu());
+    println!("heap: {}", lagom::compute::describe_heap_pages());
     // As every lagom process does at start (main.rs).
     lagom::compute::keep_freed_tensor_buffers();
     let mut group = c.benchmark_group("train_step_b128_cpu");
@@ -54,4 +55,11 @@ fn training_step(c: &mut Criterion) {
 }
 
 criterion_group!(benches, training_step);
-criterion_main!(benches);
+
+/// `criterion_main!`'s body, after the restart onto the heap every lagom process runs on
+/// (huge pages where the kernel grants them on request; `LAGOM_HUGE_PAGES=0` opts out).
+fn main() {
+    lagom::compute::restart_with_huge_page_heap();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
