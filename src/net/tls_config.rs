@@ -68,7 +68,12 @@ pub(super) fn server_tls(id: &NodeIdentity) -> Result<rustls::ServerConfig> {
 
 /// TLS 1.3 for a dialing endpoint: presents `id`, trusts only the cluster CA.
 pub(super) fn client_tls(id: &NodeIdentity) -> Result<rustls::ClientConfig> {
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+    client_tls_on(id, provider())
+}
+
+/// [`client_tls`] offering the cipher suites of `provider`, in its order.
+fn client_tls_on(id: &NodeIdentity, provider: Arc<CryptoProvider>) -> Result<rustls::ClientConfig> {
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots(id)?)
         .with_client_auth_cert(vec![id.cert.clone()], id.key.clone_key())
@@ -130,7 +135,7 @@ mod tests {
         (server, worker)
     }
 
-    /// A client presenting `worker` that offers only `suites`, in that order.
+    /// lagom's client configuration for `worker`, offering only `suites`, in that order.
     fn client_offering(worker: &NodeIdentity, suites: &[CipherSuite]) -> rustls::ClientConfig {
         let mut p = rustls::crypto::aws_lc_rs::default_provider();
         p.cipher_suites = suites
@@ -142,14 +147,7 @@ mod tests {
                     .expect("aws-lc-rs has the suite")
             })
             .collect();
-        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(p))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .expect("TLS 1.3")
-            .with_root_certificates(roots(worker).expect("roots"))
-            .with_client_auth_cert(vec![worker.cert.clone()], worker.key.clone_key())
-            .expect("client");
-        tls.alpn_protocols = vec![ALPN.to_vec()];
-        tls
+        client_tls_on(worker, Arc::new(p)).expect("client")
     }
 
     #[test]
